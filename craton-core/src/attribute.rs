@@ -1,0 +1,619 @@
+//! The attribute model: `CKA_*` numbers, the kind of value each holds, per-class defaults, and
+//! the template rules of PKCS#11 (required, read-only, one-way changes, sensitive values never
+//! readable) as pure functions over typed values.
+//!
+//! Raw C encodings are `craton-pkcs11`'s business; here values are [`AttrValue`]s.
+
+use crate::mechanism::KeyType;
+use std::collections::BTreeMap;
+
+number_space! {
+    /// A `CKA_*` attribute number.
+    AttributeType {
+        /// `CKA_CLASS`
+        CLASS = 0x0000,
+        /// `CKA_TOKEN`
+        TOKEN = 0x0001,
+        /// `CKA_PRIVATE`
+        PRIVATE = 0x0002,
+        /// `CKA_LABEL`
+        LABEL = 0x0003,
+        /// `CKA_UNIQUE_ID`
+        UNIQUE_ID = 0x0004,
+        /// `CKA_APPLICATION`
+        APPLICATION = 0x0010,
+        /// `CKA_VALUE`
+        VALUE = 0x0011,
+        /// `CKA_OBJECT_ID`
+        OBJECT_ID = 0x0012,
+        /// `CKA_CERTIFICATE_TYPE`
+        CERTIFICATE_TYPE = 0x0080,
+        /// `CKA_ISSUER`
+        ISSUER = 0x0081,
+        /// `CKA_SERIAL_NUMBER`
+        SERIAL_NUMBER = 0x0082,
+        /// `CKA_TRUSTED`
+        TRUSTED = 0x0086,
+        /// `CKA_CERTIFICATE_CATEGORY`
+        CERTIFICATE_CATEGORY = 0x0087,
+        /// `CKA_CHECK_VALUE`
+        CHECK_VALUE = 0x0090,
+        /// `CKA_KEY_TYPE`
+        KEY_TYPE = 0x0100,
+        /// `CKA_SUBJECT`
+        SUBJECT = 0x0101,
+        /// `CKA_ID`
+        ID = 0x0102,
+        /// `CKA_SENSITIVE`
+        SENSITIVE = 0x0103,
+        /// `CKA_ENCRYPT`
+        ENCRYPT = 0x0104,
+        /// `CKA_DECRYPT`
+        DECRYPT = 0x0105,
+        /// `CKA_WRAP`
+        WRAP = 0x0106,
+        /// `CKA_UNWRAP`
+        UNWRAP = 0x0107,
+        /// `CKA_SIGN`
+        SIGN = 0x0108,
+        /// `CKA_SIGN_RECOVER`
+        SIGN_RECOVER = 0x0109,
+        /// `CKA_VERIFY`
+        VERIFY = 0x010A,
+        /// `CKA_VERIFY_RECOVER`
+        VERIFY_RECOVER = 0x010B,
+        /// `CKA_DERIVE`
+        DERIVE = 0x010C,
+        /// `CKA_START_DATE`
+        START_DATE = 0x0110,
+        /// `CKA_END_DATE`
+        END_DATE = 0x0111,
+        /// `CKA_MODULUS`
+        MODULUS = 0x0120,
+        /// `CKA_MODULUS_BITS`
+        MODULUS_BITS = 0x0121,
+        /// `CKA_PUBLIC_EXPONENT`
+        PUBLIC_EXPONENT = 0x0122,
+        /// `CKA_PRIVATE_EXPONENT`
+        PRIVATE_EXPONENT = 0x0123,
+        /// `CKA_PRIME_1`
+        PRIME_1 = 0x0124,
+        /// `CKA_PRIME_2`
+        PRIME_2 = 0x0125,
+        /// `CKA_EXPONENT_1`
+        EXPONENT_1 = 0x0126,
+        /// `CKA_EXPONENT_2`
+        EXPONENT_2 = 0x0127,
+        /// `CKA_COEFFICIENT`
+        COEFFICIENT = 0x0128,
+        /// `CKA_PUBLIC_KEY_INFO`
+        PUBLIC_KEY_INFO = 0x0129,
+        /// `CKA_VALUE_LEN`
+        VALUE_LEN = 0x0161,
+        /// `CKA_EXTRACTABLE`
+        EXTRACTABLE = 0x0162,
+        /// `CKA_LOCAL`
+        LOCAL = 0x0163,
+        /// `CKA_NEVER_EXTRACTABLE`
+        NEVER_EXTRACTABLE = 0x0164,
+        /// `CKA_ALWAYS_SENSITIVE`
+        ALWAYS_SENSITIVE = 0x0165,
+        /// `CKA_KEY_GEN_MECHANISM`
+        KEY_GEN_MECHANISM = 0x0166,
+        /// `CKA_MODIFIABLE`
+        MODIFIABLE = 0x0170,
+        /// `CKA_COPYABLE`
+        COPYABLE = 0x0171,
+        /// `CKA_DESTROYABLE`
+        DESTROYABLE = 0x0172,
+        /// `CKA_EC_PARAMS`
+        EC_PARAMS = 0x0180,
+        /// `CKA_EC_POINT`
+        EC_POINT = 0x0181,
+        /// `CKA_ALWAYS_AUTHENTICATE`
+        ALWAYS_AUTHENTICATE = 0x0202,
+        /// `CKA_WRAP_WITH_TRUSTED`
+        WRAP_WITH_TRUSTED = 0x0210,
+        /// `CKA_PARAMETER_SET`
+        PARAMETER_SET = 0x061D,
+        /// `CKA_ENCAPSULATE`
+        ENCAPSULATE = 0x0633,
+        /// `CKA_DECAPSULATE`
+        DECAPSULATE = 0x0634,
+        /// `CKA_SEED`
+        SEED = 0x0637,
+    }
+}
+
+number_space! {
+    /// A `CKO_*` object class.
+    ObjectClass {
+        /// `CKO_DATA`
+        DATA = 0,
+        /// `CKO_CERTIFICATE`
+        CERTIFICATE = 1,
+        /// `CKO_PUBLIC_KEY`
+        PUBLIC_KEY = 2,
+        /// `CKO_PRIVATE_KEY`
+        PRIVATE_KEY = 3,
+        /// `CKO_SECRET_KEY`
+        SECRET_KEY = 4,
+    }
+}
+
+/// The kind of value an attribute holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrKind {
+    /// `CK_BBOOL`.
+    Bool,
+    /// `CK_ULONG` (classes, key types, lengths, mechanism numbers).
+    Ulong,
+    /// A byte string (values, labels, big integers, DER).
+    Bytes,
+    /// `CK_DATE` (8 ASCII digits YYYYMMDD, or empty).
+    Date,
+}
+
+impl AttributeType {
+    /// The kind of value this attribute holds, or `None` for attributes we do not know.
+    pub fn kind(self) -> Option<AttrKind> {
+        use AttributeType as A;
+        Some(match self {
+            A::TOKEN
+            | A::PRIVATE
+            | A::TRUSTED
+            | A::SENSITIVE
+            | A::ENCRYPT
+            | A::DECRYPT
+            | A::WRAP
+            | A::UNWRAP
+            | A::SIGN
+            | A::SIGN_RECOVER
+            | A::VERIFY
+            | A::VERIFY_RECOVER
+            | A::DERIVE
+            | A::EXTRACTABLE
+            | A::LOCAL
+            | A::NEVER_EXTRACTABLE
+            | A::ALWAYS_SENSITIVE
+            | A::MODIFIABLE
+            | A::COPYABLE
+            | A::DESTROYABLE
+            | A::ALWAYS_AUTHENTICATE
+            | A::WRAP_WITH_TRUSTED
+            | A::ENCAPSULATE
+            | A::DECAPSULATE => AttrKind::Bool,
+            A::CLASS
+            | A::CERTIFICATE_TYPE
+            | A::CERTIFICATE_CATEGORY
+            | A::KEY_TYPE
+            | A::MODULUS_BITS
+            | A::VALUE_LEN
+            | A::KEY_GEN_MECHANISM
+            | A::PARAMETER_SET => AttrKind::Ulong,
+            A::START_DATE | A::END_DATE => AttrKind::Date,
+            A::LABEL
+            | A::UNIQUE_ID
+            | A::APPLICATION
+            | A::VALUE
+            | A::OBJECT_ID
+            | A::ISSUER
+            | A::SERIAL_NUMBER
+            | A::CHECK_VALUE
+            | A::SUBJECT
+            | A::ID
+            | A::MODULUS
+            | A::PUBLIC_EXPONENT
+            | A::PRIVATE_EXPONENT
+            | A::PRIME_1
+            | A::PRIME_2
+            | A::EXPONENT_1
+            | A::EXPONENT_2
+            | A::COEFFICIENT
+            | A::PUBLIC_KEY_INFO
+            | A::EC_PARAMS
+            | A::EC_POINT
+            | A::SEED => AttrKind::Bytes,
+            _ => return None,
+        })
+    }
+
+    /// Whether the value is secret key material (never readable from a sensitive or
+    /// unextractable key, never logged).
+    pub fn is_secret_component(self) -> bool {
+        use AttributeType as A;
+        matches!(
+            self,
+            A::PRIVATE_EXPONENT
+                | A::PRIME_1
+                | A::PRIME_2
+                | A::EXPONENT_1
+                | A::EXPONENT_2
+                | A::COEFFICIENT
+                | A::SEED
+        )
+    }
+}
+
+/// A typed attribute value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AttrValue {
+    /// `CK_BBOOL`.
+    Bool(bool),
+    /// `CK_ULONG`.
+    Ulong(u64),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// A date (YYYYMMDD) or the empty date.
+    Date(Option<[u8; 8]>),
+}
+
+impl std::fmt::Debug for AttrValue {
+    // Byte values may be key material; only their length is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::Bool(b) => write!(f, "Bool({b})"),
+            AttrValue::Ulong(v) => write!(f, "Ulong({v})"),
+            AttrValue::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            AttrValue::Date(Some(d)) => write!(f, "Date({})", String::from_utf8_lossy(d)),
+            AttrValue::Date(None) => f.write_str("Date(empty)"),
+        }
+    }
+}
+
+impl Drop for AttrValue {
+    fn drop(&mut self) {
+        if let AttrValue::Bytes(b) = self {
+            zeroize::Zeroize::zeroize(b);
+        }
+    }
+}
+
+/// Template-rule violations, each naming the attribute at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// Unknown attribute, or one that does not belong to the object's class.
+    #[error("attribute {0:?} is not valid here")]
+    TypeInvalid(AttributeType),
+    /// The value has the wrong kind or an impossible value.
+    #[error("attribute {0:?} has an invalid value")]
+    ValueInvalid(AttributeType),
+    /// The caller may not set or change this attribute.
+    #[error("attribute {0:?} is read-only")]
+    ReadOnly(AttributeType),
+    /// The value is sensitive and cannot be revealed.
+    #[error("attribute {0:?} is sensitive")]
+    Sensitive(AttributeType),
+    /// A required attribute is missing.
+    #[error("template is missing {0:?}")]
+    Incomplete(AttributeType),
+    /// The template contradicts itself or the operation.
+    #[error("template is inconsistent at {0:?}")]
+    Inconsistent(AttributeType),
+}
+
+/// An object's attributes.
+pub type Attributes = BTreeMap<AttributeType, AttrValue>;
+
+/// Checks that a date is eight ASCII digits forming a plausible YYYYMMDD.
+pub fn valid_date(d: &[u8; 8]) -> bool {
+    if !d.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let n = |r: std::ops::Range<usize>| d[r].iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
+    let (month, day) = (n(4..6), n(6..8));
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+/// Checks each value's kind (and date format) against the attribute's definition.
+pub fn check_kinds(template: &[(AttributeType, AttrValue)]) -> Result<(), AttributeError> {
+    for (attr, value) in template {
+        let kind = attr.kind().ok_or(AttributeError::TypeInvalid(*attr))?;
+        let ok = match (kind, value) {
+            (AttrKind::Bool, AttrValue::Bool(_))
+            | (AttrKind::Ulong, AttrValue::Ulong(_))
+            | (AttrKind::Bytes, AttrValue::Bytes(_))
+            | (AttrKind::Date, AttrValue::Date(None)) => true,
+            (AttrKind::Date, AttrValue::Date(Some(d))) => valid_date(d),
+            _ => false,
+        };
+        if !ok {
+            return Err(AttributeError::ValueInvalid(*attr));
+        }
+    }
+    Ok(())
+}
+
+/// Attributes only the token sets (`CKA_LOCAL`, the "always/never" history, generation
+/// mechanism, derived sizes). A caller's template may not contain them.
+pub fn token_managed(attr: AttributeType) -> bool {
+    use AttributeType as A;
+    matches!(
+        attr,
+        A::LOCAL | A::ALWAYS_SENSITIVE | A::NEVER_EXTRACTABLE | A::KEY_GEN_MECHANISM | A::UNIQUE_ID
+    )
+}
+
+/// Attributes fixed once the object exists (`C_SetAttributeValue` refuses them).
+pub fn fixed_after_creation(attr: AttributeType) -> bool {
+    use AttributeType as A;
+    token_managed(attr)
+        || matches!(
+            attr,
+            A::CLASS
+                | A::TOKEN
+                | A::PRIVATE
+                | A::KEY_TYPE
+                | A::VALUE
+                | A::VALUE_LEN
+                | A::MODULUS
+                | A::MODULUS_BITS
+                | A::PUBLIC_EXPONENT
+                | A::EC_PARAMS
+                | A::EC_POINT
+                | A::MODIFIABLE
+                | A::COPYABLE
+                | A::PARAMETER_SET
+                | A::SEED
+                | A::ALWAYS_AUTHENTICATE
+                | A::CERTIFICATE_TYPE
+        )
+        || attr.is_secret_component()
+}
+
+/// The defaults PKCS#11 gives an object of `class` for attributes the template leaves out.
+/// Our defaults are the safe ones: keys are private and sensitive unless asked otherwise.
+pub fn defaults(class: ObjectClass) -> Vec<(AttributeType, AttrValue)> {
+    use AttributeType as A;
+    let mut d = vec![
+        (A::TOKEN, AttrValue::Bool(false)),
+        (A::MODIFIABLE, AttrValue::Bool(true)),
+        (A::COPYABLE, AttrValue::Bool(true)),
+        (A::DESTROYABLE, AttrValue::Bool(true)),
+        (A::LABEL, AttrValue::Bytes(Vec::new())),
+    ];
+    match class {
+        ObjectClass::DATA | ObjectClass::CERTIFICATE => {
+            d.push((A::PRIVATE, AttrValue::Bool(false)))
+        }
+        ObjectClass::PUBLIC_KEY => d.extend([
+            (A::PRIVATE, AttrValue::Bool(false)),
+            (A::ID, AttrValue::Bytes(Vec::new())),
+            (A::START_DATE, AttrValue::Date(None)),
+            (A::END_DATE, AttrValue::Date(None)),
+            (A::DERIVE, AttrValue::Bool(false)),
+            (A::LOCAL, AttrValue::Bool(false)),
+            (A::ENCRYPT, AttrValue::Bool(false)),
+            (A::VERIFY, AttrValue::Bool(false)),
+            (A::VERIFY_RECOVER, AttrValue::Bool(false)),
+            (A::WRAP, AttrValue::Bool(false)),
+            (A::ENCAPSULATE, AttrValue::Bool(false)),
+            (A::TRUSTED, AttrValue::Bool(false)),
+        ]),
+        ObjectClass::PRIVATE_KEY | ObjectClass::SECRET_KEY => {
+            d.extend([
+                (A::PRIVATE, AttrValue::Bool(true)),
+                (A::ID, AttrValue::Bytes(Vec::new())),
+                (A::START_DATE, AttrValue::Date(None)),
+                (A::END_DATE, AttrValue::Date(None)),
+                (A::DERIVE, AttrValue::Bool(false)),
+                (A::LOCAL, AttrValue::Bool(false)),
+                (A::SENSITIVE, AttrValue::Bool(true)),
+                (A::EXTRACTABLE, AttrValue::Bool(false)),
+                (A::DECRYPT, AttrValue::Bool(false)),
+                (A::SIGN, AttrValue::Bool(false)),
+                (A::UNWRAP, AttrValue::Bool(false)),
+                (A::WRAP_WITH_TRUSTED, AttrValue::Bool(false)),
+                (A::ALWAYS_AUTHENTICATE, AttrValue::Bool(false)),
+            ]);
+            if class == ObjectClass::PRIVATE_KEY {
+                d.extend([
+                    (A::SIGN_RECOVER, AttrValue::Bool(false)),
+                    (A::DECAPSULATE, AttrValue::Bool(false)),
+                ]);
+            } else {
+                d.extend([
+                    (A::ENCRYPT, AttrValue::Bool(false)),
+                    (A::VERIFY, AttrValue::Bool(false)),
+                    (A::WRAP, AttrValue::Bool(false)),
+                    (A::TRUSTED, AttrValue::Bool(false)),
+                ]);
+            }
+        }
+        _ => {}
+    }
+    d
+}
+
+/// Attributes `C_CreateObject` needs for a key of `class`/`key_type` (imported, not
+/// generated).
+pub fn required_for_import(class: ObjectClass, key_type: KeyType) -> &'static [AttributeType] {
+    use AttributeType as A;
+    match (class, key_type) {
+        (ObjectClass::SECRET_KEY, _) => &[A::VALUE],
+        (ObjectClass::PUBLIC_KEY, KeyType::RSA) => &[A::MODULUS, A::PUBLIC_EXPONENT],
+        (ObjectClass::PRIVATE_KEY, KeyType::RSA) => {
+            &[A::MODULUS, A::PUBLIC_EXPONENT, A::PRIVATE_EXPONENT]
+        }
+        (ObjectClass::PUBLIC_KEY, KeyType::EC | KeyType::EC_EDWARDS | KeyType::EC_MONTGOMERY) => {
+            &[A::EC_PARAMS, A::EC_POINT]
+        }
+        (ObjectClass::PRIVATE_KEY, KeyType::EC | KeyType::EC_EDWARDS | KeyType::EC_MONTGOMERY) => {
+            &[A::EC_PARAMS, A::VALUE]
+        }
+        (ObjectClass::PUBLIC_KEY, KeyType::ML_KEM | KeyType::ML_DSA | KeyType::SLH_DSA) => {
+            &[A::PARAMETER_SET, A::VALUE]
+        }
+        (ObjectClass::PRIVATE_KEY, KeyType::ML_KEM | KeyType::ML_DSA | KeyType::SLH_DSA) => {
+            &[A::PARAMETER_SET]
+        }
+        _ => &[],
+    }
+}
+
+/// Whether the caller may read `attr` of an object with these attributes: secret components
+/// and the `CKA_VALUE` of private and secret keys are refused when the key is sensitive or
+/// not extractable (PKCS#11 §4.4: "sensitive" attributes).
+pub fn check_readable(attrs: &Attributes, attr: AttributeType) -> Result<(), AttributeError> {
+    let class = match attrs.get(&AttributeType::CLASS) {
+        Some(AttrValue::Ulong(c)) => ObjectClass(*c),
+        _ => return Ok(()),
+    };
+    let is_key_secret = matches!(class, ObjectClass::PRIVATE_KEY | ObjectClass::SECRET_KEY)
+        && (attr == AttributeType::VALUE || attr.is_secret_component());
+    if !is_key_secret {
+        return Ok(());
+    }
+    let flag = |a| matches!(attrs.get(&a), Some(AttrValue::Bool(true)));
+    if flag(AttributeType::SENSITIVE) || !flag(AttributeType::EXTRACTABLE) {
+        return Err(AttributeError::Sensitive(attr));
+    }
+    Ok(())
+}
+
+/// Checks one change `C_SetAttributeValue` (or `C_CopyObject`) wants to make, by the
+/// one-way rules: `CKA_SENSITIVE` and `CKA_WRAP_WITH_TRUSTED` may only become true,
+/// `CKA_EXTRACTABLE` may only become false, `CKA_TRUSTED` needs the SO, fixed attributes never
+/// change, and nothing changes on an unmodifiable object.
+pub fn check_change(
+    attrs: &Attributes,
+    attr: AttributeType,
+    new: &AttrValue,
+    is_so: bool,
+) -> Result<(), AttributeError> {
+    check_kinds(&[(attr, new.clone())])?;
+    if matches!(
+        attrs.get(&AttributeType::MODIFIABLE),
+        Some(AttrValue::Bool(false))
+    ) {
+        return Err(AttributeError::ReadOnly(attr));
+    }
+    if fixed_after_creation(attr) {
+        return Err(AttributeError::ReadOnly(attr));
+    }
+    let old = attrs.get(&attr);
+    match (attr, old, new) {
+        (AttributeType::SENSITIVE, Some(AttrValue::Bool(true)), AttrValue::Bool(false))
+        | (AttributeType::WRAP_WITH_TRUSTED, Some(AttrValue::Bool(true)), AttrValue::Bool(false))
+        | (AttributeType::EXTRACTABLE, Some(AttrValue::Bool(false)), AttrValue::Bool(true)) => {
+            Err(AttributeError::ReadOnly(attr))
+        }
+        (AttributeType::TRUSTED, _, AttrValue::Bool(true)) if !is_so => {
+            Err(AttributeError::ReadOnly(attr))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sensitive: bool, extractable: bool) -> Attributes {
+        let mut a = Attributes::new();
+        a.insert(
+            AttributeType::CLASS,
+            AttrValue::Ulong(ObjectClass::SECRET_KEY.0),
+        );
+        a.insert(AttributeType::SENSITIVE, AttrValue::Bool(sensitive));
+        a.insert(AttributeType::EXTRACTABLE, AttrValue::Bool(extractable));
+        a.insert(AttributeType::VALUE, AttrValue::Bytes(vec![1; 16]));
+        a
+    }
+
+    #[test]
+    fn sensitive_values_are_never_readable() {
+        assert_eq!(
+            check_readable(&key(true, true), AttributeType::VALUE),
+            Err(AttributeError::Sensitive(AttributeType::VALUE))
+        );
+        assert!(check_readable(&key(false, false), AttributeType::VALUE).is_err());
+        assert!(check_readable(&key(false, true), AttributeType::VALUE).is_ok());
+        assert!(check_readable(&key(true, false), AttributeType::LABEL).is_ok());
+    }
+
+    #[test]
+    fn one_way_attributes_only_move_one_way() {
+        let k = key(true, false);
+        assert!(
+            check_change(&k, AttributeType::SENSITIVE, &AttrValue::Bool(false), false).is_err()
+        );
+        assert!(
+            check_change(
+                &k,
+                AttributeType::EXTRACTABLE,
+                &AttrValue::Bool(true),
+                false
+            )
+            .is_err()
+        );
+        let open = key(false, true);
+        assert!(
+            check_change(
+                &open,
+                AttributeType::SENSITIVE,
+                &AttrValue::Bool(true),
+                false
+            )
+            .is_ok()
+        );
+        assert!(
+            check_change(
+                &open,
+                AttributeType::EXTRACTABLE,
+                &AttrValue::Bool(false),
+                false
+            )
+            .is_ok()
+        );
+        assert!(
+            check_change(
+                &open,
+                AttributeType::VALUE,
+                &AttrValue::Bytes(vec![0; 16]),
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            check_change(&open, AttributeType::TRUSTED, &AttrValue::Bool(true), false).is_err()
+        );
+        assert!(check_change(&open, AttributeType::TRUSTED, &AttrValue::Bool(true), true).is_ok());
+        assert!(check_change(&open, AttributeType::LABEL, &AttrValue::Bool(true), false).is_err());
+    }
+
+    #[test]
+    fn kinds_and_dates_are_checked() {
+        assert!(
+            check_kinds(&[(
+                AttributeType::START_DATE,
+                AttrValue::Date(Some(*b"20261126"))
+            )])
+            .is_ok()
+        );
+        assert!(
+            check_kinds(&[(
+                AttributeType::START_DATE,
+                AttrValue::Date(Some(*b"20261326"))
+            )])
+            .is_err()
+        );
+        assert!(check_kinds(&[(AttributeType(0x7777_0000), AttrValue::Bool(true))]).is_err());
+        assert!(check_kinds(&[(AttributeType::TOKEN, AttrValue::Ulong(1))]).is_err());
+    }
+
+    #[test]
+    fn keys_default_to_private_sensitive_and_unextractable() {
+        let d: Attributes = defaults(ObjectClass::PRIVATE_KEY).into_iter().collect();
+        assert_eq!(
+            d.get(&AttributeType::SENSITIVE),
+            Some(&AttrValue::Bool(true))
+        );
+        assert_eq!(
+            d.get(&AttributeType::EXTRACTABLE),
+            Some(&AttrValue::Bool(false))
+        );
+        assert_eq!(d.get(&AttributeType::PRIVATE), Some(&AttrValue::Bool(true)));
+    }
+}

@@ -1,0 +1,282 @@
+//! AES in ECB, CBC (with or without PKCS#7 padding), CTR and GCM through `EVP_CIPHER_CTX`.
+//!
+//! aws-lc-rs has no streaming unpadded ECB/CBC, no GCM with IVs other than 96 bits or tags
+//! shorter than 128 bits, and no multi-part GCM; PKCS#11 needs all of them, and needs the
+//! running state to be cloneable. One context type serves every AES mode here.
+
+use super::{LibFailure, c_int_len, check, sys};
+use std::os::raw::c_int;
+use std::ptr::{NonNull, null, null_mut};
+
+/// The AES modes this context drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AesMode {
+    Ecb,
+    Cbc,
+    Ctr,
+    Gcm,
+}
+
+/// Encrypt or decrypt; fixed when the context is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Encrypt.
+    Encrypt,
+    /// Decrypt.
+    Decrypt,
+}
+
+fn evp_cipher(mode: AesMode, key_len: usize) -> Result<*const sys::EVP_CIPHER, LibFailure> {
+    // SAFETY: each EVP_aes_* accessor returns a pointer to a static table and cannot fail.
+    let cipher = unsafe {
+        match (mode, key_len) {
+            (AesMode::Ecb, 16) => sys::EVP_aes_128_ecb(),
+            (AesMode::Ecb, 24) => sys::EVP_aes_192_ecb(),
+            (AesMode::Ecb, 32) => sys::EVP_aes_256_ecb(),
+            (AesMode::Cbc, 16) => sys::EVP_aes_128_cbc(),
+            (AesMode::Cbc, 24) => sys::EVP_aes_192_cbc(),
+            (AesMode::Cbc, 32) => sys::EVP_aes_256_cbc(),
+            (AesMode::Ctr, 16) => sys::EVP_aes_128_ctr(),
+            (AesMode::Ctr, 24) => sys::EVP_aes_192_ctr(),
+            (AesMode::Ctr, 32) => sys::EVP_aes_256_ctr(),
+            (AesMode::Gcm, 16) => sys::EVP_aes_128_gcm(),
+            (AesMode::Gcm, 24) => sys::EVP_aes_192_gcm(),
+            (AesMode::Gcm, 32) => sys::EVP_aes_256_gcm(),
+            _ => return Err(LibFailure),
+        }
+    };
+    Ok(cipher)
+}
+
+/// A running AES computation. Its key schedule lives inside AWS-LC's context and is wiped by
+/// `EVP_CIPHER_CTX_free` (which cleanses the cipher data) when this value drops.
+pub(crate) struct CipherCtx {
+    ctx: NonNull<sys::EVP_CIPHER_CTX>,
+    mode: AesMode,
+    direction: Direction,
+}
+
+// SAFETY: exclusively owned; AWS-LC cipher contexts have no thread affinity.
+unsafe impl Send for CipherCtx {}
+// SAFETY: `&CipherCtx` permits no mutation (all mutating methods take `&mut self`).
+unsafe impl Sync for CipherCtx {}
+
+impl CipherCtx {
+    /// Sets up a context. `iv` is ignored for ECB; for GCM it may be any non-zero length.
+    /// `padding` only matters for ECB/CBC (PKCS#7).
+    pub(crate) fn new(
+        mode: AesMode,
+        direction: Direction,
+        key: &[u8],
+        iv: &[u8],
+        padding: bool,
+    ) -> Result<Self, LibFailure> {
+        let cipher = evp_cipher(mode, key.len())?;
+        match mode {
+            AesMode::Ecb => {}
+            AesMode::Cbc | AesMode::Ctr if iv.len() != 16 => return Err(LibFailure),
+            AesMode::Gcm if iv.is_empty() => return Err(LibFailure),
+            _ => {}
+        }
+        // SAFETY: no preconditions; null is handled.
+        let ctx = NonNull::new(unsafe { sys::EVP_CIPHER_CTX_new() }).ok_or(LibFailure)?;
+        let me = CipherCtx {
+            ctx,
+            mode,
+            direction,
+        };
+        let enc: c_int = match direction {
+            Direction::Encrypt => 1,
+            Direction::Decrypt => 0,
+        };
+        if mode == AesMode::Gcm {
+            let iv_len = c_int_len(iv.len())?;
+            // SAFETY: ctx is valid; cipher is a static GCM table; key and IV are set later.
+            check(unsafe {
+                sys::EVP_CipherInit_ex(me.ctx.as_ptr(), cipher, null_mut(), null(), null(), enc)
+            })?;
+            // SAFETY: SET_IVLEN takes its argument by value and no pointer.
+            check(unsafe {
+                sys::EVP_CIPHER_CTX_ctrl(
+                    me.ctx.as_ptr(),
+                    sys::EVP_CTRL_GCM_SET_IVLEN,
+                    iv_len,
+                    null_mut(),
+                )
+            })?;
+            // SAFETY: key length matches the cipher (checked by evp_cipher); iv has the length
+            // just configured.
+            check(unsafe {
+                sys::EVP_CipherInit_ex(
+                    me.ctx.as_ptr(),
+                    null(),
+                    null_mut(),
+                    key.as_ptr(),
+                    iv.as_ptr(),
+                    enc,
+                )
+            })?;
+        } else {
+            let iv_ptr = if mode == AesMode::Ecb {
+                null()
+            } else {
+                iv.as_ptr()
+            };
+            // SAFETY: key length matches the cipher; iv is 16 bytes for CBC/CTR, unused for ECB.
+            check(unsafe {
+                sys::EVP_CipherInit_ex(
+                    me.ctx.as_ptr(),
+                    cipher,
+                    null_mut(),
+                    key.as_ptr(),
+                    iv_ptr,
+                    enc,
+                )
+            })?;
+            let pad = c_int::from(padding && matches!(mode, AesMode::Ecb | AesMode::Cbc));
+            // SAFETY: ctx is initialised; set_padding only stores a flag.
+            check(unsafe { sys::EVP_CIPHER_CTX_set_padding(me.ctx.as_ptr(), pad) })?;
+        }
+        Ok(me)
+    }
+
+    pub(crate) fn mode(&self) -> AesMode {
+        self.mode
+    }
+
+    pub(crate) fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Feeds additional authenticated data (GCM only, before any plaintext or ciphertext).
+    pub(crate) fn aad(&mut self, aad: &[u8]) -> Result<(), LibFailure> {
+        if self.mode != AesMode::Gcm {
+            return Err(LibFailure);
+        }
+        for chunk in aad.chunks(1 << 30) {
+            let mut out_len: c_int = 0;
+            // SAFETY: a null output pointer tells GCM this is AAD; chunk fits in c_int.
+            check(unsafe {
+                sys::EVP_CipherUpdate(
+                    self.ctx.as_ptr(),
+                    null_mut(),
+                    &mut out_len,
+                    chunk.as_ptr(),
+                    chunk.len() as c_int,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Processes `input`, appending whatever output is ready to `out`.
+    pub(crate) fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), LibFailure> {
+        for chunk in input.chunks(1 << 30) {
+            let start = out.len();
+            // At most one block is held back, so len + 16 always suffices.
+            out.resize(start + chunk.len() + 16, 0);
+            let mut out_len: c_int = 0;
+            // SAFETY: out has chunk.len() + 16 writable bytes from `start`, which is the most
+            // EVP_CipherUpdate can write for AES; chunk fits in c_int.
+            let rc = unsafe {
+                sys::EVP_CipherUpdate(
+                    self.ctx.as_ptr(),
+                    out.as_mut_ptr().add(start),
+                    &mut out_len,
+                    chunk.as_ptr(),
+                    chunk.len() as c_int,
+                )
+            };
+            if rc != 1 {
+                out.truncate(start);
+                return Err(LibFailure::take());
+            }
+            out.truncate(start + out_len as usize);
+        }
+        Ok(())
+    }
+
+    /// Finishes the operation, appending the last block (padding) to `out`. For GCM decryption
+    /// the expected tag must have been set first; a mismatch is an error.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), LibFailure> {
+        let start = out.len();
+        out.resize(start + 16, 0);
+        let mut out_len: c_int = 0;
+        // SAFETY: 16 writable bytes at `start` are the most a final AES block needs.
+        let rc = unsafe {
+            sys::EVP_CipherFinal_ex(self.ctx.as_ptr(), out.as_mut_ptr().add(start), &mut out_len)
+        };
+        if rc != 1 {
+            out.truncate(start);
+            return Err(LibFailure::take());
+        }
+        out.truncate(start + out_len as usize);
+        Ok(())
+    }
+
+    /// The GCM tag after `finish` of an encryption, truncated to `len` bytes (1..=16).
+    pub(crate) fn gcm_tag(&mut self, len: usize) -> Result<Vec<u8>, LibFailure> {
+        if self.mode != AesMode::Gcm || !(1..=16).contains(&len) {
+            return Err(LibFailure);
+        }
+        let mut tag = vec![0u8; len];
+        // SAFETY: tag has `len` (≤ 16) writable bytes, as GET_TAG requires.
+        check(unsafe {
+            sys::EVP_CIPHER_CTX_ctrl(
+                self.ctx.as_ptr(),
+                sys::EVP_CTRL_GCM_GET_TAG,
+                len as c_int,
+                tag.as_mut_ptr().cast(),
+            )
+        })?;
+        Ok(tag)
+    }
+
+    /// Sets the tag a GCM decryption must match (before `finish`).
+    pub(crate) fn gcm_set_expected_tag(&mut self, tag: &[u8]) -> Result<(), LibFailure> {
+        if self.mode != AesMode::Gcm || !(1..=16).contains(&tag.len()) {
+            return Err(LibFailure);
+        }
+        let mut copy = [0u8; 16];
+        copy[..tag.len()].copy_from_slice(tag);
+        // SAFETY: SET_TAG reads exactly `tag.len()` (≤ 16) bytes from the pointer.
+        check(unsafe {
+            sys::EVP_CIPHER_CTX_ctrl(
+                self.ctx.as_ptr(),
+                sys::EVP_CTRL_GCM_SET_TAG,
+                tag.len() as c_int,
+                copy.as_mut_ptr().cast(),
+            )
+        })
+    }
+
+    /// A deep copy of the running state (PKCS#11 operation-state saving, speculative work).
+    pub(crate) fn try_clone(&self) -> Result<Self, LibFailure> {
+        // SAFETY: no preconditions; null is handled.
+        let ctx = NonNull::new(unsafe { sys::EVP_CIPHER_CTX_new() }).ok_or(LibFailure)?;
+        let copy = CipherCtx {
+            ctx,
+            mode: self.mode,
+            direction: self.direction,
+        };
+        // SAFETY: both contexts are valid and the source is initialised.
+        check(unsafe { sys::EVP_CIPHER_CTX_copy(copy.ctx.as_ptr(), self.ctx.as_ptr()) })?;
+        Ok(copy)
+    }
+}
+
+impl Drop for CipherCtx {
+    fn drop(&mut self) {
+        // SAFETY: ctx came from EVP_CIPHER_CTX_new and is freed once; free cleanses key data.
+        unsafe { sys::EVP_CIPHER_CTX_free(self.ctx.as_ptr()) };
+    }
+}
+
+impl std::fmt::Debug for CipherCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CipherCtx")
+            .field("mode", &self.mode)
+            .field("direction", &self.direction)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,66 @@
+//! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+//!
+//! `.ci/run` calls exactly this, so a green local run means a green CI run. Test and clippy
+//! builds share one profile (`dev`, with optimised dependencies), so each crate is compiled
+//! once for tests.
+
+use crate::util::{cargo, run as exec};
+
+pub fn run(extra_test_args: &[String]) -> Result<(), String> {
+    crate::tidy::run()?;
+    ensure_component("rustfmt")?;
+    ensure_component("clippy")?;
+
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    exec(fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    exec(clippy)?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--locked", "--all-targets"]);
+    test.args(extra_test_args);
+    exec(test)?;
+
+    // Doctests are not part of --all-targets; they document the public API, so run them too.
+    let mut doc = cargo();
+    doc.args(["test", "--workspace", "--locked", "--doc"]);
+    exec(doc)?;
+
+    // POST fault injection is compiled only with a test-only feature (never in release).
+    let mut faults = cargo();
+    faults.args([
+        "test",
+        "--locked",
+        "--package",
+        "craton-core",
+        "--features",
+        "fault-injection",
+        "--test",
+        "it",
+        "post_fault",
+    ]);
+    exec(faults)?;
+    Ok(())
+}
+
+/// rustfmt and clippy come with rustup's default profile, but a minimal profile lacks them.
+fn ensure_component(name: &str) -> Result<(), String> {
+    let probe = cargo().args([name, "--version"]).output();
+    if matches!(probe, Ok(ref out) if out.status.success()) {
+        return Ok(());
+    }
+    let mut add = std::process::Command::new("rustup");
+    add.args(["component", "add", name]);
+    exec(add)
+}

@@ -1,0 +1,39 @@
+//! `cargo xtask <job>`: the project's automation, one module per job.
+//!
+//! Every job a builder, release manager or CI runs lives here, so the README, CI and people
+//! all run the same thing. Jobs shell out to `cargo` and system tools; they never hold secrets.
+
+mod ci;
+mod tidy;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <job>
+
+jobs:
+  ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test
+  tidy    fail on stray files at the repository root
+  help    this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(&args[1..]),
+        Some("tidy") => tidy::run(),
+        Some("help" | "-h" | "--help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown job `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
