@@ -100,6 +100,9 @@ fn check_key(key: &[u8]) -> Result<()> {
     }
 }
 
+/// Longest GCM IV accepted, in bytes.
+pub const MAX_GCM_IV: usize = 4096;
+
 fn valid_tag_bits(bits: usize) -> bool {
     matches!(bits, 32 | 64) || (96..=128).contains(&bits) && bits.is_multiple_of(8)
 }
@@ -199,7 +202,8 @@ impl AesContext {
                         ));
                     }
                 };
-                if iv.is_empty() || iv.len() > 256 {
+                // SP 800-38D allows IVs up to 2^64 bits; 4 KiB bounds the work a caller can ask for.
+                if iv.is_empty() || iv.len() > MAX_GCM_IV {
                     return Err(CryptoError::MechanismParamInvalid("GCM IV length"));
                 }
                 let mut ctx =

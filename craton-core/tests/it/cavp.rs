@@ -35,9 +35,15 @@ impl Record {
             .collect()
     }
     fn hex(&self, name: &str) -> Vec<u8> {
-        let v = self.get(name).unwrap_or_else(|| panic!("field {name} missing in {self:?}"));
+        let v = self
+            .get(name)
+            .unwrap_or_else(|| panic!("field {name} missing in {self:?}"));
         // CAVP drops leading zero nibbles of big integers.
-        let v = if v.len() % 2 == 1 { format!("0{v}") } else { v.to_string() };
+        let v = if v.len() % 2 == 1 {
+            format!("0{v}")
+        } else {
+            v.to_string()
+        };
         hex::decode(&v).unwrap_or_else(|e| panic!("field {name}: {e}"))
     }
     fn has(&self, name: &str) -> bool {
@@ -46,7 +52,9 @@ impl Record {
 }
 
 fn testdata(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(rel)
 }
 
 fn parse(rel: &str) -> Vec<Record> {
@@ -54,7 +62,7 @@ fn parse(rel: &str) -> Vec<Record> {
     let mut section = BTreeMap::new();
     let mut records = Vec::new();
     let mut cur = Record::default();
-    let mut flush = |cur: &mut Record, records: &mut Vec<Record>| {
+    let flush = |cur: &mut Record, records: &mut Vec<Record>| {
         if !cur.fields.is_empty() || !cur.flags.is_empty() {
             records.push(std::mem::take(cur));
         }
@@ -80,7 +88,9 @@ fn parse(rel: &str) -> Vec<Record> {
             continue;
         }
         // Some files run records together; a COUNT line always starts a new one.
-        let starts_record = line.split_once('=').is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("count"));
+        let starts_record = line
+            .split_once('=')
+            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("count"));
         if starts_record {
             flush(&mut cur, &mut records);
         }
@@ -88,7 +98,9 @@ fn parse(rel: &str) -> Vec<Record> {
             cur.section = section.clone();
         }
         match line.split_once('=') {
-            Some((k, v)) => cur.fields.push((k.trim().to_string(), v.trim().to_string())),
+            Some((k, v)) => cur
+                .fields
+                .push((k.trim().to_string(), v.trim().to_string())),
             None => cur.flags.push(line.to_string()),
         }
     }
@@ -97,8 +109,14 @@ fn parse(rel: &str) -> Vec<Record> {
 }
 
 fn rng() -> Rng {
-    Rng::new(Box::new(DeterministicEntropy::new([3; 32])), RngConfig { reseed_interval: 1 << 20, shards: 1 })
-        .expect("rng")
+    Rng::new(
+        Box::new(DeterministicEntropy::new([3; 32])),
+        RngConfig {
+            reseed_interval: 1 << 20,
+            shards: 1,
+        },
+    )
+    .expect("rng")
 }
 
 #[test]
@@ -120,7 +138,11 @@ fn sha_short_messages() {
             let Some(len) = r.get("Len") else { continue };
             let bits: usize = len.parse().expect("Len");
             let msg = &r.hex("Msg")[..bits / 8];
-            assert_eq!(digest::digest(alg, msg).expect("digest"), r.hex("MD"), "{file} Len={bits}");
+            assert_eq!(
+                digest::digest(alg, msg).expect("digest"),
+                r.hex("MD"),
+                "{file} Len={bits}"
+            );
             // Multi-part, byte by byte, through a clone taken halfway.
             let mut ctx = DigestContext::new(alg).expect("ctx");
             let (a, b) = msg.split_at(msg.len() / 2);
@@ -161,7 +183,11 @@ fn hmac_rfc_vectors() {
 
 #[test]
 fn cmac_sp800_38b() {
-    for file in ["nist-800-38b-aes128.txt", "nist-800-38b-aes192.txt", "nist-800-38b-aes256.txt"] {
+    for file in [
+        "nist-800-38b-aes128.txt",
+        "nist-800-38b-aes192.txt",
+        "nist-800-38b-aes256.txt",
+    ] {
         let records = parse(&format!("cavp/cmac/{file}"));
         assert_eq!(records.len(), 4, "{file}");
         for r in records {
@@ -182,15 +208,25 @@ fn aes_ecb_cbc_multi_block_messages() {
             for r in parse(&file) {
                 let key = r.hex("KEY");
                 let mode = if cbc {
-                    AesMode::Cbc { iv: r.hex("IV").try_into().expect("16-byte IV") }
+                    AesMode::Cbc {
+                        iv: r.hex("IV").try_into().expect("16-byte IV"),
+                    }
                 } else {
                     AesMode::Ecb
                 };
                 let (pt, ct) = (r.hex("PLAINTEXT"), r.hex("CIPHERTEXT"));
                 if r.section.get("name").map(String::as_str) == Some("ENCRYPT") {
-                    assert_eq!(aes::encrypt(&key, &mode, &pt, &rng).expect("enc"), ct, "{file}");
+                    assert_eq!(
+                        aes::encrypt(&key, &mode, &pt, &rng).expect("enc"),
+                        ct,
+                        "{file}"
+                    );
                 } else {
-                    assert_eq!(&aes::decrypt(&key, &mode, &ct, &rng).expect("dec")[..], &pt[..], "{file}");
+                    assert_eq!(
+                        &aes::decrypt(&key, &mode, &ct, &rng).expect("dec")[..],
+                        &pt[..],
+                        "{file}"
+                    );
                 }
                 n += 1;
             }
@@ -207,7 +243,10 @@ fn aes_ctr_rfc3686() {
         let records = parse(&file);
         assert_eq!(records.len(), 3, "{file}");
         for r in records {
-            let mode = AesMode::Ctr { counter_block: r.hex("IV").try_into().expect("IV"), counter_bits: 32 };
+            let mode = AesMode::Ctr {
+                counter_block: r.hex("IV").try_into().expect("IV"),
+                counter_bits: 32,
+            };
             let ct = aes::encrypt(&r.hex("KEY"), &mode, &r.hex("PLAINTEXT"), &rng).expect("enc");
             assert_eq!(ct, r.hex("CIPHERTEXT"), "{file}");
         }
@@ -221,20 +260,34 @@ fn aes_gcm_encrypt_and_decrypt() {
     for bits in [128, 192, 256] {
         for r in parse(&format!("cavp/aes/gcmEncryptExtIV{bits}.rsp")) {
             let tag = r.hex("Tag");
-            let mode = AesMode::Gcm(GcmParams { iv: GcmIv::Given(r.hex("IV")), aad: r.hex("AAD"), tag_bits: tag.len() * 8 });
+            let mode = AesMode::Gcm(GcmParams {
+                iv: GcmIv::Given(r.hex("IV")),
+                aad: r.hex("AAD"),
+                tag_bits: tag.len() * 8,
+            });
             let mut expected = r.hex("CT");
             expected.extend_from_slice(&tag);
-            assert_eq!(aes::encrypt(&r.hex("Key"), &mode, &r.hex("PT"), &rng).expect("enc"), expected);
+            assert_eq!(
+                aes::encrypt(&r.hex("Key"), &mode, &r.hex("PT"), &rng).expect("enc"),
+                expected
+            );
             enc += 1;
         }
         for r in parse(&format!("cavp/aes/gcmDecrypt{bits}.rsp")) {
             let tag = r.hex("Tag");
-            let mode = AesMode::Gcm(GcmParams { iv: GcmIv::Given(r.hex("IV")), aad: r.hex("AAD"), tag_bits: tag.len() * 8 });
+            let mode = AesMode::Gcm(GcmParams {
+                iv: GcmIv::Given(r.hex("IV")),
+                aad: r.hex("AAD"),
+                tag_bits: tag.len() * 8,
+            });
             let mut input = r.hex("CT");
             input.extend_from_slice(&tag);
             let out = aes::decrypt(&r.hex("Key"), &mode, &input, &rng);
             if r.flags.iter().any(|f| f == "FAIL") {
-                assert_eq!(out.map(|_| ()), Err(craton_core::CryptoError::EncryptedDataInvalid));
+                assert_eq!(
+                    out.map(|_| ()),
+                    Err(craton_core::CryptoError::EncryptedDataInvalid)
+                );
                 rejected += 1;
             } else {
                 assert_eq!(&out.expect("dec")[..], &r.hex("PT")[..]);
@@ -242,7 +295,10 @@ fn aes_gcm_encrypt_and_decrypt() {
             }
         }
     }
-    assert!(enc > 300 && dec > 100 && rejected > 50, "{enc} {dec} {rejected}");
+    assert!(
+        enc > 300 && dec > 100 && rejected > 50,
+        "{enc} {dec} {rejected}"
+    );
 }
 
 #[test]
@@ -251,7 +307,10 @@ fn aes_key_wrap_sp800_38f() {
     for bits in [128, 192, 256] {
         for (flavour, name) in [(KeyWrap::Kw, "KW"), (KeyWrap::Kwp, "KWP")] {
             for r in parse(&format!("cavp/keywrap/{name}_AE_{bits}.txt")) {
-                assert_eq!(aes::wrap(&r.hex("K"), flavour, &r.hex("P")).expect("wrap"), r.hex("C"));
+                assert_eq!(
+                    aes::wrap(&r.hex("K"), flavour, &r.hex("P")).expect("wrap"),
+                    r.hex("C")
+                );
                 n += 1;
             }
             for r in parse(&format!("cavp/keywrap/{name}_AD_{bits}.txt")) {
@@ -270,7 +329,10 @@ fn aes_key_wrap_sp800_38f() {
 
 #[test]
 fn hkdf_rfc5869_and_pbkdf2_rfc6070() {
-    for (file, alg) in [("rfc-5869-HKDF-SHA256.txt", HashAlg::Sha256), ("rfc-5869-HKDF-SHA1.txt", HashAlg::Sha1)] {
+    for (file, alg) in [
+        ("rfc-5869-HKDF-SHA256.txt", HashAlg::Sha256),
+        ("rfc-5869-HKDF-SHA1.txt", HashAlg::Sha1),
+    ] {
         // These files put a blank line inside each case: merge fields until OKM arrives.
         let mut records = Vec::new();
         let mut acc = Record::default();
@@ -298,7 +360,14 @@ fn hkdf_rfc5869_and_pbkdf2_rfc6070() {
         let len: usize = r.get("LENGTH").expect("len").parse().expect("len");
         let pw = r.get("PASSWORD").expect("pw").replace("\\0", "\0");
         let salt = r.get("SALT").expect("salt").replace("\\0", "\0");
-        let dk = kdf::pbkdf2(HashAlg::Sha1, pw.as_bytes(), salt.as_bytes(), iterations, len).expect("pbkdf2");
+        let dk = kdf::pbkdf2(
+            HashAlg::Sha1,
+            pw.as_bytes(),
+            salt.as_bytes(),
+            iterations,
+            len,
+        )
+        .expect("pbkdf2");
         assert_eq!(&dk[..], &r.hex("DERIVED_KEY")[..]);
         n += 1;
     }
@@ -325,7 +394,11 @@ fn rsa_sigver(file: &str, pss: bool) -> (usize, usize) {
             n = r.hex("n");
         }
         let Some(sha) = r.get("SHAAlg") else { continue };
-        let key = RsaKey::from_components(&RsaComponents { modulus: n.clone(), public_exponent: r.hex("e"), ..Default::default() });
+        let key = RsaKey::from_components(&RsaComponents {
+            modulus: n.clone(),
+            public_exponent: r.hex("e"),
+            ..Default::default()
+        });
         let Ok(key) = key else {
             // Moduli below 1024 bits are refused outright; none are in these files.
             panic!("{file}: key rejected");
@@ -333,12 +406,34 @@ fn rsa_sigver(file: &str, pss: bool) -> (usize, usize) {
         let hash = sha_alg(sha);
         let digest = digest::digest(hash, &r.hex("Msg")).expect("digest");
         let scheme = if pss {
-            RsaSignScheme::Pss { hash, mgf1: hash, salt_len: r.hex("SaltVal").len() }
+            RsaSignScheme::Pss {
+                hash,
+                mgf1: hash,
+                salt_len: r.hex("SaltVal").len(),
+            }
         } else {
             RsaSignScheme::Pkcs1(hash)
         };
         let ok = key.verify(scheme, &digest, &r.hex("S")).is_ok();
         let expected = r.get("Result").expect("Result").starts_with('P');
+        if expected && !pss {
+            // CKM_RSA_PKCS recovers the DigestInfo; CKM_RSA_X_509 the whole encoded block
+            // 00 01 FF.. 00 DigestInfo (EMSA-PKCS1-v1_5, RFC 8017 §9.2).
+            let mut info = hash.digest_info_prefix().to_vec();
+            info.extend_from_slice(&digest);
+            assert_eq!(
+                key.recover(RsaSignScheme::Pkcs1DigestInfo, &r.hex("S"))
+                    .expect("recover"),
+                info
+            );
+            let block = key.recover(RsaSignScheme::Raw, &r.hex("S")).expect("raw");
+            assert_eq!(block.len(), key.modulus_len());
+            assert_eq!(&block[..2], &[0x00, 0x01]);
+            assert!(block.ends_with(&info));
+            // Raw verification of the same block with CKM_RSA_X_509.
+            key.verify(RsaSignScheme::Raw, &block, &r.hex("S"))
+                .expect("raw verify");
+        }
         assert_eq!(ok, expected, "{file} {sha} {:?}", r.get("Result"));
         if expected { pass += 1 } else { fail += 1 }
     }
@@ -357,8 +452,12 @@ fn rsa_pkcs1_and_pss_signature_verification() {
 fn ecdsa_signature_verification() {
     let (mut pass, mut fail) = (0, 0);
     for r in parse("cavp/ecdsa/SigVer.rsp") {
-        let Some(name) = r.section.get("name") else { continue };
-        let Some((curve, sha)) = name.split_once(',') else { continue };
+        let Some(name) = r.section.get("name") else {
+            continue;
+        };
+        let Some((curve, sha)) = name.split_once(',') else {
+            continue;
+        };
         let curve = match curve {
             "P-256" => Curve::P256,
             "P-384" => Curve::P384,
@@ -398,15 +497,24 @@ fn hmac_drbg_cavp_records() {
     assert_eq!(records.len(), 2);
     for r in records {
         let variant = r.section.get("Variant").expect("variant").as_str();
-        let mut d = HmacDrbg::instantiate(&r.hex("EntropyInput"), &r.hex("Nonce"), &r.hex("PersonalizationString"), 1 << 20);
+        let mut d = HmacDrbg::instantiate(
+            &r.hex("EntropyInput"),
+            &r.hex("Nonce"),
+            &r.hex("PersonalizationString"),
+            1 << 20,
+        );
         let expected = r.hex("ReturnedBits");
         let mut out = vec![0u8; expected.len()];
         let additional = r.all("AdditionalInput");
         match variant {
             "reseed" => {
-                d.reseed(&r.hex("EntropyInputReseed"), &r.hex("AdditionalInputReseed"));
+                d.reseed(
+                    &r.hex("EntropyInputReseed"),
+                    &r.hex("AdditionalInputReseed"),
+                );
                 for a in additional {
-                    d.generate(&mut out, &hex::decode(a).expect("hex")).expect("generate");
+                    d.generate(&mut out, &hex::decode(a).expect("hex"))
+                        .expect("generate");
                 }
             }
             "pr" => {
@@ -436,15 +544,30 @@ fn ml_kem_known_answers() {
             seed.extend(r.hex("z"));
             let key = MlKemKey::from_seed(params, &seed).expect("keygen");
             assert_eq!(key.public_bytes().expect("pk"), r.hex("pk"), "{file} pk");
-            assert_eq!(&key.expanded_private_bytes().expect("sk")[..], &r.hex("sk")[..], "{file} sk");
-            let (ct, ss) = key.encapsulate_deterministic(&r.hex("msg")).expect("encaps");
+            assert_eq!(
+                &key.expanded_private_bytes().expect("sk")[..],
+                &r.hex("sk")[..],
+                "{file} sk"
+            );
+            let (ct, ss) = key
+                .encapsulate_deterministic(&r.hex("msg"))
+                .expect("encaps");
             assert_eq!(ct, r.hex("ct"), "{file} ct");
             assert_eq!(&ss[..], &r.hex("ss")[..], "{file} ss");
-            assert_eq!(&key.decapsulate(&r.hex("ct")).expect("decaps")[..], &r.hex("ss")[..]);
+            assert_eq!(
+                &key.decapsulate(&r.hex("ct")).expect("decaps")[..],
+                &r.hex("ss")[..]
+            );
             // Implicit rejection: a bad ciphertext yields the KAT's rejection secret.
-            assert_eq!(&key.decapsulate(&r.hex("ct_n")).expect("decaps")[..], &r.hex("ss_n")[..], "{file} ss_n");
+            assert_eq!(
+                &key.decapsulate(&r.hex("ct_n")).expect("decaps")[..],
+                &r.hex("ss_n")[..],
+                "{file} ss_n"
+            );
             let public = MlKemKey::from_public(params, &r.hex("pk")).expect("pk");
-            let (ct2, ss2) = public.encapsulate_deterministic(&r.hex("msg")).expect("encaps");
+            let (ct2, ss2) = public
+                .encapsulate_deterministic(&r.hex("msg"))
+                .expect("encaps");
             assert_eq!((ct2, &ss2[..]), (r.hex("ct"), &r.hex("ss")[..]));
         }
     }
@@ -468,13 +591,55 @@ fn ml_dsa_known_answers() {
             assert_eq!(msg, &r.hex("msg")[..]);
             let ctx = r.hex("ctx");
             let public = MlDsaKey::from_public(params, &r.hex("pk")).expect("pk");
-            public.verify(msg, &ctx, sig).expect("KAT signature verifies");
+            public
+                .verify(msg, &ctx, sig)
+                .expect("KAT signature verifies");
             let mut bad = sig.to_vec();
             bad[5] ^= 1;
             assert!(public.verify(msg, &ctx, &bad).is_err());
             assert!(public.verify(msg, b"another context", sig).is_err());
             let ours = key.sign(msg, &ctx).expect("sign");
-            public.verify(msg, &ctx, &ours).expect("our signature verifies");
+            public
+                .verify(msg, &ctx, &ours)
+                .expect("our signature verifies");
         }
     }
+}
+
+#[test]
+fn slh_dsa_key_generation_acvp() {
+    use craton_core::pq::{SlhDsaKey, SlhDsaParams};
+    let mut n = 0;
+    for r in parse("acvp/SLH-DSA-keyGen-SHA2.rsp") {
+        let params = match r.section.get("name").map(String::as_str) {
+            Some("SLH-DSA-SHA2-128s") => SlhDsaParams::Sha2_128s,
+            Some("SLH-DSA-SHA2-128f") => SlhDsaParams::Sha2_128f,
+            Some("SLH-DSA-SHA2-192s") => SlhDsaParams::Sha2_192s,
+            Some("SLH-DSA-SHA2-192f") => SlhDsaParams::Sha2_192f,
+            Some("SLH-DSA-SHA2-256s") => SlhDsaParams::Sha2_256s,
+            Some("SLH-DSA-SHA2-256f") => SlhDsaParams::Sha2_256f,
+            other => panic!("parameter set {other:?}"),
+        };
+        let mut seeds = r.hex("skSeed");
+        seeds.extend(r.hex("skPrf"));
+        seeds.extend(r.hex("pkSeed"));
+        let key = SlhDsaKey::from_seeds(params, &seeds).expect("keygen");
+        assert_eq!(key.public_bytes(), &r.hex("pk")[..], "{params:?} pk");
+        assert_eq!(
+            key.private_bytes().expect("sk").expose(),
+            &r.hex("sk")[..],
+            "{params:?} sk"
+        );
+        if params == SlhDsaParams::Sha2_128f {
+            // Signing is slow for the "s" sets; one fast set proves the sign/verify path.
+            let rng = rng();
+            let sig = key.sign(b"message", b"ctx", &rng).expect("sign");
+            let public = SlhDsaKey::from_public(params, &r.hex("pk")).expect("pk");
+            public.verify(b"message", b"ctx", &sig).expect("verifies");
+            assert!(public.verify(b"message", b"other", &sig).is_err());
+            assert!(public.verify(b"message", b"ctx", &sig[1..]).is_err());
+        }
+        n += 1;
+    }
+    assert_eq!(n, 12);
 }

@@ -17,13 +17,19 @@ fn post_fault_puts_the_module_in_the_error_state() {
     for name in post::kat_names() {
         let state = ModuleState::new();
         let result = post::run_post_with_fault(name);
-        assert_eq!(result.as_ref().err(), Some(&PostFailure::KnownAnswer(name)), "fault in {name}");
+        assert_eq!(
+            result.as_ref().err(),
+            Some(&PostFailure::KnownAnswer(name)),
+            "fault in {name}"
+        );
         if let Err(f) = result {
             state.fail(f);
         }
         assert_eq!(
             state.check(),
-            Err(craton_core::CryptoError::ErrorState(PostFailure::KnownAnswer(name)))
+            Err(craton_core::CryptoError::ErrorState(
+                PostFailure::KnownAnswer(name)
+            ))
         );
     }
 }
