@@ -3,6 +3,7 @@
 //! Every job a builder, release manager or CI runs lives here, so the README, CI and people
 //! all run the same thing. Jobs shell out to `cargo` and system tools; they never hold secrets.
 
+mod bench;
 mod ci;
 mod tidy;
 mod util;
@@ -14,6 +15,7 @@ usage: cargo xtask <job>
 
 jobs:
   ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test
+  bench   criterion benchmarks of craton-core next to raw aws-lc-rs (args: a filter)
   tidy    fail on stray files at the repository root
   help    this text
 ";
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("tidy") => tidy::run(),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
