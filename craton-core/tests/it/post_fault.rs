@@ -9,6 +9,14 @@ fn healthy_post_reports_every_kat_and_is_fast_enough_to_measure() {
     let report = post::run_post().expect("POST passes");
     assert_eq!(report.kats.len(), post::kat_names().len());
     assert!(report.kats.iter().all(|k| !k.name.is_empty()));
+    // Printed (visible with --nocapture) so the POST duration can be recorded; not asserted,
+    // since timing belongs in benchmarks.
+    eprintln!(
+        "POST took {:?} for {} KATs: {:?}",
+        report.total,
+        report.kats.len(),
+        report.kats
+    );
 }
 
 #[cfg(feature = "fault-injection")]
