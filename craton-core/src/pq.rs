@@ -412,6 +412,13 @@ macro_rules! with_slh {
     };
 }
 
+impl SlhDsaParams {
+    /// Signature length in bytes.
+    pub fn signature_len(self) -> usize {
+        with_slh!(self, m => m::SIG_LEN)
+    }
+}
+
 fn arr<const N: usize>(s: &[u8], what: &'static str) -> Result<[u8; N]> {
     s.try_into().map_err(|_| CryptoError::KeyInvalid(what))
 }

@@ -57,7 +57,10 @@ impl EntropySource for OsEntropy {
 
 /// The HMAC_DRBG state (SP 800-90A §10.1.2). Wiped on drop.
 pub struct HmacDrbg {
-    k: [u8; STRENGTH],
+    /// `K` held only as a keyed HMAC state (AWS-LC cleanses it on drop), rebuilt when `K`
+    /// changes: the generate loop and the first step of every update reuse it instead of
+    /// re-running the key schedule.
+    keyed: hmac::Key,
     v: [u8; STRENGTH],
     reseed_counter: u64,
     reseed_interval: u64,
@@ -65,7 +68,6 @@ pub struct HmacDrbg {
 
 impl Drop for HmacDrbg {
     fn drop(&mut self) {
-        self.k.zeroize();
         self.v.zeroize();
     }
 }
@@ -78,9 +80,8 @@ impl std::fmt::Debug for HmacDrbg {
     }
 }
 
-fn hmac_parts(key: &[u8], parts: &[&[u8]]) -> [u8; STRENGTH] {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let mut ctx = hmac::Context::with_key(&key);
+fn hmac_parts(key: &hmac::Key, parts: &[&[u8]]) -> [u8; STRENGTH] {
+    let mut ctx = hmac::Context::with_key(key);
     for p in parts {
         ctx.update(p);
     }
@@ -98,7 +99,7 @@ impl HmacDrbg {
         reseed_interval: u64,
     ) -> Self {
         let mut d = HmacDrbg {
-            k: [0u8; STRENGTH],
+            keyed: hmac::Key::new(hmac::HMAC_SHA256, &[0u8; STRENGTH]),
             v: [1u8; STRENGTH],
             reseed_counter: 1,
             reseed_interval,
@@ -110,21 +111,30 @@ impl HmacDrbg {
     /// HMAC_DRBG_Update over the concatenation of `provided`.
     fn update(&mut self, provided: &[&[u8]]) {
         let empty = provided.iter().all(|p| p.is_empty());
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(provided.len() + 2);
+        // At most three provided strings (entropy, nonce, personalisation): no allocation.
+        debug_assert!(provided.len() <= 3);
+        let mut parts: [&[u8]; 5] = [&[]; 5];
         let v = self.v;
-        parts.push(&v);
-        parts.push(&[0x00]);
-        parts.extend_from_slice(provided);
-        self.k = hmac_parts(&self.k, &parts);
-        self.v = hmac_parts(&self.k, &[&self.v]);
+        parts[0] = &v;
+        parts[1] = &[0x00];
+        for (slot, p) in parts[2..].iter_mut().zip(provided) {
+            *slot = p;
+        }
+        self.set_key(hmac_parts(&self.keyed, &parts));
+        self.v = hmac_parts(&self.keyed, &[&self.v]);
         if empty {
             return;
         }
         let v = self.v;
         parts[0] = &v;
         parts[1] = &[0x01];
-        self.k = hmac_parts(&self.k, &parts);
-        self.v = hmac_parts(&self.k, &[&self.v]);
+        self.set_key(hmac_parts(&self.keyed, &parts));
+        self.v = hmac_parts(&self.keyed, &[&self.v]);
+    }
+
+    fn set_key(&mut self, mut k: [u8; STRENGTH]) {
+        self.keyed = hmac::Key::new(hmac::HMAC_SHA256, &k);
+        k.zeroize();
     }
 
     /// HMAC_DRBG_Reseed.
@@ -148,7 +158,7 @@ impl HmacDrbg {
             self.update(&[additional]);
         }
         for chunk in out.chunks_mut(STRENGTH) {
-            let next = hmac_parts(&self.k, &[&self.v]);
+            let next = hmac_parts(&self.keyed, &[&self.v]);
             if next == self.v {
                 return Err(RngError::HealthTest);
             }

@@ -8,7 +8,7 @@ use craton_core::ec::{Curve, EcKey};
 use craton_core::kdf;
 use craton_core::mac::MacContext;
 use craton_core::pq::{MlDsaKey, MlDsaParams, MlKemKey, MlKemParams};
-use craton_core::rng::{HmacDrbg, Rng, RngConfig, testing::DeterministicEntropy};
+use craton_core::rng::{HmacDrbg, Rng};
 use craton_core::rsa::{RsaComponents, RsaKey, RsaSignScheme};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -109,14 +109,7 @@ fn parse(rel: &str) -> Vec<Record> {
 }
 
 fn rng() -> Rng {
-    Rng::new(
-        Box::new(DeterministicEntropy::new([3; 32])),
-        RngConfig {
-            reseed_interval: 1 << 20,
-            shards: 1,
-        },
-    )
-    .expect("rng")
+    crate::test_rng(3)
 }
 
 #[test]

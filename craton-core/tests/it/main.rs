@@ -8,3 +8,19 @@ mod cavp;
 mod post_fault;
 mod registry;
 mod wycheproof_vectors;
+
+use craton_core::rng::testing::DeterministicEntropy;
+use craton_core::rng::{Rng, RngConfig};
+
+/// A single-shard DRBG on a fixed seed, so vector tests that consume randomness are
+/// reproducible.
+fn test_rng(seed: u8) -> Rng {
+    Rng::new(
+        Box::new(DeterministicEntropy::new([seed; 32])),
+        RngConfig {
+            reseed_interval: 1 << 20,
+            shards: 1,
+        },
+    )
+    .expect("rng")
+}

