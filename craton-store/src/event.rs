@@ -1,0 +1,139 @@
+//! Security events the engine reports to whoever listens (the audit log).
+//!
+//! The engine calls [`EventSink::record`] before the call that caused the event returns.
+//! Events carry handles, mechanism numbers and counts, never key bytes or PINs.
+
+use craton_core::MechanismType;
+
+/// Who is authenticating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    /// The security officer.
+    So,
+    /// The normal user.
+    User,
+    /// The user, re-authenticating for one operation on a `CKA_ALWAYS_AUTHENTICATE` key.
+    ContextSpecific,
+}
+
+/// How a key came to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// Generated in the token.
+    Generated,
+    /// Imported with `C_CreateObject`.
+    Imported,
+    /// Unwrapped.
+    Unwrapped,
+    /// Derived.
+    Derived,
+    /// Copied.
+    Copied,
+}
+
+/// A security-relevant event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A token was (re)initialised; its objects are gone.
+    TokenInitialized {
+        /// Slot.
+        slot: u64,
+    },
+    /// The SO set the user PIN.
+    PinInitialized {
+        /// Slot.
+        slot: u64,
+    },
+    /// A PIN was changed.
+    PinChanged {
+        /// Slot.
+        slot: u64,
+        /// Whose PIN.
+        user: UserType,
+    },
+    /// A login attempt.
+    Login {
+        /// Slot.
+        slot: u64,
+        /// Session used.
+        session: u64,
+        /// Who.
+        user: UserType,
+        /// Whether it succeeded.
+        success: bool,
+        /// Consecutive failures after this attempt.
+        failures: u32,
+        /// The lockout threshold.
+        threshold: u32,
+    },
+    /// A PIN is two failures (or fewer) away from locking.
+    PinNearLockout {
+        /// Slot.
+        slot: u64,
+        /// Whose PIN.
+        user: UserType,
+        /// Attempts left.
+        remaining: u32,
+    },
+    /// A PIN locked.
+    PinLocked {
+        /// Slot.
+        slot: u64,
+        /// Whose PIN.
+        user: UserType,
+    },
+    /// A logout.
+    Logout {
+        /// Slot.
+        slot: u64,
+    },
+    /// A key or key pair came into existence.
+    KeyCreated {
+        /// Slot.
+        slot: u64,
+        /// Handles created (one, or public and private).
+        handles: Vec<u64>,
+        /// Mechanism used, if any.
+        mechanism: Option<MechanismType>,
+        /// How.
+        origin: KeyOrigin,
+    },
+    /// An object was destroyed.
+    ObjectDestroyed {
+        /// Slot.
+        slot: u64,
+        /// Handle.
+        handle: u64,
+    },
+    /// A cryptographic operation finished (successfully or not).
+    Operation {
+        /// Slot.
+        slot: u64,
+        /// Session.
+        session: u64,
+        /// What kind (sign, verify, encrypt, decrypt, wrap, unwrap, derive, encapsulate,
+        /// decapsulate).
+        kind: &'static str,
+        /// Mechanism.
+        mechanism: MechanismType,
+        /// Key handle.
+        key: u64,
+        /// Whether it succeeded.
+        success: bool,
+    },
+}
+
+/// Receives events; implemented by the audit log.
+pub trait EventSink: Send + Sync {
+    /// Records one event. Called before the operation that caused it returns.
+    fn record(&self, event: &Event);
+}
+
+/// A sink that drops everything (embedding without an audit log).
+#[derive(Debug, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn record(&self, _event: &Event) {}
+}

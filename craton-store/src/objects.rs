@@ -1,0 +1,849 @@
+//! Objects: creation from templates, key generation, attribute reads and changes, copy,
+//! destroy and search, with the visibility and write rules of PKCS#11 and the key-management
+//! rules that defeat the known API attacks (see [`crate::hsm`] for locking).
+//!
+//! The key-management rules, each with a test named after the attack it stops:
+//! - a key may not both wrap and decrypt, or unwrap and encrypt (the wrap-then-decrypt
+//!   attack), unless `security.allow_dual_use_wrapping_keys` says otherwise;
+//! - an unwrapped key is always sensitive (unwrapping as non-sensitive would reveal a key
+//!   that was sensitive when wrapped);
+//! - a key derived from a sensitive or unextractable base inherits that;
+//! - a weaker key may not wrap a stronger one, and a `CKA_WRAP_WITH_TRUSTED` key only under a
+//!   `CKA_TRUSTED` key;
+//! - `CKA_SENSITIVE` only becomes true, `CKA_EXTRACTABLE` only false.
+
+use crate::error::{HsmError, Result};
+use crate::event::{Event, KeyOrigin};
+use crate::hsm::{Hsm, Login, ObjectHandle, Session, SessionHandle, Token};
+use crate::persist::{StoredObject, is_private};
+use craton_core::attribute::{
+    self, AttrValue, AttributeError, AttributeType as A, Attributes, ObjectClass,
+};
+use craton_core::ec::Curve;
+use craton_core::key::{Generated, KeyMaterial, KeySpec};
+use craton_core::ops::Mechanism;
+use craton_core::pq::{MlDsaParams, MlKemParams, SlhDsaParams};
+use craton_core::{KeyType, MechanismType as M, Operations};
+use std::sync::{Arc, OnceLock};
+
+/// A template: attribute values as the caller gave them.
+pub type Template = [(A, AttrValue)];
+
+/// One object in memory.
+pub struct Object {
+    pub(crate) handle: u64,
+    pub(crate) attrs: Attributes,
+    /// The owning session of a session object.
+    pub(crate) session: Option<u64>,
+    /// A public key object whose secret part is sealed and the user is not logged in.
+    pub(crate) secret_closed: bool,
+    material: OnceLock<std::result::Result<Arc<KeyMaterial>, craton_core::CryptoError>>,
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("handle", &self.handle)
+            .field("class", &self.attrs.get(&A::CLASS))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Object {
+    pub(crate) fn stored(o: StoredObject) -> Object {
+        Object {
+            handle: o.id,
+            attrs: o.attrs,
+            session: None,
+            secret_closed: o.secret_closed,
+            material: OnceLock::new(),
+        }
+    }
+
+    fn new(handle: u64, attrs: Attributes, session: Option<u64>) -> Object {
+        Object {
+            handle,
+            attrs,
+            session,
+            secret_closed: false,
+            material: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn class(&self) -> ObjectClass {
+        match self.attrs.get(&A::CLASS) {
+            Some(AttrValue::Ulong(c)) => ObjectClass(*c),
+            _ => ObjectClass(u64::MAX),
+        }
+    }
+
+    pub(crate) fn flag(&self, a: A) -> bool {
+        matches!(self.attrs.get(&a), Some(AttrValue::Bool(true)))
+    }
+
+    pub(crate) fn is_token(&self) -> bool {
+        self.session.is_none()
+    }
+
+    /// The usable key, built once from the attributes and shared by every operation.
+    pub(crate) fn material(&self) -> Result<Arc<KeyMaterial>> {
+        if self.secret_closed {
+            return Err(HsmError::UserNotLoggedIn);
+        }
+        self.material
+            .get_or_init(|| KeyMaterial::from_attributes(self.class(), &self.attrs).map(Arc::new))
+            .clone()
+            .map_err(HsmError::Crypto)
+    }
+}
+
+fn to_map(template: &Template) -> Result<Attributes> {
+    attribute::check_kinds(template)?;
+    let mut map = Attributes::new();
+    for (a, v) in template {
+        if map.insert(*a, v.clone()).is_some_and(|old| old != *v) {
+            return Err(AttributeError::Inconsistent(*a).into());
+        }
+    }
+    Ok(map)
+}
+
+fn ulong(attrs: &Attributes, a: A) -> Option<u64> {
+    match attrs.get(&a) {
+        Some(AttrValue::Ulong(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+fn bytes(attrs: &Attributes, a: A) -> Option<&[u8]> {
+    match attrs.get(&a) {
+        Some(AttrValue::Bytes(b)) => Some(b),
+        _ => None,
+    }
+}
+
+fn flag(attrs: &Attributes, a: A) -> bool {
+    matches!(attrs.get(&a), Some(AttrValue::Bool(true)))
+}
+
+/// Attributes the token sets and a template may not.
+fn refuse_token_managed(template: &Attributes) -> Result<()> {
+    for a in template.keys() {
+        if attribute::token_managed(*a) {
+            return Err(AttributeError::ReadOnly(*a).into());
+        }
+    }
+    Ok(())
+}
+
+/// Applies `defaults` for what the template leaves out.
+fn with_defaults(class: ObjectClass, mut attrs: Attributes) -> Attributes {
+    for (a, v) in attribute::defaults(class) {
+        attrs.entry(a).or_insert(v);
+    }
+    attrs
+}
+
+/// Today's date as `CK_DATE` digits (UTC).
+pub(crate) fn today() -> [u8; 8] {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    // Civil-from-days (proleptic Gregorian), after H. Hinnant's public-domain algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let s = format!("{y:04}{m:02}{d:02}");
+    let mut out = [b'0'; 8];
+    out.copy_from_slice(&s.as_bytes()[..8]);
+    out
+}
+
+/// Whether the key is inside its `CKA_START_DATE`..=`CKA_END_DATE` window.
+pub(crate) fn within_dates(attrs: &Attributes) -> bool {
+    let now = today();
+    let after_start = match attrs.get(&A::START_DATE) {
+        Some(AttrValue::Date(Some(d))) => now >= *d,
+        _ => true,
+    };
+    let before_end = match attrs.get(&A::END_DATE) {
+        Some(AttrValue::Date(Some(d))) => now <= *d,
+        _ => true,
+    };
+    after_start && before_end
+}
+
+fn key_type_for(spec: KeySpec) -> KeyType {
+    spec.key_type()
+}
+
+/// The mechanism a key type is generated with (for `CKA_KEY_GEN_MECHANISM` checks).
+fn class_of_generated(spec: KeySpec) -> ObjectClass {
+    if spec.is_pair() {
+        ObjectClass::PRIVATE_KEY
+    } else {
+        ObjectClass::SECRET_KEY
+    }
+}
+
+/// A secret key made by unwrap, derive or a KEM, and the rules it inherits.
+pub(crate) struct NewSecret<'a> {
+    pub(crate) template: &'a Template,
+    pub(crate) value: &'a [u8],
+    /// The base key whose sensitivity and extractability the new key inherits.
+    pub(crate) inherit_from: Option<&'a Object>,
+    /// Unwrapped keys are always sensitive.
+    pub(crate) force_sensitive: bool,
+    pub(crate) mechanism: M,
+    pub(crate) origin: KeyOrigin,
+}
+
+impl Hsm {
+    /// Visibility: a session sees token objects and its own session objects, and private
+    /// objects only while the user is logged in.
+    pub(crate) fn visible(t: &Token, s: &Session, o: &Object) -> bool {
+        (o.session.is_none() || o.session == Some(s.handle))
+            && (!o.flag(A::PRIVATE) || t.login == Login::User)
+    }
+
+    pub(crate) fn object(
+        &self,
+        s: &Session,
+        h: ObjectHandle,
+        missing: HsmError,
+    ) -> Result<Arc<Object>> {
+        let t = self.read_token(s.slot)?;
+        match t.objects.get(&h.0) {
+            Some(o) if Self::visible(&t, s, o) => Ok(o.clone()),
+            _ => Err(missing),
+        }
+    }
+
+    /// Write rules: token objects need a read/write session; private objects need the user.
+    fn check_can_write(t: &Token, s: &Session, token_object: bool, private: bool) -> Result<()> {
+        if token_object && !s.read_write {
+            return Err(HsmError::SessionReadOnly);
+        }
+        if private && t.login != Login::User {
+            return Err(HsmError::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
+    /// The key-usage combinations this token refuses (see the module docs).
+    fn check_key_usage(&self, attrs: &Attributes) -> Result<()> {
+        if self.config.security.allow_dual_use_wrapping_keys {
+            return Ok(());
+        }
+        if flag(attrs, A::WRAP) && flag(attrs, A::DECRYPT) {
+            return Err(AttributeError::Inconsistent(A::DECRYPT).into());
+        }
+        if flag(attrs, A::UNWRAP) && flag(attrs, A::ENCRYPT) {
+            return Err(AttributeError::Inconsistent(A::ENCRYPT).into());
+        }
+        Ok(())
+    }
+
+    /// Stores a new object (token objects in redb first, then in memory) and returns its
+    /// handle.
+    pub(crate) fn insert_object(&self, s: &Session, attrs: Attributes) -> Result<u64> {
+        let token_object = flag(&attrs, A::TOKEN);
+        let mut t = self.write_token(s.slot)?;
+        Self::check_can_write(&t, s, token_object, is_private(&attrs))?;
+        let handle = if token_object {
+            let needs_master = is_private(&attrs)
+                || attrs
+                    .keys()
+                    .any(|a| crate::persist::is_secret_part(&attrs, *a));
+            if needs_master && t.master.is_none() {
+                return Err(HsmError::UserNotLoggedIn);
+            }
+            self.store
+                .create_object(t.slot, &attrs, t.master.as_ref())?
+        } else {
+            self.next_session_object
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        };
+        let session = if token_object { None } else { Some(s.handle) };
+        t.objects
+            .insert(handle, Arc::new(Object::new(handle, attrs, session)));
+        Ok(handle)
+    }
+
+    /// `C_CreateObject`: data objects, certificates and imported keys. Imported key material
+    /// is checked (a point must be on its curve, RSA components consistent).
+    pub fn create_object(&self, h: SessionHandle, template: &Template) -> Result<ObjectHandle> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let tpl = to_map(template)?;
+        refuse_token_managed(&tpl)?;
+        let class = ObjectClass(ulong(&tpl, A::CLASS).ok_or(AttributeError::Incomplete(A::CLASS))?);
+        let mut attrs = with_defaults(class, tpl);
+        match class {
+            ObjectClass::DATA => {}
+            ObjectClass::CERTIFICATE => {
+                for a in [A::CERTIFICATE_TYPE, A::VALUE] {
+                    if !attrs.contains_key(&a) {
+                        return Err(AttributeError::Incomplete(a).into());
+                    }
+                }
+            }
+            ObjectClass::SECRET_KEY | ObjectClass::PUBLIC_KEY | ObjectClass::PRIVATE_KEY => {
+                let key_type = KeyType(
+                    ulong(&attrs, A::KEY_TYPE).ok_or(AttributeError::Incomplete(A::KEY_TYPE))?,
+                );
+                for a in attribute::required_for_import(class, key_type) {
+                    if !attrs.contains_key(a) {
+                        return Err(AttributeError::Incomplete(*a).into());
+                    }
+                }
+                self.check_key_usage(&attrs)?;
+                let material =
+                    KeyMaterial::from_attributes(class, &attrs).map_err(|e| match e {
+                        craton_core::CryptoError::KeyInvalid(_) => {
+                            HsmError::Attribute(AttributeError::ValueInvalid(A::VALUE))
+                        }
+                        other => HsmError::Crypto(other),
+                    })?;
+                // Fill in what the key implies (CKA_MODULUS_BITS, CKA_VALUE_LEN, the public
+                // values of a private key) without overriding what the caller gave.
+                let implied = if class == ObjectClass::PUBLIC_KEY {
+                    material.public_attributes()?
+                } else {
+                    material.private_attributes()?
+                };
+                for (a, v) in implied {
+                    attrs.entry(a).or_insert(v);
+                }
+                attrs.insert(A::LOCAL, AttrValue::Bool(false));
+                attrs.insert(A::KEY_GEN_MECHANISM, AttrValue::Ulong(u64::MAX));
+                if class != ObjectClass::PUBLIC_KEY {
+                    attrs.insert(A::ALWAYS_SENSITIVE, AttrValue::Bool(false));
+                    attrs.insert(A::NEVER_EXTRACTABLE, AttrValue::Bool(false));
+                }
+            }
+            _ => return Err(AttributeError::ValueInvalid(A::CLASS).into()),
+        }
+        let handle = self.insert_object(&s, attrs)?;
+        if matches!(
+            class,
+            ObjectClass::SECRET_KEY | ObjectClass::PRIVATE_KEY | ObjectClass::PUBLIC_KEY
+        ) {
+            self.emit(Event::KeyCreated {
+                slot: s.slot as u64,
+                handles: vec![handle],
+                mechanism: None,
+                origin: KeyOrigin::Imported,
+            });
+        }
+        Ok(ObjectHandle(handle))
+    }
+
+    /// Reads the generation spec from a template.
+    fn spec_from_template(mechanism: M, tpl: &Attributes) -> Result<KeySpec> {
+        let len = || -> Result<usize> {
+            Ok(ulong(tpl, A::VALUE_LEN).ok_or(AttributeError::Incomplete(A::VALUE_LEN))? as usize)
+        };
+        let set =
+            || ulong(tpl, A::PARAMETER_SET).ok_or(AttributeError::Incomplete(A::PARAMETER_SET));
+        let bad_set = || HsmError::Attribute(AttributeError::ValueInvalid(A::PARAMETER_SET));
+        Ok(match mechanism {
+            M::AES_KEY_GEN => KeySpec::Aes { len: len()? },
+            M::GENERIC_SECRET_KEY_GEN | M::HKDF_KEY_GEN => {
+                let key_type = ulong(tpl, A::KEY_TYPE).map_or(
+                    if mechanism == M::HKDF_KEY_GEN {
+                        KeyType::HKDF
+                    } else {
+                        KeyType::GENERIC_SECRET
+                    },
+                    KeyType,
+                );
+                KeySpec::GenericSecret {
+                    len: len()?,
+                    key_type,
+                }
+            }
+            M::RSA_PKCS_KEY_PAIR_GEN => {
+                if let Some(e) = bytes(tpl, A::PUBLIC_EXPONENT) {
+                    let trimmed: Vec<u8> = e.iter().copied().skip_while(|b| *b == 0).collect();
+                    if trimmed != [1, 0, 1] {
+                        return Err(AttributeError::ValueInvalid(A::PUBLIC_EXPONENT).into());
+                    }
+                }
+                KeySpec::Rsa {
+                    bits: ulong(tpl, A::MODULUS_BITS)
+                        .ok_or(AttributeError::Incomplete(A::MODULUS_BITS))?
+                        as usize,
+                }
+            }
+            M::EC_KEY_PAIR_GEN => {
+                let p = bytes(tpl, A::EC_PARAMS).ok_or(AttributeError::Incomplete(A::EC_PARAMS))?;
+                KeySpec::Ec(
+                    Curve::from_ec_params(p)
+                        .map_err(|_| AttributeError::ValueInvalid(A::EC_PARAMS))?,
+                )
+            }
+            M::EC_EDWARDS_KEY_PAIR_GEN => {
+                if let Some(p) = bytes(tpl, A::EC_PARAMS)
+                    && !craton_core::edwards::is_ed25519_params(p)
+                {
+                    return Err(AttributeError::ValueInvalid(A::EC_PARAMS).into());
+                }
+                KeySpec::Ed25519
+            }
+            M::EC_MONTGOMERY_KEY_PAIR_GEN => {
+                if let Some(p) = bytes(tpl, A::EC_PARAMS)
+                    && !craton_core::edwards::is_x25519_params(p)
+                {
+                    return Err(AttributeError::ValueInvalid(A::EC_PARAMS).into());
+                }
+                KeySpec::X25519
+            }
+            M::ML_KEM_KEY_PAIR_GEN => {
+                KeySpec::MlKem(MlKemParams::from_ckp(set()?).ok_or_else(bad_set)?)
+            }
+            M::ML_DSA_KEY_PAIR_GEN => {
+                KeySpec::MlDsa(MlDsaParams::from_ckp(set()?).ok_or_else(bad_set)?)
+            }
+            M::SLH_DSA_KEY_PAIR_GEN => {
+                KeySpec::SlhDsa(SlhDsaParams::from_ckp(set()?).ok_or_else(bad_set)?)
+            }
+            other => return Err(craton_core::CryptoError::MechanismUnsupported(other).into()),
+        })
+    }
+
+    /// Completes a generated key's attributes: template, defaults, what the token sets.
+    fn generated_attrs(
+        &self,
+        class: ObjectClass,
+        tpl: Attributes,
+        spec: KeySpec,
+        material_attrs: Vec<(A, AttrValue)>,
+    ) -> Result<Attributes> {
+        if let Some(c) = ulong(&tpl, A::CLASS)
+            && c != class.0
+        {
+            return Err(AttributeError::Inconsistent(A::CLASS).into());
+        }
+        if let Some(k) = ulong(&tpl, A::KEY_TYPE)
+            && k != key_type_for(spec).0
+            && !matches!(spec, KeySpec::GenericSecret { .. })
+        {
+            return Err(AttributeError::Inconsistent(A::KEY_TYPE).into());
+        }
+        let mut attrs = with_defaults(class, tpl);
+        attrs.insert(A::CLASS, AttrValue::Ulong(class.0));
+        attrs.insert(A::KEY_TYPE, AttrValue::Ulong(key_type_for(spec).0));
+        for (a, v) in material_attrs {
+            attrs.insert(a, v);
+        }
+        attrs.insert(A::LOCAL, AttrValue::Bool(true));
+        attrs.insert(A::KEY_GEN_MECHANISM, AttrValue::Ulong(spec.mechanism().0));
+        if class != ObjectClass::PUBLIC_KEY {
+            let sensitive = flag(&attrs, A::SENSITIVE);
+            let extractable = flag(&attrs, A::EXTRACTABLE);
+            attrs.insert(A::ALWAYS_SENSITIVE, AttrValue::Bool(sensitive));
+            attrs.insert(A::NEVER_EXTRACTABLE, AttrValue::Bool(!extractable));
+        }
+        self.check_key_usage(&attrs)?;
+        Ok(attrs)
+    }
+
+    /// `C_GenerateKey`: AES, generic secret and HKDF keys.
+    pub fn generate_key(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        template: &Template,
+    ) -> Result<ObjectHandle> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let Mechanism::Generate(m) = mechanism else {
+            return Err(
+                craton_core::CryptoError::MechanismUnsupported(mechanism.mechanism_type()).into(),
+            );
+        };
+        let tpl = to_map(template)?;
+        refuse_token_managed(&tpl)?;
+        let spec = Self::spec_from_template(*m, &tpl)?;
+        if spec.is_pair() {
+            return Err(craton_core::CryptoError::MechanismUnsupported(*m).into());
+        }
+        self.registry.check(
+            *m,
+            Operations::GENERATE,
+            Some((spec.key_type(), spec.size())),
+        )?;
+        let Generated::Secret(key) = KeyMaterial::generate(spec, &self.rng)? else {
+            return Err(HsmError::ArgumentsBad("secret key generation made a pair"));
+        };
+        let mut material = key.private_attributes()?;
+        material.retain(|(a, _)| *a != A::VALUE_LEN);
+        material.push((A::VALUE_LEN, AttrValue::Ulong(key.size())));
+        let attrs = self.generated_attrs(class_of_generated(spec), tpl, spec, material)?;
+        let handle = self.insert_object(&s, attrs)?;
+        self.emit(Event::KeyCreated {
+            slot: s.slot as u64,
+            handles: vec![handle],
+            mechanism: Some(*m),
+            origin: KeyOrigin::Generated,
+        });
+        Ok(ObjectHandle(handle))
+    }
+
+    /// `C_GenerateKeyPair`: returns (public, private). The pair passed its pairwise
+    /// consistency test before either object exists.
+    pub fn generate_key_pair(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        public_template: &Template,
+        private_template: &Template,
+    ) -> Result<(ObjectHandle, ObjectHandle)> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let Mechanism::Generate(m) = mechanism else {
+            return Err(
+                craton_core::CryptoError::MechanismUnsupported(mechanism.mechanism_type()).into(),
+            );
+        };
+        let pub_tpl = to_map(public_template)?;
+        let priv_tpl = to_map(private_template)?;
+        refuse_token_managed(&pub_tpl)?;
+        refuse_token_managed(&priv_tpl)?;
+        // Size parameters may sit in either template (CKA_MODULUS_BITS in the public one by
+        // convention, CKA_PARAMETER_SET in either).
+        let mut merged = priv_tpl.clone();
+        for (a, v) in &pub_tpl {
+            merged.entry(*a).or_insert_with(|| v.clone());
+        }
+        let spec = Self::spec_from_template(*m, &merged)?;
+        if !spec.is_pair() {
+            return Err(craton_core::CryptoError::MechanismUnsupported(*m).into());
+        }
+        self.registry.check(
+            *m,
+            Operations::GENERATE_KEY_PAIR,
+            Some((spec.key_type(), spec.size())),
+        )?;
+        let Generated::Pair(public, private) = KeyMaterial::generate(spec, &self.rng)? else {
+            return Err(HsmError::ArgumentsBad("key pair generation made one key"));
+        };
+        let mut pub_tpl = pub_tpl;
+        pub_tpl.remove(&A::PARAMETER_SET);
+        let pub_attrs = self.generated_attrs(
+            ObjectClass::PUBLIC_KEY,
+            pub_tpl,
+            spec,
+            public.public_attributes()?,
+        )?;
+        let mut priv_tpl = priv_tpl;
+        priv_tpl.remove(&A::PARAMETER_SET);
+        let mut priv_material = private.private_attributes()?;
+        // The private object also names its public value where PKCS#11 3.x lets clients read
+        // it (CKA_EC_POINT is not standard there, the public key info is; ours is omitted).
+        priv_material.retain(|(a, _)| *a != A::MODULUS_BITS);
+        let priv_attrs =
+            self.generated_attrs(ObjectClass::PRIVATE_KEY, priv_tpl, spec, priv_material)?;
+        // Create the private key first: if it is refused (not logged in, read-only session)
+        // no orphan public key is left behind.
+        let private_handle = self.insert_object(&s, priv_attrs)?;
+        let public_handle = match self.insert_object(&s, pub_attrs) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = self.remove_object(&s, private_handle);
+                return Err(e);
+            }
+        };
+        self.emit(Event::KeyCreated {
+            slot: s.slot as u64,
+            handles: vec![public_handle, private_handle],
+            mechanism: Some(*m),
+            origin: KeyOrigin::Generated,
+        });
+        Ok((ObjectHandle(public_handle), ObjectHandle(private_handle)))
+    }
+
+    fn remove_object(&self, s: &Session, handle: u64) -> Result<()> {
+        let mut t = self.write_token(s.slot)?;
+        if let Some(o) = t.objects.get(&handle)
+            && o.is_token()
+        {
+            self.store.destroy_object(handle)?;
+        }
+        t.objects.remove(&handle);
+        Ok(())
+    }
+
+    /// `C_DestroyObject`.
+    pub fn destroy_object(&self, h: SessionHandle, object: ObjectHandle) -> Result<()> {
+        let s = self.session(h)?;
+        let mut t = self.write_token(s.slot)?;
+        let o = match t.objects.get(&object.0) {
+            Some(o) if Self::visible(&t, &s, o) => o.clone(),
+            _ => return Err(HsmError::ObjectHandleInvalid),
+        };
+        Self::check_can_write(&t, &s, o.is_token(), false)?;
+        if matches!(o.attrs.get(&A::DESTROYABLE), Some(AttrValue::Bool(false))) {
+            return Err(HsmError::ActionProhibited("object is not destroyable"));
+        }
+        if o.is_token() {
+            self.store.destroy_object(object.0)?;
+        }
+        t.objects.remove(&object.0);
+        let slot = t.slot;
+        drop(t);
+        self.emit(Event::ObjectDestroyed {
+            slot,
+            handle: object.0,
+        });
+        Ok(())
+    }
+
+    /// `C_GetAttributeValue`: one result per requested attribute, in order. Absent
+    /// attributes are `TypeInvalid`; secret values of sensitive or unextractable keys are
+    /// `Sensitive`.
+    pub fn attribute_values(
+        &self,
+        h: SessionHandle,
+        object: ObjectHandle,
+        wanted: &[A],
+    ) -> Result<Vec<std::result::Result<AttrValue, AttributeError>>> {
+        let s = self.session(h)?;
+        let o = self.object(&s, object, HsmError::ObjectHandleInvalid)?;
+        Ok(wanted
+            .iter()
+            .map(|a| {
+                attribute::check_readable(&o.attrs, *a)?;
+                o.attrs
+                    .get(a)
+                    .cloned()
+                    .ok_or(AttributeError::TypeInvalid(*a))
+            })
+            .collect())
+    }
+
+    /// `C_GetObjectSize`: the size of the object's stored attributes, in bytes.
+    pub fn object_size(&self, h: SessionHandle, object: ObjectHandle) -> Result<u64> {
+        let s = self.session(h)?;
+        let o = self.object(&s, object, HsmError::ObjectHandleInvalid)?;
+        Ok(o.attrs
+            .values()
+            .map(|v| match v {
+                AttrValue::Bytes(b) => b.len() as u64 + 16,
+                _ => 24,
+            })
+            .sum())
+    }
+
+    /// `C_SetAttributeValue`: all changes or none, following the one-way rules.
+    pub fn set_attribute_values(
+        &self,
+        h: SessionHandle,
+        object: ObjectHandle,
+        template: &Template,
+    ) -> Result<()> {
+        let s = self.session(h)?;
+        let changes = to_map(template)?;
+        let mut t = self.write_token(s.slot)?;
+        let o = match t.objects.get(&object.0) {
+            Some(o) if Self::visible(&t, &s, o) => o.clone(),
+            _ => return Err(HsmError::ObjectHandleInvalid),
+        };
+        Self::check_can_write(&t, &s, o.is_token(), o.flag(A::PRIVATE))?;
+        let is_so = t.login == Login::So;
+        let mut attrs = o.attrs.clone();
+        for (a, v) in &changes {
+            attribute::check_change(&o.attrs, *a, v, is_so)?;
+            attrs.insert(*a, v.clone());
+        }
+        self.check_key_usage(&attrs)?;
+        if o.is_token() {
+            self.store
+                .update_object(t.slot, object.0, &attrs, t.master.as_ref())?;
+        }
+        let mut updated = Object::new(object.0, attrs, o.session);
+        updated.secret_closed = o.secret_closed;
+        t.objects.insert(object.0, Arc::new(updated));
+        Ok(())
+    }
+
+    /// `C_CopyObject`: needs `CKA_COPYABLE`; the template may change what `C_SetAttributeValue`
+    /// could, plus `CKA_TOKEN` and `CKA_PRIVATE`.
+    pub fn copy_object(
+        &self,
+        h: SessionHandle,
+        object: ObjectHandle,
+        template: &Template,
+    ) -> Result<ObjectHandle> {
+        let s = self.session(h)?;
+        let o = self.object(&s, object, HsmError::ObjectHandleInvalid)?;
+        if matches!(o.attrs.get(&A::COPYABLE), Some(AttrValue::Bool(false))) {
+            return Err(HsmError::ActionProhibited("object is not copyable"));
+        }
+        if o.secret_closed {
+            return Err(HsmError::UserNotLoggedIn);
+        }
+        let changes = to_map(template)?;
+        let is_so = self.read_token(s.slot)?.login == Login::So;
+        let mut attrs = o.attrs.clone();
+        for (a, v) in &changes {
+            match a {
+                &A::TOKEN | &A::PRIVATE => {}
+                _ => attribute::check_change(&o.attrs, *a, v, is_so)?,
+            }
+            attrs.insert(*a, v.clone());
+        }
+        // A private key copied as a public object would expose nothing new (its secret part
+        // stays sealed), but a copy must not lower CKA_PRIVATE below what the user can see.
+        self.check_key_usage(&attrs)?;
+        let handle = self.insert_object(&s, attrs)?;
+        if matches!(
+            o.class(),
+            ObjectClass::SECRET_KEY | ObjectClass::PRIVATE_KEY
+        ) {
+            self.emit(Event::KeyCreated {
+                slot: s.slot as u64,
+                handles: vec![handle],
+                mechanism: None,
+                origin: KeyOrigin::Copied,
+            });
+        }
+        Ok(ObjectHandle(handle))
+    }
+
+    /// `C_FindObjectsInit`.
+    pub fn find_objects_init(&self, h: SessionHandle, template: &Template) -> Result<()> {
+        let s = self.session(h)?;
+        let wanted = to_map(template)?;
+        let mut found: Vec<u64> = {
+            let t = self.read_token(s.slot)?;
+            t.objects
+                .values()
+                .filter(|o| Self::visible(&t, &s, o))
+                .filter(|o| {
+                    wanted.iter().all(|(a, v)| {
+                        // Secret values never match: a search must not become an oracle for a
+                        // sensitive key's value.
+                        attribute::check_readable(&o.attrs, *a).is_ok() && o.attrs.get(a) == Some(v)
+                    })
+                })
+                .map(|o| o.handle)
+                .collect()
+        };
+        found.sort_unstable();
+        let mut ops = self.lock_ops(&s)?;
+        if ops.find.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        found.reverse();
+        ops.find = Some(found);
+        Ok(())
+    }
+
+    /// `C_FindObjects`: up to `max` more handles.
+    pub fn find_objects(&self, h: SessionHandle, max: usize) -> Result<Vec<ObjectHandle>> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let list = ops.find.as_mut().ok_or(HsmError::OperationNotInitialized)?;
+        let n = max.min(list.len());
+        Ok((0..n)
+            .filter_map(|_| list.pop())
+            .map(ObjectHandle)
+            .collect())
+    }
+
+    /// `C_FindObjectsFinal`.
+    pub fn find_objects_final(&self, h: SessionHandle) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        ops.find
+            .take()
+            .map(|_| ())
+            .ok_or(HsmError::OperationNotInitialized)
+    }
+
+    /// Builds the attributes of a key made by unwrap or derive, applying the inheritance
+    /// rules, and stores it.
+    pub(crate) fn insert_derived_secret(
+        &self,
+        s: &Session,
+        n: NewSecret<'_>,
+    ) -> Result<ObjectHandle> {
+        let NewSecret {
+            template,
+            value,
+            inherit_from,
+            force_sensitive,
+            mechanism,
+            origin,
+        } = n;
+        let tpl = to_map(template)?;
+        refuse_token_managed(&tpl)?;
+        let class = ObjectClass(ulong(&tpl, A::CLASS).unwrap_or(ObjectClass::SECRET_KEY.0));
+        if class != ObjectClass::SECRET_KEY {
+            return Err(AttributeError::ValueInvalid(A::CLASS).into());
+        }
+        let key_type =
+            KeyType(ulong(&tpl, A::KEY_TYPE).ok_or(AttributeError::Incomplete(A::KEY_TYPE))?);
+        let mut attrs = with_defaults(class, tpl);
+        if force_sensitive {
+            if matches!(attrs.get(&A::SENSITIVE), Some(AttrValue::Bool(false))) {
+                return Err(AttributeError::Inconsistent(A::SENSITIVE).into());
+            }
+            attrs.insert(A::SENSITIVE, AttrValue::Bool(true));
+        }
+        let (always_sensitive, never_extractable) = match inherit_from {
+            Some(base) => {
+                if base.flag(A::SENSITIVE) && !flag(&attrs, A::SENSITIVE) {
+                    return Err(AttributeError::Inconsistent(A::SENSITIVE).into());
+                }
+                if !base.flag(A::EXTRACTABLE) && flag(&attrs, A::EXTRACTABLE) {
+                    return Err(AttributeError::Inconsistent(A::EXTRACTABLE).into());
+                }
+                (
+                    base.flag(A::ALWAYS_SENSITIVE) && flag(&attrs, A::SENSITIVE),
+                    base.flag(A::NEVER_EXTRACTABLE) && !flag(&attrs, A::EXTRACTABLE),
+                )
+            }
+            None => (false, false),
+        };
+        attrs.insert(A::KEY_TYPE, AttrValue::Ulong(key_type.0));
+        attrs.insert(A::VALUE, AttrValue::Bytes(value.to_vec()));
+        attrs.insert(A::VALUE_LEN, AttrValue::Ulong(value.len() as u64));
+        attrs.insert(A::LOCAL, AttrValue::Bool(false));
+        attrs.insert(A::KEY_GEN_MECHANISM, AttrValue::Ulong(u64::MAX));
+        attrs.insert(A::ALWAYS_SENSITIVE, AttrValue::Bool(always_sensitive));
+        attrs.insert(A::NEVER_EXTRACTABLE, AttrValue::Bool(never_extractable));
+        self.check_key_usage(&attrs)?;
+        KeyMaterial::from_attributes(class, &attrs)
+            .map_err(|_| AttributeError::ValueInvalid(A::VALUE_LEN))?;
+        let handle = self.insert_object(s, attrs)?;
+        self.emit(Event::KeyCreated {
+            slot: s.slot as u64,
+            handles: vec![handle],
+            mechanism: Some(mechanism),
+            origin,
+        });
+        Ok(ObjectHandle(handle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn today_is_a_valid_date() {
+        let d = today();
+        assert!(attribute::valid_date(&d), "{}", String::from_utf8_lossy(&d));
+        assert!(d.as_slice() >= b"20260101".as_slice());
+    }
+}

@@ -1,0 +1,846 @@
+//! Cryptographic operations through sessions: one active operation of each kind per session,
+//! single- and multi-part, with the key's attributes (usage flags, dates,
+//! `CKA_ALWAYS_AUTHENTICATE`) and the token's registry checked at `*_init`.
+//!
+//! The contexts live in the session; the work itself runs after the session lock is released,
+//! on an `Arc` of the key, so parallel sessions never wait on each other.
+
+use crate::error::{HsmError, Result};
+use crate::event::{Event, KeyOrigin};
+use crate::hsm::{Hsm, ObjectHandle, Session, SessionHandle};
+use crate::objects::{NewSecret, Object, Template, within_dates};
+use craton_core::Direction;
+use craton_core::attribute::{AttrValue, AttributeError, AttributeType as A, ObjectClass};
+use craton_core::digest::DigestContext;
+use craton_core::key::KeyMaterial;
+use craton_core::mechanism::MechanismType as M;
+use craton_core::ops::{self, CipherContext, Mechanism, SignContext, VerifyContext};
+use craton_core::{KeyType, Operations};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// An operation in progress, with what is needed to audit it.
+pub(crate) struct Running<C> {
+    ctx: C,
+    key: u64,
+    mechanism: M,
+    /// A `CKA_ALWAYS_AUTHENTICATE` key still waiting for its context-specific login.
+    needs_login: bool,
+}
+
+/// The operation contexts of one session.
+#[derive(Default)]
+pub(crate) struct SessionOps {
+    pub(crate) sign: Option<Running<SignContext>>,
+    pub(crate) verify: Option<Running<VerifyContext>>,
+    pub(crate) encrypt: Option<Running<CipherContext>>,
+    pub(crate) decrypt: Option<Running<CipherContext>>,
+    pub(crate) digest: Option<DigestContext>,
+    pub(crate) find: Option<Vec<u64>>,
+}
+
+impl SessionOps {
+    pub(crate) fn awaiting_context_login(&self) -> bool {
+        self.sign.as_ref().is_some_and(|r| r.needs_login)
+            || self.decrypt.as_ref().is_some_and(|r| r.needs_login)
+    }
+
+    pub(crate) fn context_login_done(&mut self) {
+        if let Some(r) = &mut self.sign {
+            r.needs_login = false;
+        }
+        if let Some(r) = &mut self.decrypt {
+            r.needs_login = false;
+        }
+    }
+}
+
+/// Which attribute a use needs, and whether the key's dates bind it (they bind creating
+/// signatures and ciphertexts, not checking or opening them).
+struct Use {
+    op: Operations,
+    attr: A,
+    dated: bool,
+    name: &'static str,
+}
+
+const SIGN: Use = Use {
+    op: Operations::SIGN,
+    attr: A::SIGN,
+    dated: true,
+    name: "sign",
+};
+const SIGN_RECOVER: Use = Use {
+    op: Operations::SIGN_RECOVER,
+    attr: A::SIGN_RECOVER,
+    dated: true,
+    name: "sign",
+};
+const VERIFY: Use = Use {
+    op: Operations::VERIFY,
+    attr: A::VERIFY,
+    dated: false,
+    name: "verify",
+};
+const VERIFY_RECOVER: Use = Use {
+    op: Operations::VERIFY_RECOVER,
+    attr: A::VERIFY_RECOVER,
+    dated: false,
+    name: "verify",
+};
+const ENCRYPT: Use = Use {
+    op: Operations::ENCRYPT,
+    attr: A::ENCRYPT,
+    dated: true,
+    name: "encrypt",
+};
+const DECRYPT: Use = Use {
+    op: Operations::DECRYPT,
+    attr: A::DECRYPT,
+    dated: false,
+    name: "decrypt",
+};
+const WRAP: Use = Use {
+    op: Operations::WRAP,
+    attr: A::WRAP,
+    dated: true,
+    name: "wrap",
+};
+const UNWRAP: Use = Use {
+    op: Operations::UNWRAP,
+    attr: A::UNWRAP,
+    dated: false,
+    name: "unwrap",
+};
+const DERIVE: Use = Use {
+    op: Operations::DERIVE,
+    attr: A::DERIVE,
+    dated: true,
+    name: "derive",
+};
+const ENCAPSULATE: Use = Use {
+    op: Operations::ENCAPSULATE,
+    attr: A::ENCAPSULATE,
+    dated: true,
+    name: "encapsulate",
+};
+const DECAPSULATE: Use = Use {
+    op: Operations::DECAPSULATE,
+    attr: A::DECAPSULATE,
+    dated: false,
+    name: "decapsulate",
+};
+
+fn not_permitted(what: &'static str) -> HsmError {
+    HsmError::KeyFunctionNotPermitted(what)
+}
+
+impl Hsm {
+    /// Finds a key the session may use for `u` with `mechanism`, and its material.
+    fn usable_key(
+        &self,
+        s: &Session,
+        key: ObjectHandle,
+        mechanism: &Mechanism,
+        u: &Use,
+    ) -> Result<(Arc<Object>, Arc<KeyMaterial>)> {
+        let o = self.object(s, key, HsmError::KeyHandleInvalid)?;
+        if !matches!(
+            o.class(),
+            ObjectClass::SECRET_KEY | ObjectClass::PUBLIC_KEY | ObjectClass::PRIVATE_KEY
+        ) {
+            return Err(HsmError::KeyHandleInvalid);
+        }
+        let material = o.material()?;
+        self.registry.check(
+            mechanism.mechanism_type(),
+            u.op,
+            Some((material.key_type(), material.size())),
+        )?;
+        if !o.flag(u.attr) {
+            return Err(not_permitted(match u.name {
+                "sign" => "the key's CKA_SIGN is false",
+                "verify" => "the key's CKA_VERIFY is false",
+                "encrypt" => "the key's CKA_ENCRYPT is false",
+                "decrypt" => "the key's CKA_DECRYPT is false",
+                "wrap" => "the key's CKA_WRAP is false",
+                "unwrap" => "the key's CKA_UNWRAP is false",
+                "derive" => "the key's CKA_DERIVE is false",
+                _ => "the key's usage attribute is false",
+            }));
+        }
+        if u.dated && !within_dates(&o.attrs) {
+            return Err(not_permitted("the key is outside its start/end dates"));
+        }
+        Ok((o, material))
+    }
+
+    fn audit_op(&self, s: &Session, kind: &'static str, mechanism: M, key: u64, success: bool) {
+        self.emit(Event::Operation {
+            slot: s.slot as u64,
+            session: s.handle,
+            kind,
+            mechanism,
+            key,
+            success,
+        });
+    }
+
+    // ---- signing ----
+
+    fn sign_init_as(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        u: &Use,
+    ) -> Result<()> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        if self.lock_ops(&s)?.sign.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        let (o, material) = self.usable_key(&s, key, mechanism, u)?;
+        let ctx = SignContext::new(mechanism, material)?;
+        let mut ops = self.lock_ops(&s)?;
+        if ops.sign.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        ops.sign = Some(Running {
+            ctx,
+            key: key.0,
+            mechanism: mechanism.mechanism_type(),
+            needs_login: o.flag(A::ALWAYS_AUTHENTICATE),
+        });
+        Ok(())
+    }
+
+    /// `C_SignInit` (signatures and MACs).
+    pub fn sign_init(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+    ) -> Result<()> {
+        self.sign_init_as(h, mechanism, key, &SIGN)
+    }
+
+    /// `C_SignRecoverInit`.
+    pub fn sign_recover_init(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+    ) -> Result<()> {
+        self.sign_init_as(h, mechanism, key, &SIGN_RECOVER)
+    }
+
+    /// The length `sign`/`sign_final` will return (the two-call convention's first call).
+    pub fn signature_len(&self, h: SessionHandle) -> Result<usize> {
+        let s = self.session(h)?;
+        let ops = self.lock_ops(&s)?;
+        let r = ops.sign.as_ref().ok_or(HsmError::OperationNotInitialized)?;
+        Ok(r.ctx.signature_len())
+    }
+
+    fn take_sign(&self, s: &Session) -> Result<Running<SignContext>> {
+        let mut ops = self.lock_ops(s)?;
+        match &ops.sign {
+            None => Err(HsmError::OperationNotInitialized),
+            Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
+            Some(_) => ops.sign.take().ok_or(HsmError::OperationNotInitialized),
+        }
+    }
+
+    /// `C_Sign`: signs `data` in one call and ends the operation.
+    pub fn sign(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let r = self.take_sign(&s)?;
+        let out = r.ctx.sign(data, &self.rng);
+        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok());
+        Ok(out?)
+    }
+
+    /// `C_SignRecover`.
+    pub fn sign_recover(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let r = self.take_sign(&s)?;
+        let out = r.ctx.sign_recover(data, &self.rng);
+        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok());
+        Ok(out?)
+    }
+
+    /// `C_SignUpdate`. A failure ends the operation, as PKCS#11 prescribes.
+    pub fn sign_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let r = ops.sign.as_mut().ok_or(HsmError::OperationNotInitialized)?;
+        if r.needs_login {
+            return Err(HsmError::UserNotLoggedIn);
+        }
+        if let Err(e) = r.ctx.update(data) {
+            ops.sign = None;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// `C_SignFinal`.
+    pub fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let r = self.take_sign(&s)?;
+        let out = r.ctx.finish(&self.rng);
+        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok());
+        Ok(out?)
+    }
+
+    // ---- verification ----
+
+    fn verify_init_as(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        u: &Use,
+    ) -> Result<()> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        if self.lock_ops(&s)?.verify.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        let (_, material) = self.usable_key(&s, key, mechanism, u)?;
+        let ctx = VerifyContext::new(mechanism, material)?;
+        let mut ops = self.lock_ops(&s)?;
+        if ops.verify.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        ops.verify = Some(Running {
+            ctx,
+            key: key.0,
+            mechanism: mechanism.mechanism_type(),
+            needs_login: false,
+        });
+        Ok(())
+    }
+
+    /// `C_VerifyInit`.
+    pub fn verify_init(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+    ) -> Result<()> {
+        self.verify_init_as(h, mechanism, key, &VERIFY)
+    }
+
+    /// `C_VerifyRecoverInit`.
+    pub fn verify_recover_init(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+    ) -> Result<()> {
+        self.verify_init_as(h, mechanism, key, &VERIFY_RECOVER)
+    }
+
+    fn take_verify(&self, s: &Session) -> Result<Running<VerifyContext>> {
+        self.lock_ops(s)?
+            .verify
+            .take()
+            .ok_or(HsmError::OperationNotInitialized)
+    }
+
+    /// `C_Verify`: `Ok(())` only for a valid signature.
+    pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let r = self.take_verify(&s)?;
+        let out = r.ctx.verify(data, signature);
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok());
+        Ok(out?)
+    }
+
+    /// `C_VerifyUpdate`.
+    pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let r = ops
+            .verify
+            .as_mut()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        if let Err(e) = r.ctx.update(data) {
+            ops.verify = None;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// `C_VerifyFinal`.
+    pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let r = self.take_verify(&s)?;
+        let out = r.ctx.finish(signature);
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok());
+        Ok(out?)
+    }
+
+    /// `C_VerifyRecover`: the data recovered from the signature.
+    pub fn verify_recover(&self, h: SessionHandle, signature: &[u8]) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let r = self.take_verify(&s)?;
+        let out = r.ctx.recover(signature);
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok());
+        Ok(out?)
+    }
+
+    // ---- encryption ----
+
+    fn slot_for(
+        &self,
+        direction: Direction,
+    ) -> fn(&mut SessionOps) -> &mut Option<Running<CipherContext>> {
+        match direction {
+            Direction::Encrypt => |o| &mut o.encrypt,
+            Direction::Decrypt => |o| &mut o.decrypt,
+        }
+    }
+
+    /// `C_EncryptInit` / `C_DecryptInit`.
+    pub fn cipher_init(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+    ) -> Result<()> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let pick = self.slot_for(direction);
+        if pick(&mut *self.lock_ops(&s)?).is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        let u = match direction {
+            Direction::Encrypt => &ENCRYPT,
+            Direction::Decrypt => &DECRYPT,
+        };
+        let (o, material) = self.usable_key(&s, key, mechanism, u)?;
+        let ctx = CipherContext::new(mechanism, material, direction, &self.rng)?;
+        let mut ops = self.lock_ops(&s)?;
+        let slot = pick(&mut ops);
+        if slot.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        *slot = Some(Running {
+            ctx,
+            key: key.0,
+            mechanism: mechanism.mechanism_type(),
+            needs_login: direction == Direction::Decrypt && o.flag(A::ALWAYS_AUTHENTICATE),
+        });
+        Ok(())
+    }
+
+    /// An upper bound of the output of a one-shot `cipher` over `input_len` bytes.
+    pub fn cipher_len(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+        input_len: usize,
+    ) -> Result<usize> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let r = self.slot_for(direction)(&mut ops)
+            .as_ref()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        Ok(r.ctx.one_shot_len(input_len))
+    }
+
+    /// An upper bound of the output of `cipher_update` over `input_len` more bytes.
+    pub fn cipher_update_len(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+        input_len: usize,
+    ) -> Result<usize> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let r = self.slot_for(direction)(&mut ops)
+            .as_ref()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        Ok(r.ctx.update_len(input_len))
+    }
+
+    /// An upper bound of the output of `cipher_final`.
+    pub fn cipher_final_len(&self, h: SessionHandle, direction: Direction) -> Result<usize> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let r = self.slot_for(direction)(&mut ops)
+            .as_ref()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        Ok(r.ctx.finish_len())
+    }
+
+    /// The IV a module-generated AES-GCM encryption chose (to return in the caller's
+    /// `CK_GCM_PARAMS`).
+    pub fn generated_iv(&self, h: SessionHandle) -> Result<Option<Vec<u8>>> {
+        let s = self.session(h)?;
+        let ops = self.lock_ops(&s)?;
+        let r = ops
+            .encrypt
+            .as_ref()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        Ok(r.ctx.gcm_iv().map(<[u8]>::to_vec))
+    }
+
+    fn take_cipher(&self, s: &Session, direction: Direction) -> Result<Running<CipherContext>> {
+        let mut ops = self.lock_ops(s)?;
+        let slot = self.slot_for(direction)(&mut ops);
+        match slot {
+            None => Err(HsmError::OperationNotInitialized),
+            Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
+            Some(_) => slot.take().ok_or(HsmError::OperationNotInitialized),
+        }
+    }
+
+    /// `C_Encrypt` / `C_Decrypt`: the whole input in one call; ends the operation.
+    pub fn cipher(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let s = self.session(h)?;
+        let r = self.take_cipher(&s, direction)?;
+        let out = r.ctx.one_shot(input);
+        self.audit_op(
+            &s,
+            Self::direction_name(direction),
+            r.mechanism,
+            r.key,
+            out.is_ok(),
+        );
+        Ok(out?)
+    }
+
+    /// `C_EncryptUpdate` / `C_DecryptUpdate`.
+    pub fn cipher_update(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let slot = self.slot_for(direction)(&mut ops);
+        let r = slot.as_mut().ok_or(HsmError::OperationNotInitialized)?;
+        if r.needs_login {
+            return Err(HsmError::UserNotLoggedIn);
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(r.ctx.update_len(input.len())));
+        if let Err(e) = r.ctx.update(input, &mut out) {
+            *slot = None;
+            return Err(e.into());
+        }
+        Ok(out)
+    }
+
+    /// `C_EncryptFinal` / `C_DecryptFinal`.
+    pub fn cipher_final(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let s = self.session(h)?;
+        let r = self.take_cipher(&s, direction)?;
+        let mut out = Zeroizing::new(Vec::with_capacity(r.ctx.finish_len()));
+        let res = r.ctx.finish(&mut out);
+        self.audit_op(
+            &s,
+            Self::direction_name(direction),
+            r.mechanism,
+            r.key,
+            res.is_ok(),
+        );
+        res?;
+        Ok(out)
+    }
+
+    // ---- digests ----
+
+    /// `C_DigestInit`.
+    pub fn digest_init(&self, h: SessionHandle, mechanism: &Mechanism) -> Result<()> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let Mechanism::Digest(alg) = mechanism else {
+            return Err(
+                craton_core::CryptoError::MechanismUnsupported(mechanism.mechanism_type()).into(),
+            );
+        };
+        self.registry
+            .check(mechanism.mechanism_type(), Operations::DIGEST, None)?;
+        let mut ops = self.lock_ops(&s)?;
+        if ops.digest.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        ops.digest = Some(DigestContext::new(*alg)?);
+        Ok(())
+    }
+
+    /// The digest length of the active digest.
+    pub fn digest_len(&self, h: SessionHandle) -> Result<usize> {
+        let s = self.session(h)?;
+        let ops = self.lock_ops(&s)?;
+        let d = ops
+            .digest
+            .as_ref()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        Ok(d.alg().output_len())
+    }
+
+    /// `C_Digest`.
+    pub fn digest(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let mut d = self
+            .lock_ops(&s)?
+            .digest
+            .take()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        d.update(data);
+        Ok(d.finish())
+    }
+
+    /// `C_DigestUpdate`.
+    pub fn digest_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        ops.digest
+            .as_mut()
+            .ok_or(HsmError::OperationNotInitialized)?
+            .update(data);
+        Ok(())
+    }
+
+    /// `C_DigestKey`: feeds a secret key's value into the digest. Sensitive keys are refused:
+    /// a digest of a sensitive key is an oracle for guessing it.
+    pub fn digest_key(&self, h: SessionHandle, key: ObjectHandle) -> Result<()> {
+        let s = self.session(h)?;
+        let o = self.object(&s, key, HsmError::KeyHandleInvalid)?;
+        if o.class() != ObjectClass::SECRET_KEY || o.flag(A::SENSITIVE) {
+            return Err(not_permitted(
+                "only non-sensitive secret keys can be digested",
+            ));
+        }
+        let material = o.material()?;
+        let value = material
+            .secret_value()
+            .ok_or(not_permitted("not a secret key"))?;
+        let mut ops = self.lock_ops(&s)?;
+        ops.digest
+            .as_mut()
+            .ok_or(HsmError::OperationNotInitialized)?
+            .update(value.expose());
+        Ok(())
+    }
+
+    /// `C_DigestFinal`.
+    pub fn digest_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let d = self
+            .lock_ops(&s)?
+            .digest
+            .take()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        Ok(d.finish())
+    }
+
+    // ---- key wrapping, derivation, KEM ----
+
+    /// `C_WrapKey`: wraps a secret key under an AES key. The target must be extractable, a
+    /// `CKA_WRAP_WITH_TRUSTED` target needs a `CKA_TRUSTED` wrapping key, and the wrapping
+    /// key must be at least as strong as the target.
+    pub fn wrap_key(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        wrapping: ObjectHandle,
+        target: ObjectHandle,
+    ) -> Result<Vec<u8>> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (w, wkey) = self.usable_key(&s, wrapping, mechanism, &WRAP)?;
+        let t = self.object(&s, target, HsmError::KeyHandleInvalid)?;
+        if !t.flag(A::EXTRACTABLE) {
+            return Err(HsmError::KeyUnextractable(
+                "the key's CKA_EXTRACTABLE is false",
+            ));
+        }
+        if t.flag(A::WRAP_WITH_TRUSTED) && !w.flag(A::TRUSTED) {
+            return Err(HsmError::KeyUnextractable(
+                "the key may only be wrapped by a CKA_TRUSTED key",
+            ));
+        }
+        let tkey = t.material()?;
+        if wkey.security_bits() < tkey.security_bits() {
+            return Err(HsmError::WrappingKeyTooWeak);
+        }
+        let value = tkey.secret_value().ok_or(HsmError::KeyUnextractable(
+            "only secret keys can be wrapped (private keys need PKCS#8, not offered yet)",
+        ))?;
+        let out = ops::wrap_key(mechanism, &wkey, value.expose());
+        self.audit_op(
+            &s,
+            "wrap",
+            mechanism.mechanism_type(),
+            wrapping.0,
+            out.is_ok(),
+        );
+        Ok(out?)
+    }
+
+    /// `C_UnwrapKey`: the new key is always sensitive (see the module docs of
+    /// [`crate::objects`]).
+    pub fn unwrap_key(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        unwrapping: ObjectHandle,
+        wrapped: &[u8],
+        template: &Template,
+    ) -> Result<ObjectHandle> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (_, ukey) = self.usable_key(&s, unwrapping, mechanism, &UNWRAP)?;
+        let value = ops::unwrap_key(mechanism, &ukey, wrapped);
+        self.audit_op(
+            &s,
+            "unwrap",
+            mechanism.mechanism_type(),
+            unwrapping.0,
+            value.is_ok(),
+        );
+        let value = value?;
+        self.insert_derived_secret(
+            &s,
+            NewSecret {
+                template,
+                value: &value,
+                inherit_from: None,
+                force_sensitive: true,
+                mechanism: mechanism.mechanism_type(),
+                origin: KeyOrigin::Unwrapped,
+            },
+        )
+    }
+
+    /// `C_DeriveKey`: ECDH (`CKD_NULL`), X25519 and HKDF into a secret key that inherits the
+    /// base key's sensitivity and extractability.
+    pub fn derive_key(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        base: ObjectHandle,
+        template: &Template,
+    ) -> Result<ObjectHandle> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (b, bkey) = self.usable_key(&s, base, mechanism, &DERIVE)?;
+        let len = template.iter().find_map(|(a, v)| match (a, v) {
+            (&A::VALUE_LEN, AttrValue::Ulong(l)) => Some(*l as usize),
+            _ => None,
+        });
+        let key_type = template.iter().find_map(|(a, v)| match (a, v) {
+            (&A::KEY_TYPE, AttrValue::Ulong(k)) => Some(KeyType(*k)),
+            _ => None,
+        });
+        if key_type == Some(KeyType::AES) && len.is_none() {
+            return Err(AttributeError::Incomplete(A::VALUE_LEN).into());
+        }
+        let value = ops::derive(mechanism, &bkey, len);
+        self.audit_op(
+            &s,
+            "derive",
+            mechanism.mechanism_type(),
+            base.0,
+            value.is_ok(),
+        );
+        let value = value?;
+        self.insert_derived_secret(
+            &s,
+            NewSecret {
+                template,
+                value: &value,
+                inherit_from: Some(&b),
+                force_sensitive: false,
+                mechanism: mechanism.mechanism_type(),
+                origin: KeyOrigin::Derived,
+            },
+        )
+    }
+
+    /// `C_EncapsulateKey` (PKCS#11 3.2): ML-KEM to a public key; returns the ciphertext and
+    /// the handle of the new shared-secret key.
+    pub fn encapsulate_key(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        public: ObjectHandle,
+        template: &Template,
+    ) -> Result<(Vec<u8>, ObjectHandle)> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (_, pkey) = self.usable_key(&s, public, mechanism, &ENCAPSULATE)?;
+        let out = ops::encapsulate(&pkey);
+        self.audit_op(
+            &s,
+            "encapsulate",
+            mechanism.mechanism_type(),
+            public.0,
+            out.is_ok(),
+        );
+        let (ct, secret) = out?;
+        let handle = self.insert_derived_secret(
+            &s,
+            NewSecret {
+                template,
+                value: &secret,
+                inherit_from: None,
+                force_sensitive: false,
+                mechanism: mechanism.mechanism_type(),
+                origin: KeyOrigin::Derived,
+            },
+        )?;
+        Ok((ct, handle))
+    }
+
+    /// `C_DecapsulateKey` (PKCS#11 3.2).
+    pub fn decapsulate_key(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        private: ObjectHandle,
+        ciphertext: &[u8],
+        template: &Template,
+    ) -> Result<ObjectHandle> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (p, pkey) = self.usable_key(&s, private, mechanism, &DECAPSULATE)?;
+        let out = ops::decapsulate(&pkey, ciphertext);
+        self.audit_op(
+            &s,
+            "decapsulate",
+            mechanism.mechanism_type(),
+            private.0,
+            out.is_ok(),
+        );
+        let secret = out?;
+        self.insert_derived_secret(
+            &s,
+            NewSecret {
+                template,
+                value: &secret,
+                inherit_from: Some(&p),
+                force_sensitive: false,
+                mechanism: mechanism.mechanism_type(),
+                origin: KeyOrigin::Derived,
+            },
+        )
+    }
+}
