@@ -106,6 +106,14 @@ pub enum Event {
         /// Handle.
         handle: u64,
     },
+    /// A stored record failed authentication or decoding and was left out; the rest of the
+    /// token loaded normally.
+    RecordCorrupt {
+        /// Slot.
+        slot: u64,
+        /// Which record and why (path, table, id; never contents).
+        detail: String,
+    },
     /// A cryptographic operation finished (successfully or not).
     Operation {
         /// Slot.

@@ -179,8 +179,15 @@ impl Hsm {
         for slot in 0..u64::from(config.token.slots) {
             let record = records.remove(&slot).unwrap_or_default();
             let mut objects = HashMap::new();
-            for o in store.objects(slot, None)? {
+            let loaded = store.objects(slot, None)?;
+            for o in loaded.objects {
                 objects.insert(o.id, Arc::new(Object::stored(o)));
+            }
+            for e in loaded.corrupt {
+                events.record(&Event::RecordCorrupt {
+                    slot,
+                    detail: e.to_string(),
+                });
             }
             tokens.push(RwLock::new(Token {
                 slot,
@@ -623,7 +630,14 @@ impl Hsm {
         let master = self.verify_pin(s.slot, h.0, user, pin)?;
         // Private objects are read (and opened) outside the token lock, then merged.
         let opened = if user == UserType::User {
-            Some(self.store.objects(s.slot as u64, Some(&master))?)
+            let loaded = self.store.objects(s.slot as u64, Some(&master))?;
+            for e in loaded.corrupt {
+                self.emit(Event::RecordCorrupt {
+                    slot: s.slot as u64,
+                    detail: e.to_string(),
+                });
+            }
+            Some(loaded.objects)
         } else {
             None
         };
@@ -668,7 +682,7 @@ impl Hsm {
         // Drop every token object and reload the public view: private objects disappear and
         // the secret parts of public key objects close again.
         t.objects.retain(|_, o| o.session.is_some());
-        for o in store.objects(t.slot, None)? {
+        for o in store.objects(t.slot, None)?.objects {
             t.objects.insert(o.id, Arc::new(Object::stored(o)));
         }
         Ok(())

@@ -815,6 +815,7 @@ impl Hsm {
             }
             None => (false, false),
         };
+        attrs.insert(A::CLASS, AttrValue::Ulong(class.0));
         attrs.insert(A::KEY_TYPE, AttrValue::Ulong(key_type.0));
         attrs.insert(A::VALUE, AttrValue::Bytes(value.to_vec()));
         attrs.insert(A::VALUE_LEN, AttrValue::Ulong(value.len() as u64));

@@ -215,6 +215,15 @@ pub struct StoredObject {
     pub secret_closed: bool,
 }
 
+/// The objects of a token as loaded, and the records that could not be opened.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The objects that opened and decoded.
+    pub objects: Vec<StoredObject>,
+    /// One `StoreError::Corrupt` per record that failed authentication or decoding.
+    pub corrupt: Vec<StoreError>,
+}
+
 /// Whether `attrs` describe an object that is private (`CKA_PRIVATE` true).
 pub fn is_private(attrs: &Attributes) -> bool {
     matches!(
@@ -235,9 +244,30 @@ pub fn is_secret_part(attrs: &Attributes, a: AttributeType) -> bool {
     key_with_secret && (a == AttributeType::VALUE || a.is_secret_component())
 }
 
+/// The database handle. redb commits its allocator state when the handle drops and, on a
+/// damaged file, can panic doing so; the drop here contains that panic.
+struct Db(Option<redb::Database>);
+
+impl std::ops::Deref for Db {
+    type Target = redb::Database;
+    fn deref(&self) -> &redb::Database {
+        // Invariant: the option is `Some` from construction until `drop` takes it.
+        #[allow(clippy::expect_used)]
+        self.0.as_ref().expect("database handle used after drop")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+        }
+    }
+}
+
 /// The open store.
 pub struct Store {
-    db: redb::Database,
+    db: Db,
     path: PathBuf,
     record_key: SecretBytes,
     rng: Arc<Rng>,
@@ -298,26 +328,35 @@ impl Store {
             .open(&path)
             .map_err(io(&path))?;
         check_mode(&path, &file.metadata().map_err(io(&path))?, 0o600)?;
-        let db = redb::Builder::new()
-            .create_file(file)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
-                    path: dir.to_owned(),
-                    holder: "another handle in this process".into(),
-                },
-                other => StoreError::Database {
-                    path: path.clone(),
-                    message: other.to_string(),
-                },
-            })?;
+        // redb 3.1 asserts (panics) on some damaged headers instead of returning an error;
+        // a damaged file must be a clear error here, never a panic.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            redb::Builder::new().create_file(file)
+        }))
+        .map_err(|_| StoreError::Corrupt {
+            path: path.clone(),
+            table: "header",
+            id: 0,
+            why: "the database header is damaged",
+        })?;
+        let db = opened.map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                path: dir.to_owned(),
+                holder: "another handle in this process".into(),
+            },
+            other => StoreError::Database {
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })?;
         let mut store = Store {
-            db,
+            db: Db(Some(db)),
             path,
             record_key: SecretBytes::new(&[]),
             rng,
             _lock: lock,
         };
-        store.record_key = store.init_meta()?;
+        store.record_key = store.shielded(|| store.init_meta())?;
         Ok(store)
     }
 
@@ -431,8 +470,25 @@ impl Store {
         &self.path
     }
 
+    /// Runs a read of the database, turning a panic inside redb (it asserts on some damaged
+    /// pages instead of returning an error) into a `Corrupt` error naming the file.
+    fn shielded<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+            Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                table: "pages",
+                id: 0,
+                why: "the database file is damaged",
+            })
+        })
+    }
+
     /// Every token record, by slot.
     pub fn tokens(&self) -> Result<Vec<(u64, TokenRecord)>, StoreError> {
+        self.shielded(|| self.tokens_inner())
+    }
+
+    fn tokens_inner(&self) -> Result<Vec<(u64, TokenRecord)>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.db_err(e))?;
         let table = txn.open_table(TOKENS).map_err(|e| self.db_err(e))?;
         let mut out = Vec::new();
@@ -449,6 +505,10 @@ impl Store {
 
     /// Writes a token record.
     pub fn put_token(&self, slot: u64, record: &TokenRecord) -> Result<(), StoreError> {
+        self.shielded(|| self.put_token_inner(slot, record))
+    }
+
+    fn put_token_inner(&self, slot: u64, record: &TokenRecord) -> Result<(), StoreError> {
         let sealed = self.seal_with("tokens", slot, &record.encode().buf, None)?;
         let txn = self.write_txn()?;
         {
@@ -461,6 +521,10 @@ impl Store {
     /// Re-initialises a token: removes every object of `slot` and writes its new record, in
     /// one transaction (either the old token survives whole, or the new one replaces it).
     pub fn reinit_token(&self, slot: u64, record: &TokenRecord) -> Result<(), StoreError> {
+        self.shielded(|| self.reinit_token_inner(slot, record))
+    }
+
+    fn reinit_token_inner(&self, slot: u64, record: &TokenRecord) -> Result<(), StoreError> {
         let sealed = self.seal_with("tokens", slot, &record.encode().buf, None)?;
         let doomed = self.object_ids(slot)?;
         let txn = self.write_txn()?;
@@ -497,6 +561,15 @@ impl Store {
         attrs: &Attributes,
         master: Option<&SecretBytes>,
     ) -> Result<u64, StoreError> {
+        self.shielded(|| self.create_object_inner(slot, attrs, master))
+    }
+
+    fn create_object_inner(
+        &self,
+        slot: u64,
+        attrs: &Attributes,
+        master: Option<&SecretBytes>,
+    ) -> Result<u64, StoreError> {
         let txn = self.write_txn()?;
         let id = {
             let mut meta = txn.open_table(META).map_err(|e| self.db_err(e))?;
@@ -526,6 +599,16 @@ impl Store {
         attrs: &Attributes,
         master: Option<&SecretBytes>,
     ) -> Result<(), StoreError> {
+        self.shielded(|| self.update_object_inner(slot, id, attrs, master))
+    }
+
+    fn update_object_inner(
+        &self,
+        slot: u64,
+        id: u64,
+        attrs: &Attributes,
+        master: Option<&SecretBytes>,
+    ) -> Result<(), StoreError> {
         let record = self.encode_object(slot, id, attrs, master)?;
         let txn = self.write_txn()?;
         {
@@ -537,6 +620,10 @@ impl Store {
 
     /// Deletes a token object.
     pub fn destroy_object(&self, id: u64) -> Result<(), StoreError> {
+        self.shielded(|| self.destroy_object_inner(id))
+    }
+
+    fn destroy_object_inner(&self, id: u64) -> Result<(), StoreError> {
         let txn = self.write_txn()?;
         {
             let mut t = txn.open_table(OBJECTS).map_err(|e| self.db_err(e))?;
@@ -584,60 +671,76 @@ impl Store {
     }
 
     /// Every object of `slot`, with the parts the keys at hand open. Without `master`, private
-    /// objects are skipped and the secret parts of public key objects stay closed.
-    pub fn objects(
-        &self,
-        slot: u64,
-        master: Option<&SecretBytes>,
-    ) -> Result<Vec<StoredObject>, StoreError> {
+    /// objects are skipped and the secret parts of public key objects stay closed. A record
+    /// that fails authentication or decoding is reported in [`Loaded::corrupt`] and left out;
+    /// the others load normally.
+    pub fn objects(&self, slot: u64, master: Option<&SecretBytes>) -> Result<Loaded, StoreError> {
+        self.shielded(|| self.objects_inner(slot, master))
+    }
+
+    fn objects_inner(&self, slot: u64, master: Option<&SecretBytes>) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.db_err(e))?;
         let table = txn.open_table(OBJECTS).map_err(|e| self.db_err(e))?;
-        let mut out = Vec::new();
+        let mut loaded = Loaded::default();
         for item in table.iter().map_err(|e| self.db_err(e))? {
             let (k, v) = item.map_err(|e| self.db_err(e))?;
-            let id = k.value();
-            let mut r = Reader::new(v.value());
-            let bad = |m: Malformed| self.corrupt("objects", id, m.0);
-            let record_slot = r.u64().map_err(bad)?;
-            if record_slot != slot {
-                continue;
+            match self.decode_object(slot, k.value(), v.value(), master) {
+                Ok(Some(o)) => loaded.objects.push(o),
+                Ok(None) => {}
+                Err(e @ StoreError::Corrupt { .. }) => loaded.corrupt.push(e),
+                Err(e) => return Err(e),
             }
-            let public = r.bytes().map_err(bad)?;
-            let secret = r.bytes().map_err(bad)?;
-            r.finish().map_err(bad)?;
-            let mut attrs = Attributes::new();
-            if !public.is_empty() {
-                let plain = self.open_sealed_with(&format!("public:{slot}"), id, public, None)?;
-                let mut r = Reader::new(&plain);
-                attrs = read_attributes(&mut r).map_err(bad)?;
-                r.finish().map_err(bad)?;
-            }
-            let mut secret_closed = false;
-            if !secret.is_empty() {
-                match master {
-                    Some(m) => {
-                        let plain =
-                            self.open_sealed_with(&format!("secret:{slot}"), id, secret, Some(m))?;
-                        let mut r = Reader::new(&plain);
-                        let s = read_attributes(&mut r).map_err(bad)?;
-                        r.finish().map_err(bad)?;
-                        attrs.extend(s);
-                    }
-                    None if public.is_empty() => continue,
-                    None => secret_closed = true,
-                }
-            }
-            if attrs.is_empty() {
-                return Err(self.corrupt("objects", id, "empty record"));
-            }
-            out.push(StoredObject {
-                id,
-                slot,
-                attrs,
-                secret_closed,
-            });
         }
-        Ok(out)
+        Ok(loaded)
+    }
+
+    fn decode_object(
+        &self,
+        slot: u64,
+        id: u64,
+        record: &[u8],
+        master: Option<&SecretBytes>,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        let mut r = Reader::new(record);
+        let bad = |m: Malformed| self.corrupt("objects", id, m.0);
+        let record_slot = r.u64().map_err(bad)?;
+        if record_slot != slot {
+            return Ok(None);
+        }
+        let public = r.bytes().map_err(bad)?;
+        let secret = r.bytes().map_err(bad)?;
+        r.finish().map_err(bad)?;
+        let mut attrs = Attributes::new();
+        if !public.is_empty() {
+            let plain = self.open_sealed_with(&format!("public:{slot}"), id, public, None)?;
+            let mut r = Reader::new(&plain);
+            attrs = read_attributes(&mut r).map_err(bad)?;
+            r.finish().map_err(bad)?;
+        }
+        let mut secret_closed = false;
+        if !secret.is_empty() {
+            match master {
+                Some(m) => {
+                    let plain =
+                        self.open_sealed_with(&format!("secret:{slot}"), id, secret, Some(m))?;
+                    let mut r = Reader::new(&plain);
+                    let s = read_attributes(&mut r).map_err(bad)?;
+                    r.finish().map_err(bad)?;
+                    attrs.extend(s);
+                }
+                None if public.is_empty() => return Ok(None),
+                None => secret_closed = true,
+            }
+        }
+        if attrs.is_empty() {
+            return Err(self.corrupt("objects", id, "empty record"));
+        }
+        Ok(Some(StoredObject {
+            id,
+            slot,
+            attrs,
+            secret_closed,
+        }))
     }
 
     fn open_sealed(
