@@ -360,6 +360,7 @@ fn check_context(context: &[u8]) -> Result<()> {
 pub const MAX_SINGLE_PART: usize = 64 << 20;
 
 /// What a signing or verifying context does with the data it is given.
+#[derive(Clone)]
 enum Input {
     /// Hash as data arrives; the signature covers the digest.
     Hashing(DigestContext),
@@ -483,7 +484,9 @@ fn absorb(input: &mut Input, data: &[u8], allow_multipart: bool) -> Result<()> {
     Ok(())
 }
 
-/// A running signature (or MAC) computation.
+/// A running signature (or MAC) computation. Cloning copies the running state (for
+/// `C_GetOperationState`); the key is shared.
+#[derive(Clone)]
 pub struct SignContext {
     key: Arc<KeyMaterial>,
     input: Input,
@@ -621,7 +624,8 @@ fn sign_message(key: &KeyMaterial, scheme: &Scheme, msg: Message, rng: &Rng) -> 
     }
 }
 
-/// A running signature (or MAC) verification.
+/// A running signature (or MAC) verification. Cloning copies the running state.
+#[derive(Clone)]
 pub struct VerifyContext {
     key: Arc<KeyMaterial>,
     input: Input,
@@ -796,6 +800,24 @@ impl CipherContext {
                 mechanism.mechanism_type(),
             )),
         }
+    }
+
+    /// A deep copy of the running state (for `C_GetOperationState`).
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(match self {
+            CipherContext::Aes(a) => CipherContext::Aes(a.try_clone()?),
+            CipherContext::Rsa {
+                key,
+                scheme,
+                direction,
+                input,
+            } => CipherContext::Rsa {
+                key: key.clone(),
+                scheme: scheme.clone(),
+                direction: *direction,
+                input: input.clone(),
+            },
+        })
     }
 
     /// The IV a module-generated GCM encryption chose.

@@ -84,6 +84,9 @@ pub enum HsmError {
     /// No operation of this kind is running in the session.
     #[error("operation not initialised")]
     OperationNotInitialized,
+    /// A saved operation state that this engine did not issue, or issued for another token.
+    #[error("saved operation state is invalid")]
+    SavedStateInvalid,
     /// A malformed argument that no more specific variant covers.
     #[error("bad arguments: {0}")]
     ArgumentsBad(&'static str),

@@ -138,6 +138,7 @@ pub struct Hsm {
     next_session: AtomicU64,
     pub(crate) next_session_object: AtomicU64,
     pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) saved_states: Mutex<crate::operations::SavedStates>,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -209,6 +210,7 @@ impl Hsm {
             next_session: AtomicU64::new(1),
             next_session_object: AtomicU64::new(SESSION_OBJECT_BASE),
             events,
+            saved_states: Mutex::new(Default::default()),
         })
     }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// An operation in progress, with what is needed to audit it.
+#[derive(Clone)]
 pub(crate) struct Running<C> {
     ctx: C,
     key: u64,
@@ -40,6 +41,39 @@ pub(crate) struct SessionOps {
 }
 
 impl SessionOps {
+    /// A copy of every active cryptographic operation (not the find cursor, which PKCS#11
+    /// leaves out of the saved state).
+    fn snapshot(&self) -> Result<SessionOps> {
+        let cipher = |r: &Option<Running<CipherContext>>| -> Result<_> {
+            r.as_ref()
+                .map(|r| {
+                    Ok(Running {
+                        ctx: r.ctx.try_clone()?,
+                        key: r.key,
+                        mechanism: r.mechanism,
+                        needs_login: r.needs_login,
+                    })
+                })
+                .transpose()
+        };
+        Ok(SessionOps {
+            sign: self.sign.clone(),
+            verify: self.verify.clone(),
+            encrypt: cipher(&self.encrypt)?,
+            decrypt: cipher(&self.decrypt)?,
+            digest: self.digest.clone(),
+            find: None,
+        })
+    }
+
+    fn is_idle(&self) -> bool {
+        self.sign.is_none()
+            && self.verify.is_none()
+            && self.encrypt.is_none()
+            && self.decrypt.is_none()
+            && self.digest.is_none()
+    }
+
     pub(crate) fn awaiting_context_login(&self) -> bool {
         self.sign.as_ref().is_some_and(|r| r.needs_login)
             || self.decrypt.as_ref().is_some_and(|r| r.needs_login)
@@ -842,5 +876,100 @@ impl Hsm {
                 origin: KeyOrigin::Derived,
             },
         )
+    }
+}
+
+/// How many saved operation states the engine keeps; older ones are forgotten.
+const MAX_SAVED_STATES: usize = 256;
+const STATE_MAGIC: &[u8; 8] = b"CRTNOPS1";
+
+/// Operation states saved by `C_GetOperationState`: the blob handed out is a random,
+/// unguessable reference to a copy kept here, so no key or intermediate value ever leaves
+/// the module.
+#[derive(Default)]
+pub(crate) struct SavedStates {
+    entries: std::collections::VecDeque<([u8; 16], SavedState)>,
+}
+
+pub(crate) struct SavedState {
+    slot: usize,
+    user_logged_in: bool,
+    ops: SessionOps,
+}
+
+impl Hsm {
+    /// `C_GetOperationState`: an opaque blob that `set_operation_state` accepts in any
+    /// session of the same token while this engine runs.
+    pub fn operation_state(&self, h: SessionHandle) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let snapshot = {
+            let ops = self.lock_ops(&s)?;
+            if ops.is_idle() {
+                return Err(HsmError::OperationNotInitialized);
+            }
+            ops.snapshot()?
+        };
+        let user_logged_in = self.read_token(s.slot)?.login == crate::hsm::Login::User;
+        let mut id = [0u8; 16];
+        self.rng
+            .fill(&mut id)
+            .map_err(craton_core::CryptoError::Rng)?;
+        let mut saved = self
+            .saved_states
+            .lock()
+            .map_err(|_| HsmError::OperationNotInitialized)?;
+        if saved.entries.len() >= MAX_SAVED_STATES {
+            saved.entries.pop_front();
+        }
+        saved.entries.push_back((
+            id,
+            SavedState {
+                slot: s.slot,
+                user_logged_in,
+                ops: snapshot,
+            },
+        ));
+        let mut blob = STATE_MAGIC.to_vec();
+        blob.extend_from_slice(&(s.slot as u64).to_le_bytes());
+        blob.extend_from_slice(&id);
+        Ok(blob)
+    }
+
+    /// The length of every blob [`Hsm::operation_state`] returns.
+    pub const OPERATION_STATE_LEN: usize = 32;
+
+    /// `C_SetOperationState`: replaces the session's operations with a saved copy. The saved
+    /// state must come from this token, and one saved while the user was logged in needs the
+    /// user logged in now.
+    pub fn set_operation_state(&self, h: SessionHandle, blob: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        if blob.len() != Self::OPERATION_STATE_LEN || &blob[..8] != STATE_MAGIC {
+            return Err(HsmError::SavedStateInvalid);
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&blob[16..]);
+        let restored = {
+            let saved = self
+                .saved_states
+                .lock()
+                .map_err(|_| HsmError::SavedStateInvalid)?;
+            let (_, state) = saved
+                .entries
+                .iter()
+                .find(|(k, _)| *k == id)
+                .ok_or(HsmError::SavedStateInvalid)?;
+            if state.slot != s.slot {
+                return Err(HsmError::SavedStateInvalid);
+            }
+            if state.user_logged_in && self.read_token(s.slot)?.login != crate::hsm::Login::User {
+                return Err(HsmError::UserNotLoggedIn);
+            }
+            state.ops.snapshot()?
+        };
+        let mut ops = self.lock_ops(&s)?;
+        let find = ops.find.take();
+        *ops = restored;
+        ops.find = find;
+        Ok(())
     }
 }

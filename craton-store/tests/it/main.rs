@@ -8,6 +8,7 @@ mod crash_safety;
 mod key_management_attacks;
 mod login_lockout;
 mod objects;
+mod operation_state;
 mod session_rules;
 mod store_files;
 
