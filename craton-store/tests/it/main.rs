@@ -5,6 +5,7 @@
 
 mod concurrency;
 mod crash_safety;
+mod format_fixture;
 mod key_management_attacks;
 mod login_lockout;
 mod objects;
