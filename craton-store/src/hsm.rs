@@ -18,7 +18,31 @@ use craton_core::post::ModuleState;
 use craton_core::rng::Rng;
 use craton_core::secret::SecretBytes;
 use craton_core::{Direction, Registry};
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes handles (u64s this engine assigns, never chosen by callers) with one multiply:
+/// SipHash's flooding resistance buys nothing here and costs on every operation.
+#[derive(Default)]
+pub(crate) struct HandleHasher(u64);
+
+impl Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing: spreads sequential handles over the table's high bits.
+        self.0 = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by handles.
+pub(crate) type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<HandleHasher>>;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -175,11 +199,11 @@ impl Hsm {
             .map_err(|f| HsmError::Crypto(craton_core::CryptoError::ErrorState(f)))?;
         let rng = Arc::new(Rng::from_os().map_err(craton_core::CryptoError::Rng)?);
         let store = Store::open(&config.state_dir(), rng.clone())?;
-        let mut records: HashMap<u64, TokenRecord> = store.tokens()?.into_iter().collect();
+        let mut records: StdHashMap<u64, TokenRecord> = store.tokens()?.into_iter().collect();
         let mut tokens = Vec::new();
         for slot in 0..u64::from(config.token.slots) {
             let record = records.remove(&slot).unwrap_or_default();
-            let mut objects = HashMap::new();
+            let mut objects = HashMap::default();
             let loaded = store.objects(slot, None)?;
             for o in loaded.objects {
                 objects.insert(o.id, Arc::new(Object::stored(o)));
@@ -196,7 +220,7 @@ impl Hsm {
                 login: Login::None,
                 master: None,
                 objects,
-                sessions: HashMap::new(),
+                sessions: HashMap::default(),
             }));
         }
         Ok(Hsm {
@@ -206,7 +230,7 @@ impl Hsm {
             rng,
             store,
             tokens,
-            sessions: std::array::from_fn(|_| RwLock::new(HashMap::new())),
+            sessions: std::array::from_fn(|_| RwLock::new(HashMap::default())),
             next_session: AtomicU64::new(1),
             next_session_object: AtomicU64::new(SESSION_OBJECT_BASE),
             events,

@@ -37,6 +37,11 @@ pub struct Object {
     pub(crate) session: Option<u64>,
     /// A public key object whose secret part is sealed and the user is not logged in.
     pub(crate) secret_closed: bool,
+    /// `CKA_CLASS`, read once.
+    class: ObjectClass,
+    /// Whether `CKA_START_DATE` or `CKA_END_DATE` is set (most keys have neither, and then
+    /// the clock is never read).
+    dated: bool,
     material: OnceLock<std::result::Result<Arc<KeyMaterial>, craton_core::CryptoError>>,
 }
 
@@ -51,30 +56,37 @@ impl std::fmt::Debug for Object {
 
 impl Object {
     pub(crate) fn stored(o: StoredObject) -> Object {
-        Object {
-            handle: o.id,
-            attrs: o.attrs,
-            session: None,
-            secret_closed: o.secret_closed,
-            material: OnceLock::new(),
-        }
+        let mut obj = Object::new(o.id, o.attrs, None);
+        obj.secret_closed = o.secret_closed;
+        obj
     }
 
     fn new(handle: u64, attrs: Attributes, session: Option<u64>) -> Object {
+        let class = match attrs.get(&A::CLASS) {
+            Some(AttrValue::Ulong(c)) => ObjectClass(*c),
+            _ => ObjectClass(u64::MAX),
+        };
+        let dated = [A::START_DATE, A::END_DATE]
+            .iter()
+            .any(|a| matches!(attrs.get(a), Some(AttrValue::Date(Some(_)))));
         Object {
             handle,
             attrs,
             session,
             secret_closed: false,
+            class,
+            dated,
             material: OnceLock::new(),
         }
     }
 
     pub(crate) fn class(&self) -> ObjectClass {
-        match self.attrs.get(&A::CLASS) {
-            Some(AttrValue::Ulong(c)) => ObjectClass(*c),
-            _ => ObjectClass(u64::MAX),
-        }
+        self.class
+    }
+
+    /// Whether the key may be used now, by its start and end dates.
+    pub(crate) fn within_dates(&self) -> bool {
+        !self.dated || within_dates(&self.attrs)
     }
 
     pub(crate) fn flag(&self, a: A) -> bool {
@@ -166,18 +178,22 @@ pub(crate) fn today() -> [u8; 8] {
     out
 }
 
-/// Whether the key is inside its `CKA_START_DATE`..=`CKA_END_DATE` window.
+/// Whether the key is inside its `CKA_START_DATE`..=`CKA_END_DATE` window. Keys without
+/// dates (the common case) never look at the clock.
 pub(crate) fn within_dates(attrs: &Attributes) -> bool {
+    let start = match attrs.get(&A::START_DATE) {
+        Some(AttrValue::Date(Some(d))) => Some(d),
+        _ => None,
+    };
+    let end = match attrs.get(&A::END_DATE) {
+        Some(AttrValue::Date(Some(d))) => Some(d),
+        _ => None,
+    };
+    if start.is_none() && end.is_none() {
+        return true;
+    }
     let now = today();
-    let after_start = match attrs.get(&A::START_DATE) {
-        Some(AttrValue::Date(Some(d))) => now >= *d,
-        _ => true,
-    };
-    let before_end = match attrs.get(&A::END_DATE) {
-        Some(AttrValue::Date(Some(d))) => now <= *d,
-        _ => true,
-    };
-    after_start && before_end
+    start.is_none_or(|d| now >= *d) && end.is_none_or(|d| now <= *d)
 }
 
 fn key_type_for(spec: KeySpec) -> KeyType {
@@ -658,6 +674,10 @@ impl Hsm {
             _ => return Err(HsmError::ObjectHandleInvalid),
         };
         Self::check_can_write(&t, &s, o.is_token(), o.flag(A::PRIVATE))?;
+        if o.secret_closed {
+            // Rewriting the record needs its sealed secret part, which only the user can open.
+            return Err(HsmError::UserNotLoggedIn);
+        }
         let is_so = t.login == Login::So;
         let mut attrs = o.attrs.clone();
         for (a, v) in &changes {

@@ -8,7 +8,7 @@
 use crate::error::{HsmError, Result};
 use crate::event::{Event, KeyOrigin};
 use crate::hsm::{Hsm, ObjectHandle, Session, SessionHandle};
-use crate::objects::{NewSecret, Object, Template, within_dates};
+use crate::objects::{NewSecret, Object, Template};
 use craton_core::Direction;
 use craton_core::attribute::{AttrValue, AttributeError, AttributeType as A, ObjectClass};
 use craton_core::digest::DigestContext;
@@ -203,7 +203,7 @@ impl Hsm {
                 _ => "the key's usage attribute is false",
             }));
         }
-        if u.dated && !within_dates(&o.attrs) {
+        if u.dated && !o.within_dates() {
             return Err(not_permitted("the key is outside its start/end dates"));
         }
         Ok((o, material))
@@ -534,7 +534,9 @@ impl Hsm {
         }
     }
 
-    /// `C_Encrypt` / `C_Decrypt`: the whole input in one call; ends the operation.
+    /// `C_Encrypt` / `C_Decrypt`: the whole input in one call; ends the operation. The
+    /// output is wiped when dropped (it is plaintext when decrypting); see
+    /// [`Hsm::encrypt`] for ciphertext that need not be.
     pub fn cipher(
         &self,
         h: SessionHandle,
@@ -552,6 +554,13 @@ impl Hsm {
             out.is_ok(),
         );
         Ok(out?)
+    }
+
+    /// `C_Encrypt`: like [`Hsm::cipher`] in the encrypt direction, returning the ciphertext as
+    /// a plain vector (wiping ciphertext on every call would only cost time).
+    pub fn encrypt(&self, h: SessionHandle, input: &[u8]) -> Result<Vec<u8>> {
+        let mut out = self.cipher(h, Direction::Encrypt, input)?;
+        Ok(std::mem::take(&mut *out))
     }
 
     /// `C_EncryptUpdate` / `C_DecryptUpdate`.

@@ -454,3 +454,35 @@ fn every_algorithm_family_signs_or_encrypts_through_the_engine() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn a_public_key_object_with_a_sealed_secret_cannot_be_rewritten_before_login() {
+    let dir = Scratch::new("sealed-rewrite");
+    let handle;
+    {
+        let hsm = ready(dir.path());
+        let s = user_session(&hsm);
+        handle = aes_key(&hsm, s, &[(A::PRIVATE, b(false)), label("public-aes")]);
+    }
+    let hsm = Hsm::open(config(dir.path())).unwrap();
+    let s = hsm.open_session(0, true).unwrap();
+    // Visible (not private), but its CKA_VALUE is sealed until the user logs in.
+    assert!(hsm.attribute_values(s, handle, &[A::LABEL]).is_ok());
+    assert!(matches!(
+        hsm.set_attribute_values(s, handle, &[label("renamed")]),
+        Err(HsmError::UserNotLoggedIn)
+    ));
+    assert!(matches!(
+        hsm.cipher_init(s, Direction::Encrypt, &Mechanism::Aes(AesMode::Ecb), handle),
+        Err(HsmError::UserNotLoggedIn)
+    ));
+    hsm.login(s, UserType::User, USER_PIN).unwrap();
+    hsm.set_attribute_values(s, handle, &[label("renamed")])
+        .unwrap();
+    hsm.cipher_init(s, Direction::Encrypt, &Mechanism::Aes(AesMode::Ecb), handle)
+        .unwrap();
+    assert_eq!(
+        hsm.cipher(s, Direction::Encrypt, &[0; 16]).unwrap().len(),
+        16
+    );
+}
