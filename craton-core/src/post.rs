@@ -425,8 +425,9 @@ pub fn run_post() -> std::result::Result<PostReport, PostFailure> {
 }
 
 /// Test-only: runs POST with the named KAT forced to fail. Compiled only with the
-/// `fault-injection` feature, which no shipped binary enables.
-#[cfg(feature = "fault-injection")]
+/// `fault-injection` feature (which no shipped binary enables) and in this crate's own unit
+/// tests, so the test suite exercises it without building the crate a second time.
+#[cfg(any(test, feature = "fault-injection"))]
 pub fn run_post_with_fault(kat_name: &'static str) -> std::result::Result<PostReport, PostFailure> {
     run_post_inner(Some(kat_name))
 }
@@ -502,6 +503,28 @@ pub(crate) fn pairwise_slhdsa(key: &SlhDsaKey, rng: &Rng) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fault_in_any_kat_puts_the_module_in_the_error_state() {
+        for name in kat_names() {
+            let state = ModuleState::new();
+            let result = run_post_with_fault(name);
+            assert_eq!(
+                result.as_ref().err(),
+                Some(&PostFailure::KnownAnswer(name)),
+                "fault in {name}"
+            );
+            if let Err(f) = result {
+                state.fail(f);
+            }
+            assert_eq!(
+                state.check(),
+                Err(CryptoError::ErrorState(PostFailure::KnownAnswer(name)))
+            );
+            // The error state is sticky: nothing clears it.
+            assert!(state.check().is_err());
+        }
+    }
 
     #[test]
     fn post_passes_and_reports_each_kat() {

@@ -37,20 +37,6 @@ pub fn run(extra_test_args: &[String]) -> Result<(), String> {
     doc.args(["test", "--workspace", "--locked", "--doc"]);
     exec(doc)?;
 
-    // POST fault injection is compiled only with a test-only feature (never in release).
-    let mut faults = cargo();
-    faults.args([
-        "test",
-        "--locked",
-        "--package",
-        "craton-core",
-        "--features",
-        "fault-injection",
-        "--test",
-        "it",
-        "post_fault",
-    ]);
-    exec(faults)?;
     Ok(())
 }
 
