@@ -387,6 +387,34 @@ fn kats() -> Vec<Kat> {
                     && key.verify(b"craton post", b"other", &sig).is_err(),
             )
         }),
+        ("ECDH P-256", || {
+            // NIST CAVP KAS ECC CDH primitive test vectors, [P-256], COUNT = 0.
+            let key = EcKey::from_private_scalar(
+                Curve::P256,
+                &unhex("7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534"),
+            )?;
+            let mut peer = vec![0x04];
+            peer.extend(unhex(
+                "700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287",
+            ));
+            peer.extend(unhex(
+                "db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac",
+            ));
+            let z = key.ecdh(&peer)?;
+            Ok(z[..]
+                == unhex("46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b")[..])
+        }),
+        ("SLH-DSA-SHA2-128f", || {
+            // NIST ACVP SLH-DSA keyGen (testdata/acvp/SLH-DSA-keyGen-SHA2.rsp), 128f COUNT = 21:
+            // the public key from SK.seed ‖ SK.prf ‖ PK.seed. Signing is too slow for POST; the
+            // pairwise test covers it for every generated key.
+            let mut seeds = unhex("c42bcb3b5a6f331f5cce899253c6d9e2");
+            seeds.extend(unhex("9ff2b7ead7a04bab1794db8cc659c3b4"));
+            seeds.extend(unhex("a868f1bd5debc12d4c9fad66aabd0a94"));
+            let key = SlhDsaKey::from_seeds(crate::pq::SlhDsaParams::Sha2_128f, &seeds)?;
+            Ok(key.public_bytes()
+                == &unhex("a868f1bd5debc12d4c9fad66aabd0a94b546df247be4c457f3d467cdfcfabd39")[..])
+        }),
     ]
 }
 

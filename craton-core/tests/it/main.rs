@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod cavp;
+mod constants;
 mod post_fault;
 mod registry;
 mod wycheproof_vectors;
