@@ -120,7 +120,7 @@ fn asymmetric(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("rsa2048_pkcs1_sha256_sign");
     g.sample_size(20);
-    let ours = RsaKey::generate(2048).unwrap();
+    let ours = RsaKey::generate(2048, &Rng::from_os().unwrap()).unwrap();
     let theirs = lc_sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     g.bench_function("craton", |b| {
         b.iter(|| {

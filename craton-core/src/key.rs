@@ -220,7 +220,7 @@ impl KeyMaterial {
                     value: SecretBytes::generate(len, |b| rng.fill(b))?,
                 }))
             }
-            KeySpec::Rsa { bits } => pair(KeyMaterial::Rsa(RsaKey::generate(bits)?)),
+            KeySpec::Rsa { bits } => pair(KeyMaterial::Rsa(RsaKey::generate(bits, rng)?)),
             KeySpec::Ec(curve) => pair(KeyMaterial::Ec(EcKey::generate(curve, rng)?)),
             KeySpec::Ed25519 => pair(KeyMaterial::Ed25519(Ed25519Key::generate(rng)?)),
             KeySpec::X25519 => pair(KeyMaterial::X25519(X25519Key::generate(rng)?)),

@@ -2,9 +2,16 @@
 //! reseed counter, prediction resistance on request and continuous health tests, and a
 //! sharded pool of such DRBGs so concurrent callers do not queue on one lock.
 //!
-//! Every key, IV and random byte the HSM hands out comes from an [`Rng`]. The entropy source
-//! is a trait so tests can feed known seeds; production uses [`OsEntropy`] (`getrandom(2)`,
-//! which blocks until the kernel pool is initialised).
+//! Every key, IV and random byte the HSM hands out comes from an [`Rng`]: AES and HMAC keys,
+//! RSA primes (generated here, FIPS 186-5 A.1.3), EC, Ed25519, X25519, ML-KEM, ML-DSA and
+//! SLH-DSA key seeds, module-generated GCM IVs, SLH-DSA randomisers and `C_GenerateRandom`.
+//! The entropy source is a trait so tests can feed known seeds; production uses [`OsEntropy`]
+//! (`getrandom(2)`, which blocks until the kernel pool is initialised).
+//!
+//! One boundary is AWS-LC's: the per-operation randomness *inside* its signing primitives
+//! (the ECDSA nonce, the RSA-PSS salt, ML-DSA's hedging value, RSA blinding) comes from
+//! AWS-LC's own SP 800-90A CTR_DRBG, seeded from CPU-jitter and OS entropy, because those
+//! primitives take no caller randomness. None of it is key material the HSM stores.
 
 use aws_lc_rs::hmac;
 use std::sync::Mutex;

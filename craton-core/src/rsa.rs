@@ -4,10 +4,12 @@
 
 use crate::digest::HashAlg;
 use crate::error::{CryptoError, Result};
+use crate::ffi::bn::{BigNum, BnCtx};
 use crate::ffi::pkey::{Pkey, RsaCryptPadding, RsaParts, RsaSignPadding};
 use crate::mechanism::{
     KeyType, MechanismInfo, MechanismType as M, Operations as Op, SizeUnit, row,
 };
+use crate::rng::Rng;
 use zeroize::Zeroizing;
 
 /// RSA components, big-endian. Private fields are wiped on drop.
@@ -114,14 +116,99 @@ impl std::fmt::Debug for RsaKey {
     }
 }
 
+/// The public exponent of every generated key.
+const E: u64 = 65_537;
+
+/// One probable prime of `bits` bits for an RSA modulus (FIPS 186-5 A.1.3 steps 4-5): random
+/// candidates from our DRBG with the top two bits set (so p ≥ √2·2^(bits−1)) and the low bit
+/// set, kept when gcd(p−1, e) = 1 and Miller-Rabin with FIPS 186-5's round count passes.
+/// `other` is the first prime when generating the second: they must differ in their top 100
+/// bits' worth (|p − q| > 2^(bits−100)).
+fn probable_prime(bits: usize, rng: &Rng, ctx: &BnCtx, other: Option<&BigNum>) -> Result<BigNum> {
+    let bytes = bits.div_ceil(8);
+    let excess = bytes * 8 - bits;
+    let min_gap = BigNum::power_of_two(bits - 100)?;
+    // FIPS 186-5 allows 5·bits attempts before giving up (step 4.7 / 5.8).
+    for _ in 0..5 * bits {
+        let mut buf = Zeroizing::new(vec![0u8; bytes]);
+        rng.fill(&mut buf)?;
+        buf[0] &= 0xff >> excess;
+        buf[0] |= 0xc0 >> excess;
+        if excess == 7 {
+            buf[1] |= 0x80;
+        }
+        buf[bytes - 1] |= 1;
+        let candidate = BigNum::from_be(&buf)?;
+        if let Some(p) = other
+            && ctx.abs_diff(&candidate, p)?.cmp_abs(&min_gap) != std::cmp::Ordering::Greater
+        {
+            continue;
+        }
+        // gcd(candidate − 1, e) = 1 ⇔ e ∤ candidate − 1, since e is prime.
+        if candidate.mod_word(E)? == 1 {
+            continue;
+        }
+        if ctx.is_probably_prime(&candidate)? {
+            return Ok(candidate);
+        }
+    }
+    Err(CryptoError::Library)
+}
+
+/// Generates the components of an RSA key of `bits` bits with e = 65537 (FIPS 186-5 A.1.3),
+/// every random bit drawn from `rng`.
+fn generate_components(bits: usize, rng: &Rng) -> Result<RsaComponents> {
+    let ctx = BnCtx::new()?;
+    let e = BigNum::from_u64(E)?;
+    let half = bits / 2;
+    let d_floor = BigNum::power_of_two(half)?;
+    loop {
+        let p = probable_prime(half, rng, &ctx, None)?;
+        let q = probable_prime(half, rng, &ctx, Some(&p))?;
+        // Keep p > q so that the CRT coefficient is q⁻¹ mod p.
+        let (p, q) = if p.cmp_abs(&q) == std::cmp::Ordering::Less {
+            (q, p)
+        } else {
+            (p, q)
+        };
+        let n = ctx.mul(&p, &q)?;
+        if n.bits() != bits {
+            continue;
+        }
+        let p1 = p.minus_word(1)?;
+        let q1 = q.minus_word(1)?;
+        let phi = ctx.mul(&p1, &q1)?;
+        let (lambda, _) = ctx.div_rem(&phi, &ctx.gcd(&p1, &q1)?)?;
+        let d = ctx.mod_inverse(&e, &lambda)?;
+        // FIPS 186-5 A.1.1: d must exceed 2^(nlen/2); otherwise start over.
+        if d.cmp_abs(&d_floor) != std::cmp::Ordering::Greater {
+            continue;
+        }
+        let (_, dp) = ctx.div_rem(&d, &p1)?;
+        let (_, dq) = ctx.div_rem(&d, &q1)?;
+        let qinv = ctx.mod_inverse(&q, &p)?;
+        let k = bits / 8;
+        return Ok(RsaComponents {
+            modulus: n.to_be(k)?.to_vec(),
+            public_exponent: e.to_be_minimal()?.to_vec(),
+            private_exponent: Some(d.to_be(k)?),
+            prime_1: Some(p.to_be_minimal()?),
+            prime_2: Some(q.to_be_minimal()?),
+            exponent_1: Some(dp.to_be_minimal()?),
+            exponent_2: Some(dq.to_be_minimal()?),
+            coefficient: Some(qinv.to_be_minimal()?),
+        });
+    }
+}
+
 /// Sizes this module generates.
 pub const GENERATE_SIZES: [usize; 4] = [1024, 2048, 3072, 4096];
 
 impl RsaKey {
-    /// Generates a key pair with e = 65537 and runs the pairwise consistency test. Which sizes
-    /// are allowed is the registry's (policy's) decision; this accepts 1024..=4096 in steps
-    /// listed in [`GENERATE_SIZES`].
-    pub fn generate(bits: usize) -> Result<Self> {
+    /// Generates a key pair with e = 65537 from our DRBG (FIPS 186-5 A.1.3: random probable
+    /// primes) and runs the pairwise consistency test. Which sizes are allowed is the
+    /// registry's (policy's) decision; this accepts the sizes in [`GENERATE_SIZES`].
+    pub fn generate(bits: usize, rng: &Rng) -> Result<Self> {
         if !GENERATE_SIZES.contains(&bits) {
             return Err(CryptoError::KeySizeRange {
                 bits,
@@ -129,12 +216,11 @@ impl RsaKey {
                 max: 4096,
             });
         }
-        let pkey = Pkey::rsa_generate(bits)?;
-        let key = RsaKey {
-            pkey,
-            bits,
-            private: true,
-        };
+        let components = generate_components(bits, rng)?;
+        let key = RsaKey::from_components(&components)?;
+        if key.bits != bits {
+            return Err(CryptoError::Library);
+        }
         crate::post::pairwise_rsa(&key)?;
         Ok(key)
     }
@@ -387,4 +473,54 @@ pub(crate) fn rows() -> Vec<MechanismInfo> {
         rows.push(row(m, rsa, sizes, sv, true, true));
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::RngConfig;
+    use crate::rng::testing::DeterministicEntropy;
+
+    fn rng(seed: u8) -> Rng {
+        Rng::new(
+            Box::new(DeterministicEntropy::new([seed; 32])),
+            RngConfig {
+                reseed_interval: 1 << 20,
+                shards: 1,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn key_generation_draws_every_bit_from_our_drbg() {
+        // The same DRBG seed gives the same key; another seed, another key. AWS-LC's own
+        // generator plays no part in the key material.
+        let a = RsaKey::generate(2048, &rng(1)).unwrap();
+        let b = RsaKey::generate(2048, &rng(1)).unwrap();
+        let c = RsaKey::generate(2048, &rng(2)).unwrap();
+        let (ca, cb, cc) = (
+            a.components(true).unwrap(),
+            b.components(true).unwrap(),
+            c.components(true).unwrap(),
+        );
+        assert_eq!(ca.modulus, cb.modulus);
+        assert_ne!(ca.modulus, cc.modulus);
+        assert_eq!(a.bits(), 2048);
+        assert_eq!(ca.public_exponent, vec![1, 0, 1]);
+        // FIPS 186-5: p and q of half the size, d > 2^(nlen/2).
+        assert_eq!(ca.prime_1.as_ref().unwrap().len(), 128);
+        assert_eq!(ca.prime_2.as_ref().unwrap().len(), 128);
+        let d = ca.private_exponent.as_ref().unwrap();
+        assert!(d.iter().take(128).any(|b| *b != 0));
+    }
+
+    #[test]
+    fn every_offered_size_generates() {
+        for bits in [1024, 3072] {
+            let k = RsaKey::generate(bits, &rng(3)).unwrap();
+            assert_eq!(k.bits(), bits);
+        }
+        assert!(RsaKey::generate(2000, &rng(3)).is_err());
+    }
 }

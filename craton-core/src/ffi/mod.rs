@@ -13,6 +13,7 @@
 //! calls back into us).
 #![allow(unsafe_code)]
 
+pub(crate) mod bn;
 pub(crate) mod cipher;
 pub(crate) mod keywrap;
 pub(crate) mod md;

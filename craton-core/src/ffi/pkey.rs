@@ -248,34 +248,6 @@ fn two_call(mut f: impl FnMut(*mut u8, &mut usize) -> c_int) -> Result<Vec<u8>, 
 impl Pkey {
     // ----- RSA -------------------------------------------------------------------------
 
-    /// Generates an RSA key with e = 65537. Sizes of 2048 bits and up use AWS-LC's FIPS 186-4
-    /// generator (which runs its own pairwise test); smaller sizes the plain generator.
-    pub(crate) fn rsa_generate(bits: usize) -> Result<Self, LibFailure> {
-        let bits_c = c_int::try_from(bits).map_err(|_| LibFailure)?;
-        // SAFETY: no preconditions.
-        let rsa = unsafe { sys::RSA_new() };
-        if rsa.is_null() {
-            return Err(LibFailure);
-        }
-        let rc = if bits >= 2048 {
-            // SAFETY: rsa is a fresh RSA; a null callback is allowed.
-            unsafe { sys::RSA_generate_key_fips(rsa, bits_c, null_mut()) }
-        } else {
-            let e = Bn::from_be(&[0x01, 0x00, 0x01]);
-            match e {
-                // SAFETY: rsa is fresh; e is a valid BIGNUM that the call only reads.
-                Ok(e) => unsafe { sys::RSA_generate_key_ex(rsa, bits_c, e.0.as_ptr(), null_mut()) },
-                Err(_) => 0,
-            }
-        };
-        if rc != 1 {
-            // SAFETY: rsa is owned here and freed once.
-            unsafe { sys::RSA_free(rsa) };
-            return Err(LibFailure::take());
-        }
-        Self::adopt_rsa(rsa)
-    }
-
     fn adopt_rsa(rsa: *mut sys::RSA) -> Result<Self, LibFailure> {
         let pkey = match new_pkey() {
             Ok(p) => p,
