@@ -13,7 +13,7 @@
 //! AWS-LC's own SP 800-90A CTR_DRBG, seeded from CPU-jitter and OS entropy, because those
 //! primitives take no caller randomness. None of it is key material the HSM stores.
 
-use aws_lc_rs::hmac;
+use crate::ffi::md::HmacSha256;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use zeroize::{Zeroize, Zeroizing};
@@ -64,10 +64,10 @@ impl EntropySource for OsEntropy {
 
 /// The HMAC_DRBG state (SP 800-90A §10.1.2). Wiped on drop.
 pub struct HmacDrbg {
-    /// `K` held only as a keyed HMAC state (AWS-LC cleanses it on drop), rebuilt when `K`
-    /// changes: the generate loop and the first step of every update reuse it instead of
-    /// re-running the key schedule.
-    keyed: hmac::Key,
+    /// `K` held only as a keyed HMAC state (wiped on drop), rebuilt when `K` changes: the
+    /// generate loop and the first step of every update reuse it instead of re-running the
+    /// key schedule.
+    keyed: HmacSha256,
     v: [u8; STRENGTH],
     reseed_counter: u64,
     reseed_interval: u64,
@@ -87,14 +87,8 @@ impl std::fmt::Debug for HmacDrbg {
     }
 }
 
-fn hmac_parts(key: &hmac::Key, parts: &[&[u8]]) -> [u8; STRENGTH] {
-    let mut ctx = hmac::Context::with_key(key);
-    for p in parts {
-        ctx.update(p);
-    }
-    let mut out = [0u8; STRENGTH];
-    out.copy_from_slice(ctx.sign().as_ref());
-    out
+fn hmac_parts(key: &HmacSha256, parts: &[&[u8]]) -> [u8; STRENGTH] {
+    key.mac(parts)
 }
 
 impl HmacDrbg {
@@ -106,7 +100,7 @@ impl HmacDrbg {
         reseed_interval: u64,
     ) -> Self {
         let mut d = HmacDrbg {
-            keyed: hmac::Key::new(hmac::HMAC_SHA256, &[0u8; STRENGTH]),
+            keyed: HmacSha256::new(&[0u8; STRENGTH]),
             v: [1u8; STRENGTH],
             reseed_counter: 1,
             reseed_interval,
@@ -140,7 +134,7 @@ impl HmacDrbg {
     }
 
     fn set_key(&mut self, mut k: [u8; STRENGTH]) {
-        self.keyed = hmac::Key::new(hmac::HMAC_SHA256, &k);
+        self.keyed = HmacSha256::new(&k);
         k.zeroize();
     }
 

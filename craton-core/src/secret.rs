@@ -1,5 +1,13 @@
 //! Secret key bytes: on pages of their own, locked in memory where the process may, excluded
 //! from core dumps, wiped when dropped, and never printed.
+//!
+//! What lives here: AES, HMAC and generic secrets, and the seeds of Ed25519, X25519, ML-KEM,
+//! ML-DSA and SLH-DSA keys. What does not: the expanded key structures AWS-LC builds inside
+//! its own `EVP_PKEY`/`RSA`/`EC_KEY` objects (RSA and EC private keys, expanded ML-KEM/ML-DSA
+//! keys) sit on AWS-LC's heap, which AWS-LC wipes when it frees them but which this crate
+//! cannot lock or exclude from dumps page by page. Processes that hold such keys protect them
+//! as a whole: the daemon disables core dumps and ptrace for itself, and the deployment runs it
+//! with `LimitCORE=0` and `CAP_IPC_LOCK`.
 
 use crate::ffi::memory::LockedPages;
 use std::fmt;

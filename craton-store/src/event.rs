@@ -106,6 +106,9 @@ pub enum Event {
         /// Handle.
         handle: u64,
     },
+    /// Key pages cannot be locked in memory (no `CAP_IPC_LOCK`, or `RLIMIT_MEMLOCK` too
+    /// small): secrets may be swapped out. Reported once, when the engine opens.
+    MemoryNotLocked,
     /// A stored record failed authentication or decoding and was left out; the rest of the
     /// token loaded normally.
     RecordCorrupt {

@@ -198,6 +198,9 @@ impl Hsm {
             .power_on()
             .map_err(|f| HsmError::Crypto(craton_core::CryptoError::ErrorState(f)))?;
         let rng = Arc::new(Rng::from_os().map_err(craton_core::CryptoError::Rng)?);
+        if !SecretBytes::new(&[0]).is_locked() {
+            events.record(&Event::MemoryNotLocked);
+        }
         let store = Store::open(&config.state_dir(), rng.clone())?;
         let mut records: StdHashMap<u64, TokenRecord> = store.tokens()?.into_iter().collect();
         let mut tokens = Vec::new();
