@@ -78,6 +78,11 @@ impl Curve {
         ))
     }
 
+    /// The curve with AWS-LC's NID `nid`.
+    pub(crate) fn from_nid(nid: i32) -> Option<Self> {
+        Curve::ALL.into_iter().find(|c| c.nid() == nid)
+    }
+
     fn nid(self) -> i32 {
         match self {
             Curve::P256 => sys::NID_X9_62_prime256v1,
@@ -159,6 +164,14 @@ impl EcKey {
         }
         // 64 rejections in a row has probability < 2^-2000 for these curves.
         Err(CryptoError::Library)
+    }
+
+    /// The private key as DER PKCS#8 (for wrapping).
+    pub(crate) fn pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
+        if !self.private {
+            return Err(CryptoError::KeyFunctionNotPermitted("not a private key"));
+        }
+        Ok(self.pkey.to_pkcs8()?)
     }
 
     /// A private key from its scalar (big-endian, 0 < d < n).

@@ -449,6 +449,81 @@ impl KeyMaterial {
         Ok(out)
     }
 
+    /// The private key as DER PKCS#8 PrivateKeyInfo (RFC 5208; RFC 8410 for the 25519
+    /// curves): the encoding `C_WrapKey` wraps for private keys. Post-quantum keys have no
+    /// settled PKCS#8 form in AWS-LC yet and are refused.
+    pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let curve25519 = |oid_last: u8, secret: &[u8]| {
+            let mut der = vec![
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, oid_last, 0x04,
+                0x22, 0x04, 0x20,
+            ];
+            der.extend_from_slice(secret);
+            Zeroizing::new(der)
+        };
+        match self {
+            KeyMaterial::Rsa(k) => k.pkcs8(),
+            KeyMaterial::Ec(k) => k.pkcs8(),
+            KeyMaterial::Ed25519(k) => {
+                let seed = k
+                    .seed()
+                    .ok_or(CryptoError::KeyFunctionNotPermitted("not a private key"))?;
+                Ok(curve25519(0x70, seed.expose()))
+            }
+            KeyMaterial::X25519(k) => Ok(curve25519(0x6e, k.private_bytes().expose())),
+            _ => Err(CryptoError::KeyFunctionNotPermitted(
+                "this key type has no PKCS#8 encoding here",
+            )),
+        }
+    }
+
+    /// Parses a DER PKCS#8 private key of `key_type` (what `C_UnwrapKey` unwraps), checking it
+    /// like any imported key.
+    pub fn from_pkcs8(key_type: KeyType, der: &[u8]) -> Result<KeyMaterial> {
+        let bad = || CryptoError::KeyInvalid("not a valid PKCS#8 key of the expected type");
+        let curve25519 = |oid_last: u8| -> Option<&[u8]> {
+            let prefix = [
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, oid_last, 0x04,
+                0x22, 0x04, 0x20,
+            ];
+            der.strip_prefix(&prefix[..])
+                .filter(|rest| rest.len() == 32)
+        };
+        match key_type {
+            KeyType::EC_EDWARDS => Ok(KeyMaterial::Ed25519(Ed25519Key::from_seed(
+                curve25519(0x70).ok_or_else(bad)?,
+            )?)),
+            KeyType::EC_MONTGOMERY => Ok(KeyMaterial::X25519(X25519Key::from_private(
+                curve25519(0x6e).ok_or_else(bad)?,
+            )?)),
+            KeyType::RSA => {
+                let (pkey, kind) = crate::ffi::pkey::Pkey::from_pkcs8(der).map_err(|_| bad())?;
+                if kind != crate::ffi::pkey::Pkcs8Kind::Rsa {
+                    return Err(bad());
+                }
+                // Rebuild from components so the key goes through the same checks as any
+                // import.
+                let key = RsaKey::from_pkey_unchecked(pkey)?;
+                let c = key.components(true)?;
+                Ok(KeyMaterial::Rsa(RsaKey::from_components(&c)?))
+            }
+            KeyType::EC => {
+                let (pkey, kind) = crate::ffi::pkey::Pkey::from_pkcs8(der).map_err(|_| bad())?;
+                let crate::ffi::pkey::Pkcs8Kind::Ec(nid) = kind else {
+                    return Err(bad());
+                };
+                let curve = Curve::from_nid(nid).ok_or_else(bad)?;
+                let scalar = pkey
+                    .ec_private_scalar(curve.field_len())
+                    .map_err(|_| bad())?;
+                Ok(KeyMaterial::Ec(EcKey::from_private_scalar(curve, &scalar)?))
+            }
+            _ => Err(CryptoError::KeyFunctionNotPermitted(
+                "this key type has no PKCS#8 encoding here",
+            )),
+        }
+    }
+
     /// Rebuilds a key from the attributes of a key object of `class`, checking that they form
     /// a valid key (point on the curve, consistent RSA components, lengths of the parameter
     /// set). `CKA_KEY_TYPE` must be present.
@@ -631,6 +706,45 @@ mod tests {
         ] {
             round_trip(spec);
         }
+    }
+
+    #[test]
+    fn private_keys_survive_pkcs8_and_ed25519_matches_rfc_8410() {
+        let rng = rng();
+        for spec in [
+            KeySpec::Rsa { bits: 2048 },
+            KeySpec::Ec(Curve::P384),
+            KeySpec::Ed25519,
+            KeySpec::X25519,
+        ] {
+            let Generated::Pair(_, private) = KeyMaterial::generate(spec, &rng).unwrap() else {
+                panic!("a pair");
+            };
+            let der = private.to_pkcs8().unwrap();
+            let back = KeyMaterial::from_pkcs8(spec.key_type(), &der).unwrap();
+            assert_eq!(
+                back.public_attributes().unwrap(),
+                private.public_attributes().unwrap()
+            );
+            // The wrong type, trailing bytes and truncation are refused.
+            let other = if spec.key_type() == KeyType::RSA {
+                KeyType::EC
+            } else {
+                KeyType::RSA
+            };
+            assert!(KeyMaterial::from_pkcs8(other, &der).is_err());
+            let mut longer = der.to_vec();
+            longer.push(0);
+            assert!(KeyMaterial::from_pkcs8(spec.key_type(), &longer).is_err());
+            assert!(KeyMaterial::from_pkcs8(spec.key_type(), &der[..der.len() - 1]).is_err());
+        }
+        // RFC 8410 section 10.3: the example Ed25519 private key.
+        let der = hex::decode(
+            "302e020100300506032b657004220420d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842",
+        )
+        .unwrap();
+        let key = KeyMaterial::from_pkcs8(KeyType::EC_EDWARDS, &der).unwrap();
+        assert_eq!(&key.to_pkcs8().unwrap()[..], &der[..]);
     }
 
     #[test]

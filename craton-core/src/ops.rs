@@ -719,6 +719,17 @@ impl VerifyContext {
 pub enum CipherContext {
     /// AES in any of its modes (multi-part).
     Aes(AesContext),
+    /// AES key wrap used as a cipher (single-part, as PKCS#11 allows for `CKM_AES_KEY_WRAP*`).
+    KeyWrap {
+        /// The wrapping key.
+        key: Arc<KeyMaterial>,
+        /// KW or KWP.
+        flavour: KeyWrap,
+        /// Direction.
+        direction: Direction,
+        /// The collected input.
+        input: Zeroizing<Vec<u8>>,
+    },
     /// RSA (single-part: input collected, processed at `finish`).
     Rsa {
         /// The key.
@@ -739,6 +750,9 @@ impl std::fmt::Debug for CipherContext {
             CipherContext::Rsa { direction, .. } => {
                 write!(f, "CipherContext::Rsa({direction:?})")
             }
+            CipherContext::KeyWrap {
+                flavour, direction, ..
+            } => write!(f, "CipherContext::KeyWrap({flavour:?}, {direction:?})"),
         }
     }
 }
@@ -761,6 +775,16 @@ impl CipherContext {
                     direction,
                     rng,
                 )?))
+            }
+            (Mechanism::AesKeyWrap(flavour), KeyMaterial::Secret { key_type, .. })
+                if *key_type == KeyType::AES =>
+            {
+                Ok(CipherContext::KeyWrap {
+                    key: key.clone(),
+                    flavour: *flavour,
+                    direction,
+                    input: Zeroizing::new(Vec::new()),
+                })
             }
             (
                 Mechanism::RsaPkcs | Mechanism::RsaX509 | Mechanism::RsaOaep(_),
@@ -793,7 +817,11 @@ impl CipherContext {
                 })
             }
             (
-                Mechanism::Aes(_) | Mechanism::RsaPkcs | Mechanism::RsaX509 | Mechanism::RsaOaep(_),
+                Mechanism::Aes(_)
+                | Mechanism::AesKeyWrap(_)
+                | Mechanism::RsaPkcs
+                | Mechanism::RsaX509
+                | Mechanism::RsaOaep(_),
                 _,
             ) => Err(wrong_key(&key, mechanism)),
             _ => Err(CryptoError::MechanismUnsupported(
@@ -817,6 +845,17 @@ impl CipherContext {
                 direction: *direction,
                 input: input.clone(),
             },
+            CipherContext::KeyWrap {
+                key,
+                flavour,
+                direction,
+                input,
+            } => CipherContext::KeyWrap {
+                key: key.clone(),
+                flavour: *flavour,
+                direction: *direction,
+                input: input.clone(),
+            },
         })
     }
 
@@ -824,7 +863,7 @@ impl CipherContext {
     pub fn gcm_iv(&self) -> Option<&[u8]> {
         match self {
             CipherContext::Aes(a) => a.gcm_iv(),
-            CipherContext::Rsa { .. } => None,
+            _ => None,
         }
     }
 
@@ -837,7 +876,7 @@ impl CipherContext {
     pub fn update_len(&self, input_len: usize) -> usize {
         match self {
             CipherContext::Aes(a) => a.update_len(input_len),
-            CipherContext::Rsa { .. } => 0,
+            _ => 0,
         }
     }
 
@@ -849,21 +888,26 @@ impl CipherContext {
                 KeyMaterial::Rsa(k) => k.modulus_len(),
                 _ => 0,
             },
+            // KWP pads to a multiple of 8 and adds an 8-byte integrity block.
+            CipherContext::KeyWrap { input, .. } => input.len() + 16,
         }
     }
 
     /// An upper bound of the whole output of a one-shot call over `input_len` bytes.
     pub fn one_shot_len(&self, input_len: usize) -> usize {
-        self.update_len(input_len) + self.finish_len()
+        match self {
+            CipherContext::KeyWrap { .. } => input_len + 16,
+            _ => self.update_len(input_len) + self.finish_len(),
+        }
     }
 
     /// Processes more input, appending ready output to `out`.
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
         match self {
             CipherContext::Aes(a) => a.update(input, out),
-            CipherContext::Rsa { .. } => {
-                Err(CryptoError::OperationState("RSA encryption is single-part"))
-            }
+            _ => Err(CryptoError::OperationState(
+                "this mechanism encrypts in a single part only",
+            )),
         }
     }
 
@@ -886,6 +930,31 @@ impl CipherContext {
                 }
                 Ok(())
             }
+            CipherContext::KeyWrap {
+                key,
+                flavour,
+                direction,
+                input,
+            } => {
+                let Some(kek) = key.secret_value() else {
+                    return Err(CryptoError::OperationState("key and scheme disagree"));
+                };
+                match direction {
+                    Direction::Encrypt => out.extend(aes::wrap(kek.expose(), flavour, &input)?),
+                    Direction::Decrypt => {
+                        let plain =
+                            aes::unwrap(kek.expose(), flavour, &input).map_err(|e| match e {
+                                CryptoError::WrappedKeyInvalid => CryptoError::EncryptedDataInvalid,
+                                CryptoError::WrappedKeyLenRange => {
+                                    CryptoError::EncryptedDataLenRange
+                                }
+                                other => other,
+                            })?;
+                        out.extend_from_slice(&plain);
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -894,19 +963,40 @@ impl CipherContext {
         let mut out = Zeroizing::new(Vec::with_capacity(self.one_shot_len(input.len())));
         match &mut self {
             CipherContext::Aes(a) => a.update(input, &mut out)?,
-            CipherContext::Rsa { input: buf, .. } => buf.extend_from_slice(input),
+            CipherContext::Rsa { input: buf, .. } | CipherContext::KeyWrap { input: buf, .. } => {
+                buf.extend_from_slice(input)
+            }
         }
         self.finish(&mut out)?;
         Ok(out)
     }
 }
 
-/// Wraps the bytes of a key (a secret key's value, or a private key's encoding) under an
-/// AES wrapping key.
+fn oaep(p: &OaepParams) -> RsaCryptScheme {
+    RsaCryptScheme::Oaep {
+        hash: p.hash,
+        mgf1: p.mgf1,
+        label: p.label.clone(),
+    }
+}
+
+/// Refuses a module-generated GCM IV for wrapping: `C_WrapKey` has no way to hand it back.
+fn given_iv_only(mode: &AesMode) -> Result<()> {
+    match mode {
+        AesMode::Gcm(p) if !matches!(p.iv, aes::GcmIv::Given(_)) => Err(
+            CryptoError::MechanismParamInvalid("wrapping with AES-GCM needs a caller IV"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Wraps the bytes of a key (a secret key's value, or a private key's PKCS#8 encoding): AES
+/// key wrap (KW, KWP), the AES encryption modes the registry offers for wrapping, or RSA-OAEP.
 pub fn wrap_key(
     mechanism: &Mechanism,
     wrapping: &KeyMaterial,
     key_bytes: &[u8],
+    rng: &Rng,
 ) -> Result<Vec<u8>> {
     match (mechanism, wrapping) {
         (Mechanism::AesKeyWrap(flavour), KeyMaterial::Secret { key_type, value })
@@ -914,26 +1004,55 @@ pub fn wrap_key(
         {
             aes::wrap(value.expose(), *flavour, key_bytes)
         }
-        (Mechanism::AesKeyWrap(_), _) => Err(wrong_key(wrapping, mechanism)),
+        (Mechanism::Aes(mode), KeyMaterial::Secret { key_type, value })
+            if *key_type == KeyType::AES =>
+        {
+            given_iv_only(mode)?;
+            aes::encrypt(value.expose(), mode, key_bytes, rng)
+        }
+        (Mechanism::RsaOaep(p), KeyMaterial::Rsa(k)) => k.encrypt(&oaep(p), key_bytes),
+        (Mechanism::AesKeyWrap(_) | Mechanism::Aes(_) | Mechanism::RsaOaep(_), _) => {
+            Err(wrong_key(wrapping, mechanism))
+        }
         _ => Err(CryptoError::MechanismUnsupported(
             mechanism.mechanism_type(),
         )),
     }
 }
 
-/// Unwraps key bytes wrapped by [`wrap_key`].
+/// Unwraps key bytes wrapped by [`wrap_key`]. A failed integrity check or padding is
+/// `WrappedKeyInvalid`.
 pub fn unwrap_key(
     mechanism: &Mechanism,
     unwrapping: &KeyMaterial,
     wrapped: &[u8],
+    rng: &Rng,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    let as_wrapped = |e: CryptoError| match e {
+        CryptoError::EncryptedDataInvalid => CryptoError::WrappedKeyInvalid,
+        CryptoError::EncryptedDataLenRange | CryptoError::DataLenRange => {
+            CryptoError::WrappedKeyLenRange
+        }
+        other => other,
+    };
     match (mechanism, unwrapping) {
         (Mechanism::AesKeyWrap(flavour), KeyMaterial::Secret { key_type, value })
             if *key_type == KeyType::AES =>
         {
             aes::unwrap(value.expose(), *flavour, wrapped)
         }
-        (Mechanism::AesKeyWrap(_), _) => Err(wrong_key(unwrapping, mechanism)),
+        (Mechanism::Aes(mode), KeyMaterial::Secret { key_type, value })
+            if *key_type == KeyType::AES =>
+        {
+            given_iv_only(mode)?;
+            aes::decrypt(value.expose(), mode, wrapped, rng).map_err(as_wrapped)
+        }
+        (Mechanism::RsaOaep(p), KeyMaterial::Rsa(k)) => {
+            k.decrypt(&oaep(p), wrapped).map_err(as_wrapped)
+        }
+        (Mechanism::AesKeyWrap(_) | Mechanism::Aes(_) | Mechanism::RsaOaep(_), _) => {
+            Err(wrong_key(unwrapping, mechanism))
+        }
         _ => Err(CryptoError::MechanismUnsupported(
             mechanism.mechanism_type(),
         )),

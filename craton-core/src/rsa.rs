@@ -225,6 +225,23 @@ impl RsaKey {
         Ok(key)
     }
 
+    /// Wraps a parsed key so its components can be read (and re-imported with checks).
+    pub(crate) fn from_pkey_unchecked(pkey: Pkey) -> Result<Self> {
+        let bits = pkey.rsa_bits()?;
+        let private = pkey.rsa_is_private()?;
+        Ok(RsaKey {
+            pkey,
+            bits,
+            private,
+        })
+    }
+
+    /// The private key as DER PKCS#8 (for wrapping).
+    pub(crate) fn pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
+        self.need_private()?;
+        Ok(self.pkey.to_pkcs8()?)
+    }
+
     /// Builds a key from components (a private key needs the private exponent; CRT values
     /// all or none). Moduli outside 1024..=16384 bits are refused.
     pub fn from_components(c: &RsaComponents) -> Result<Self> {

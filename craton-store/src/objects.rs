@@ -808,7 +808,9 @@ impl Hsm {
         let tpl = to_map(template)?;
         refuse_token_managed(&tpl)?;
         let class = ObjectClass(ulong(&tpl, A::CLASS).unwrap_or(ObjectClass::SECRET_KEY.0));
-        if class != ObjectClass::SECRET_KEY {
+        // Unwrapping may also yield a private key (from PKCS#8); everything else is a secret.
+        let private_key = class == ObjectClass::PRIVATE_KEY && origin == KeyOrigin::Unwrapped;
+        if class != ObjectClass::SECRET_KEY && !private_key {
             return Err(AttributeError::ValueInvalid(A::CLASS).into());
         }
         let key_type =
@@ -837,15 +839,32 @@ impl Hsm {
         };
         attrs.insert(A::CLASS, AttrValue::Ulong(class.0));
         attrs.insert(A::KEY_TYPE, AttrValue::Ulong(key_type.0));
-        attrs.insert(A::VALUE, AttrValue::Bytes(value.to_vec()));
-        attrs.insert(A::VALUE_LEN, AttrValue::Ulong(value.len() as u64));
+        if private_key {
+            let material = KeyMaterial::from_pkcs8(key_type, value).map_err(|e| match e {
+                craton_core::CryptoError::KeyInvalid(_) => {
+                    HsmError::Crypto(craton_core::CryptoError::WrappedKeyInvalid)
+                }
+                other => HsmError::Crypto(other),
+            })?;
+            for (a, v) in material.private_attributes()? {
+                attrs.insert(a, v);
+            }
+        } else {
+            attrs.insert(A::VALUE, AttrValue::Bytes(value.to_vec()));
+            attrs.insert(A::VALUE_LEN, AttrValue::Ulong(value.len() as u64));
+        }
         attrs.insert(A::LOCAL, AttrValue::Bool(false));
         attrs.insert(A::KEY_GEN_MECHANISM, AttrValue::Ulong(u64::MAX));
         attrs.insert(A::ALWAYS_SENSITIVE, AttrValue::Bool(always_sensitive));
         attrs.insert(A::NEVER_EXTRACTABLE, AttrValue::Bool(never_extractable));
         self.check_key_usage(&attrs)?;
-        KeyMaterial::from_attributes(class, &attrs)
-            .map_err(|_| AttributeError::ValueInvalid(A::VALUE_LEN))?;
+        KeyMaterial::from_attributes(class, &attrs).map_err(|_| {
+            if private_key {
+                HsmError::Crypto(craton_core::CryptoError::WrappedKeyInvalid)
+            } else {
+                AttributeError::ValueInvalid(A::VALUE_LEN).into()
+            }
+        })?;
         let handle = self.insert_object(s, attrs)?;
         self.emit(Event::KeyCreated {
             slot: s.slot as u64,

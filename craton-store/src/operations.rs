@@ -696,7 +696,8 @@ impl Hsm {
 
     // ---- key wrapping, derivation, KEM ----
 
-    /// `C_WrapKey`: wraps a secret key under an AES key. The target must be extractable, a
+    /// `C_WrapKey`: wraps a secret key (its value) or a private key (PKCS#8) under an AES key
+    /// or an RSA-OAEP public key. The target must be extractable, a
     /// `CKA_WRAP_WITH_TRUSTED` target needs a `CKA_TRUSTED` wrapping key, and the wrapping
     /// key must be at least as strong as the target.
     pub fn wrap_key(
@@ -724,10 +725,15 @@ impl Hsm {
         if wkey.security_bits() < tkey.security_bits() {
             return Err(HsmError::WrappingKeyTooWeak);
         }
-        let value = tkey.secret_value().ok_or(HsmError::KeyUnextractable(
-            "only secret keys can be wrapped (private keys need PKCS#8, not offered yet)",
-        ))?;
-        let out = ops::wrap_key(mechanism, &wkey, value.expose());
+        // Secret keys wrap as their value, private keys as PKCS#8.
+        let bytes = match tkey.secret_value() {
+            Some(v) => Zeroizing::new(v.expose().to_vec()),
+            None if t.class() == ObjectClass::PRIVATE_KEY => tkey
+                .to_pkcs8()
+                .map_err(|_| HsmError::KeyUnextractable("this key type cannot be wrapped"))?,
+            None => return Err(HsmError::KeyUnextractable("public keys are not wrapped")),
+        };
+        let out = ops::wrap_key(mechanism, &wkey, &bytes, &self.rng);
         self.audit_op(
             &s,
             "wrap",
@@ -738,7 +744,8 @@ impl Hsm {
         Ok(out?)
     }
 
-    /// `C_UnwrapKey`: the new key is always sensitive (see the module docs of
+    /// `C_UnwrapKey`: a secret key, or (with `CKA_CLASS` `CKO_PRIVATE_KEY` in the template) a
+    /// private key from PKCS#8. The new key is always sensitive (see the module docs of
     /// [`crate::objects`]).
     pub fn unwrap_key(
         &self,
@@ -751,7 +758,7 @@ impl Hsm {
         self.check_module()?;
         let s = self.session(h)?;
         let (_, ukey) = self.usable_key(&s, unwrapping, mechanism, &UNWRAP)?;
-        let value = ops::unwrap_key(mechanism, &ukey, wrapped);
+        let value = ops::unwrap_key(mechanism, &ukey, wrapped, &self.rng);
         self.audit_op(
             &s,
             "unwrap",

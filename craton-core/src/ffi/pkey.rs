@@ -245,7 +245,73 @@ fn two_call(mut f: impl FnMut(*mut u8, &mut usize) -> c_int) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// The algorithm of a key parsed from PKCS#8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pkcs8Kind {
+    /// RSA.
+    Rsa,
+    /// EC on the curve with this NID.
+    Ec(c_int),
+}
+
 impl Pkey {
+    // ----- PKCS#8 ----------------------------------------------------------------------
+
+    /// The private key as a DER PKCS#8 PrivateKeyInfo (RFC 5208), for key wrapping.
+    pub(crate) fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, LibFailure> {
+        // SAFETY: CBB is plain data; all-zero is the state CBB_init expects to overwrite.
+        let mut cbb: sys::CBB = unsafe { std::mem::zeroed() };
+        // SAFETY: cbb is writable; 0 asks for a growing heap buffer.
+        check(unsafe { sys::CBB_init(&mut cbb, 0) })?;
+        // SAFETY: cbb is initialised; the key is valid for reading.
+        let rc = unsafe { sys::EVP_marshal_private_key(&mut cbb, self.0.as_ptr()) };
+        let mut data: *mut u8 = null_mut();
+        let mut len = 0usize;
+        // SAFETY: on success CBB_finish hands us the buffer (to free with OPENSSL_free) and
+        // leaves nothing to clean up; on failure CBB_cleanup releases the partial buffer.
+        let finished = rc == 1 && unsafe { sys::CBB_finish(&mut cbb, &mut data, &mut len) } == 1;
+        if !finished {
+            // SAFETY: cbb was initialised and not finished.
+            unsafe { sys::CBB_cleanup(&mut cbb) };
+            return Err(LibFailure::take());
+        }
+        // SAFETY: data points to `len` bytes owned by us until freed below.
+        let out = Zeroizing::new(unsafe { std::slice::from_raw_parts(data, len) }.to_vec());
+        // SAFETY: the buffer holds key material: wipe, then free it once.
+        unsafe {
+            sys::OPENSSL_cleanse(data.cast(), len);
+            sys::OPENSSL_free(data.cast());
+        }
+        Ok(out)
+    }
+
+    /// Parses a DER PKCS#8 PrivateKeyInfo holding an RSA or EC key; trailing bytes are refused.
+    pub(crate) fn from_pkcs8(der: &[u8]) -> Result<(Self, Pkcs8Kind), LibFailure> {
+        // SAFETY: CBS is plain data; CBS_init sets every field.
+        let mut cbs: sys::CBS = unsafe { std::mem::zeroed() };
+        // SAFETY: der outlives cbs's use below.
+        unsafe { sys::CBS_init(&mut cbs, der.as_ptr(), der.len()) };
+        // SAFETY: cbs is initialised over valid bytes.
+        let raw = unsafe { sys::EVP_parse_private_key(&mut cbs) };
+        let key = Pkey(NonNull::new(raw).ok_or_else(LibFailure::take)?);
+        // SAFETY: cbs is still valid.
+        if unsafe { sys::CBS_len(&cbs) } != 0 {
+            return Err(LibFailure);
+        }
+        // SAFETY: the key is valid.
+        let kind = match unsafe { sys::EVP_PKEY_id(key.0.as_ptr()) } {
+            sys::EVP_PKEY_RSA => Pkcs8Kind::Rsa,
+            sys::EVP_PKEY_EC => {
+                let ec = key.ec()?;
+                // SAFETY: borrowed group of a valid key.
+                let nid = unsafe { sys::EC_GROUP_get_curve_name(sys::EC_KEY_get0_group(ec)) };
+                Pkcs8Kind::Ec(nid)
+            }
+            _ => return Err(LibFailure),
+        };
+        Ok((key, kind))
+    }
+
     // ----- RSA -------------------------------------------------------------------------
 
     fn adopt_rsa(rsa: *mut sys::RSA) -> Result<Self, LibFailure> {

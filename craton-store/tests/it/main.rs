@@ -12,6 +12,7 @@ mod objects;
 mod operation_state;
 mod session_rules;
 mod store_files;
+mod wrapping;
 
 use craton_core::attribute::{AttrValue, AttributeType as A};
 use craton_store::{Config, Event, EventSink, Hsm, SessionHandle, UserType};
