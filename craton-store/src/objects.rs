@@ -61,7 +61,13 @@ impl Object {
         obj
     }
 
-    fn new(handle: u64, attrs: Attributes, session: Option<u64>) -> Object {
+    fn new(handle: u64, mut attrs: Attributes, session: Option<u64>) -> Object {
+        // CKA_UNIQUE_ID (PKCS#11 3.0): the handle, which is never reused for another object
+        // (token object ids come from a persistent counter, session handles from their own).
+        attrs.insert(
+            A::UNIQUE_ID,
+            AttrValue::Bytes(handle.to_string().into_bytes()),
+        );
         let class = match attrs.get(&A::CLASS) {
             Some(AttrValue::Ulong(c)) => ObjectClass(*c),
             _ => ObjectClass(u64::MAX),

@@ -486,3 +486,24 @@ fn a_public_key_object_with_a_sealed_secret_cannot_be_rewritten_before_login() {
         16
     );
 }
+
+#[test]
+fn every_object_has_a_unique_id_the_caller_cannot_set() {
+    let dir = Scratch::new("unique-id");
+    let hsm = ready(dir.path());
+    let s = user_session(&hsm);
+    let a = aes_key(&hsm, s, &[]);
+    let b_key = aes_key(&hsm, s, &[]);
+    let id = |h| hsm.attribute_values(s, h, &[A::UNIQUE_ID]).unwrap()[0].clone();
+    assert_ne!(id(a), id(b_key));
+    assert!(matches!(id(a), Ok(AttrValue::Bytes(ref v)) if !v.is_empty()));
+    let copy = hsm.copy_object(s, a, &[]).unwrap();
+    assert_ne!(id(copy), id(a));
+    assert!(matches!(
+        hsm.set_attribute_values(s, a, &[(A::UNIQUE_ID, AttrValue::Bytes(b"x".to_vec()))]),
+        Err(HsmError::Attribute(AttributeError::ReadOnly(A::UNIQUE_ID)))
+    ));
+    hsm.find_objects_init(s, &[(A::UNIQUE_ID, id(b_key).unwrap())])
+        .unwrap();
+    assert_eq!(hsm.find_objects(s, 5).unwrap(), vec![b_key]);
+}
