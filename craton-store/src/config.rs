@@ -63,6 +63,9 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Remote mode of the PKCS#11 module and the CLI.
     pub client: Option<ClientConfig>,
+    /// Where this configuration was read from (for the audit log); not a file key.
+    #[serde(skip)]
+    origin: Option<String>,
 }
 
 /// `[token]`.
@@ -256,7 +259,14 @@ impl Config {
             message: e.to_string(),
         })?;
         config.validate()?;
+        let mut config = config;
+        config.origin = Some(origin.to_owned());
         Ok(config)
+    }
+
+    /// Where this configuration came from: a file path, or "embedded default".
+    pub fn origin(&self) -> &str {
+        self.origin.as_deref().unwrap_or("embedded default")
     }
 
     /// Reads and validates a file.
@@ -391,7 +401,12 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_default() {
-        assert_eq!(Config::from_toml("", "t").unwrap(), Config::default());
+        let expected = Config {
+            origin: Some("t".into()),
+            ..Config::default()
+        };
+        assert_eq!(Config::from_toml("", "t").unwrap(), expected);
+        assert_eq!(Config::default().origin(), "embedded default");
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub enum HsmError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit log cannot be written; the engine refuses to work unaudited.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -106,6 +106,17 @@ pub enum Event {
         /// Handle.
         handle: u64,
     },
+    /// The engine started: power-on self-tests passed.
+    ModuleStarted {
+        /// Known-answer tests run.
+        kats: usize,
+        /// How long POST took, in microseconds.
+        post_micros: u64,
+        /// Where the configuration came from (a path, or "embedded default").
+        config: String,
+        /// The store file opened.
+        store: String,
+    },
     /// Key pages cannot be locked in memory (no `CAP_IPC_LOCK`, or `RLIMIT_MEMLOCK` too
     /// small): secrets may be swapped out. Reported once, when the engine opens.
     MemoryNotLocked,
@@ -139,6 +150,17 @@ pub enum Event {
 pub trait EventSink: Send + Sync {
     /// Records one event. Called before the operation that caused it returns.
     fn record(&self, event: &Event);
+}
+
+/// Forwards every event to several sinks (the audit log and a caller's own).
+pub(crate) struct Tee(pub(crate) Vec<std::sync::Arc<dyn EventSink>>);
+
+impl EventSink for Tee {
+    fn record(&self, event: &Event) {
+        for s in &self.0 {
+            s.record(event);
+        }
+    }
 }
 
 /// A sink that drops everything (embedding without an audit log).

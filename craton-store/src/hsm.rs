@@ -163,6 +163,20 @@ pub struct Hsm {
     pub(crate) next_session_object: AtomicU64,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) saved_states: Mutex<crate::operations::SavedStates>,
+    audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+impl Drop for Hsm {
+    fn drop(&mut self) {
+        // Seal the audit chain and remember its head, so a later open can tell a log cut back
+        // to an earlier seal from one that simply ended.
+        if let Some(a) = &self.audit
+            && a.seal().is_ok()
+            && let Some((seq, hash)) = a.head()
+        {
+            let _ = self.store.put_audit_head(seq, &hash);
+        }
+    }
 }
 
 impl std::fmt::Debug for Hsm {
@@ -194,14 +208,41 @@ impl Hsm {
     pub fn open_with_events(config: Config, events: Arc<dyn EventSink>) -> Result<Hsm> {
         config.validate()?;
         let module = ModuleState::new();
-        module
+        let post = module
             .power_on()
             .map_err(|f| HsmError::Crypto(craton_core::CryptoError::ErrorState(f)))?;
         let rng = Arc::new(Rng::from_os().map_err(craton_core::CryptoError::Rng)?);
+        let kats = post.kats.len();
+        let post_micros = post.total.as_micros() as u64;
+        let store = Store::open(&config.state_dir(), rng.clone())?;
+        let registry = Registry::new(config.policy());
+        let audit = if config.audit.level == crate::config::AuditLevel::None {
+            None
+        } else {
+            let seed = store.audit_key_seed()?;
+            let key = craton_core::edwards::Ed25519Key::from_seed(seed.expose())?;
+            let log = crate::audit::AuditLog::open(
+                &config.audit_path(),
+                &config.audit,
+                key,
+                registry.clone(),
+                store.audit_head()?,
+            )?;
+            Some(Arc::new(log))
+        };
+        let events: Arc<dyn EventSink> = match &audit {
+            Some(a) => Arc::new(crate::event::Tee(vec![a.clone(), events])),
+            None => events,
+        };
+        events.record(&Event::ModuleStarted {
+            kats,
+            post_micros,
+            config: config.origin().to_owned(),
+            store: store.path().display().to_string(),
+        });
         if !SecretBytes::new(&[0]).is_locked() {
             events.record(&Event::MemoryNotLocked);
         }
-        let store = Store::open(&config.state_dir(), rng.clone())?;
         let mut records: StdHashMap<u64, TokenRecord> = store.tokens()?.into_iter().collect();
         let mut tokens = Vec::new();
         for slot in 0..u64::from(config.token.slots) {
@@ -227,7 +268,8 @@ impl Hsm {
             }));
         }
         Ok(Hsm {
-            registry: Registry::new(config.policy()),
+            registry,
+            audit,
             config,
             module,
             rng,
@@ -239,6 +281,11 @@ impl Hsm {
             events,
             saved_states: Mutex::new(Default::default()),
         })
+    }
+
+    /// The audit log, when the configuration enables one.
+    pub fn audit(&self) -> Option<&crate::audit::AuditLog> {
+        self.audit.as_deref()
     }
 
     /// The configuration in force.

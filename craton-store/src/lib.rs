@@ -46,6 +46,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit;
+mod clock;
 mod codec;
 pub mod config;
 pub mod error;

@@ -162,27 +162,7 @@ fn with_defaults(class: ObjectClass, mut attrs: Attributes) -> Attributes {
     attrs
 }
 
-/// Today's date as `CK_DATE` digits (UTC).
-pub(crate) fn today() -> [u8; 8] {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    // Civil-from-days (proleptic Gregorian), after H. Hinnant's public-domain algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let s = format!("{y:04}{m:02}{d:02}");
-    let mut out = [b'0'; 8];
-    out.copy_from_slice(&s.as_bytes()[..8]);
-    out
-}
+pub(crate) use crate::clock::today;
 
 /// Whether the key is inside its `CKA_START_DATE`..=`CKA_END_DATE` window. Keys without
 /// dates (the common case) never look at the clock.

@@ -465,6 +465,70 @@ impl Store {
         Ok(key)
     }
 
+    /// The installation's audit signing key (an Ed25519 seed), created on first use. It is
+    /// kept in `meta` like the record key: the service must sign seals without any PIN, so
+    /// file permissions are what protect it.
+    pub fn audit_key_seed(&self) -> Result<SecretBytes, StoreError> {
+        self.shielded(|| {
+            let txn = self.write_txn()?;
+            let seed = {
+                let mut meta = txn.open_table(META).map_err(|e| self.db_err(e))?;
+                let existing = meta
+                    .get("audit_key")
+                    .map_err(|e| self.db_err(e))?
+                    .map(|v| SecretBytes::new(v.value()));
+                match existing {
+                    Some(s) if s.len() == 32 => s,
+                    Some(_) => return Err(self.corrupt("meta", 0, "audit key length")),
+                    None => {
+                        let s = SecretBytes::generate(32, |b| self.rng.fill(b))
+                            .map_err(|_| StoreError::Rng)?;
+                        meta.insert("audit_key", s.expose())
+                            .map_err(|e| self.db_err(e))?;
+                        s
+                    }
+                }
+            };
+            txn.commit().map_err(|e| self.db_err(e))?;
+            Ok(seed)
+        })
+    }
+
+    /// The audit chain head recorded at the last clean shutdown: (sequence, hash).
+    pub fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        self.shielded(|| {
+            let txn = self.db.begin_read().map_err(|e| self.db_err(e))?;
+            let meta = txn.open_table(META).map_err(|e| self.db_err(e))?;
+            let Some(v) = meta.get("audit_head").map_err(|e| self.db_err(e))? else {
+                return Ok(None);
+            };
+            let v = v.value();
+            if v.len() != 40 {
+                return Err(self.corrupt("meta", 0, "audit head length"));
+            }
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&v[..8]);
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&v[8..]);
+            Ok(Some((u64::from_le_bytes(seq), hash)))
+        })
+    }
+
+    /// Records the audit chain head.
+    pub fn put_audit_head(&self, seq: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.shielded(|| {
+            let mut v = seq.to_le_bytes().to_vec();
+            v.extend_from_slice(hash);
+            let txn = self.write_txn()?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| self.db_err(e))?;
+                meta.insert("audit_head", &v[..])
+                    .map_err(|e| self.db_err(e))?;
+            }
+            txn.commit().map_err(|e| self.db_err(e))
+        })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod audit_log;
 mod concurrency;
 mod crash_safety;
 mod format_fixture;
@@ -54,6 +55,8 @@ pub fn config(dir: &Path) -> Config {
     c.token.slots = 2;
     c.security.pbkdf2_iterations = 1000;
     c.security.max_failed_logins = 3;
+    // Frequent seals so the audit tests see several in a short workload.
+    c.audit.seal_every = 5;
     c
 }
 

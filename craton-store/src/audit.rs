@@ -1,0 +1,747 @@
+//! The tamper-evident audit log: JSON lines, each chained to the one before by SHA-256, the
+//! chain sealed with an Ed25519 signature at intervals, at rotation and at shutdown.
+//!
+//! Every entry is on disk (written and `fdatasync`ed) before the call that caused it returns.
+//! Concurrent callers share that cost by group commit: whoever finds no flush in progress
+//! writes everything queued so far with one write and one sync, and every caller whose entry
+//! was in that batch returns.
+//!
+//! An entry line is `{"seq":…,"ts":…,"event":…,…,"prev":"<hex>","hash":"<hex>"}` where `hash`
+//! is SHA-256 of the line up to (not including) `,"hash"` followed by `}`. A seal entry carries
+//! `"sig"`: Ed25519 over `"craton-hsm audit seal\0" ‖ seq (u64 BE) ‖ prev`, so a rewritten
+//! chain cannot carry valid seals without the installation's audit key. [`verify`] checks a
+//! sequence of files against the exported public key and names the first bad entry.
+//!
+//! What it cannot see from the files alone: a log cut back to exactly one of its seals. The
+//! writer keeps the chain head in the store and, on open, refuses to continue a log whose
+//! last entry is not that head (it records the mismatch as its first new entry instead).
+
+use crate::config::{AuditConfig, AuditLevel};
+use crate::event::{Event, EventSink, KeyOrigin, UserType};
+use craton_core::digest::{self, HashAlg};
+use craton_core::edwards::Ed25519Key;
+use craton_core::{MechanismType, Registry};
+use serde_json::{Map, Value, json};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+const SEAL_CONTEXT: &[u8] = b"craton-hsm audit seal\0";
+const GENESIS: [u8; 32] = [0; 32];
+
+/// Who made the call an entry records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A local process.
+    Local {
+        /// Process id.
+        pid: u32,
+        /// Effective user id.
+        uid: u32,
+    },
+    /// A daemon client, by the SHA-256 fingerprint of its certificate (hex).
+    Client(String),
+}
+
+impl Caller {
+    /// This process.
+    pub fn this_process() -> Caller {
+        Caller::Local {
+            pid: std::process::id(),
+            uid: rustix::process::geteuid().as_raw(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Caller::Local { pid, uid } => json!({ "pid": pid, "uid": uid }),
+            Caller::Client(fp) => json!({ "cert_sha256": fp }),
+        }
+    }
+}
+
+/// Why the audit log cannot be opened or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The file or its directory could not be created, read or written.
+    #[error("audit log {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+struct Chain {
+    file: File,
+    path: PathBuf,
+    next_seq: u64,
+    prev: [u8; 32],
+    /// Lines formatted and chained but not yet written.
+    queued: Vec<u8>,
+    /// Every entry with a sequence number below this is on disk.
+    durable_next: u64,
+    /// A flush is in progress (its leader holds no lock while it writes).
+    flushing: bool,
+    since_seal: u32,
+    bytes: u64,
+    /// A write or sync failed: the log is broken and every later record fails loudly.
+    failed: bool,
+    /// The last entry is a seal (a second seal would add nothing).
+    sealed_tail: bool,
+}
+
+/// The audit log. Cheap to share; implements [`EventSink`].
+pub struct AuditLog {
+    chain: Mutex<Chain>,
+    flushed: Condvar,
+    key: Ed25519Key,
+    config: AuditConfig,
+    registry: Registry,
+    caller: Caller,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("level", &self.config.level)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Ok(d) = digest::digest(HashAlg::Sha256, data) {
+        out.copy_from_slice(&d);
+    }
+    out
+}
+
+fn seal_message(seq: u64, prev: &[u8; 32]) -> Vec<u8> {
+    let mut m = SEAL_CONTEXT.to_vec();
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(prev);
+    m
+}
+
+/// Finishes a line: appends `prev`, hashes, appends `hash`. Returns the line and its hash.
+fn chain_line(mut fields: Map<String, Value>, prev: &[u8; 32]) -> (String, [u8; 32]) {
+    fields.insert("prev".into(), Value::String(hex(prev)));
+    // The body is serde_json's serialisation of the map; the verifier parses and
+    // re-serialises it and must get the same bytes, so an edit that keeps valid JSON (extra
+    // spaces, reordered keys) is still caught.
+    let body = Value::Object(fields).to_string();
+    let hash = sha256(body.as_bytes());
+    let line = format!(
+        "{},\"hash\":\"{}\"}}\n",
+        &body[..body.len() - 1],
+        hex(&hash)
+    );
+    (line, hash)
+}
+
+/// The last entry's sequence number and hash in an existing log file, if it has any.
+fn tail(path: &Path) -> Result<Option<(u64, [u8; 32])>, AuditError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut last = None;
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(io(path))?;
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&line)
+            && let (Some(seq), Some(h)) = (
+                m.get("seq").and_then(Value::as_u64),
+                m.get("hash").and_then(Value::as_str).and_then(unhex32),
+            )
+        {
+            last = Some((seq, h));
+        }
+    }
+    Ok(last)
+}
+
+fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<String, Value>) {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_owned(), v);
+    };
+    let user = |u: &UserType| match u {
+        UserType::So => "so",
+        UserType::User => "user",
+        UserType::ContextSpecific => "context-specific",
+    };
+    let mech = |x: &MechanismType| {
+        json!({
+            "id": format!("0x{:x}", x.0),
+            "name": x.name(),
+        })
+    };
+    let name = match e {
+        Event::TokenInitialized { slot } => {
+            put("slot", json!(slot));
+            "token_initialized"
+        }
+        Event::PinInitialized { slot } => {
+            put("slot", json!(slot));
+            "pin_initialized"
+        }
+        Event::PinChanged { slot, user: u } => {
+            put("slot", json!(slot));
+            put("user", json!(user(u)));
+            "pin_changed"
+        }
+        Event::Login {
+            slot,
+            session,
+            user: u,
+            success,
+            failures,
+            threshold,
+        } => {
+            put("slot", json!(slot));
+            put("session", json!(session));
+            put("user", json!(user(u)));
+            put(
+                "result",
+                json!(if *success { "ok" } else { "pin_incorrect" }),
+            );
+            put("failures", json!(failures));
+            put("lockout_threshold", json!(threshold));
+            "login"
+        }
+        Event::PinNearLockout {
+            slot,
+            user: u,
+            remaining,
+        } => {
+            put("slot", json!(slot));
+            put("user", json!(user(u)));
+            put("attempts_left", json!(remaining));
+            "pin_near_lockout"
+        }
+        Event::PinLocked { slot, user: u } => {
+            put("slot", json!(slot));
+            put("user", json!(user(u)));
+            "pin_locked"
+        }
+        Event::Logout { slot } => {
+            put("slot", json!(slot));
+            "logout"
+        }
+        Event::KeyCreated {
+            slot,
+            handles,
+            mechanism,
+            origin,
+        } => {
+            put("slot", json!(slot));
+            put("objects", json!(handles));
+            if let Some(x) = mechanism {
+                put("mechanism", mech(x));
+                put(
+                    "fips_approved",
+                    json!(registry.get(*x).is_some_and(|r| r.fips_approved)),
+                );
+            }
+            match origin {
+                KeyOrigin::Generated => "key_generated",
+                KeyOrigin::Imported => "key_imported",
+                KeyOrigin::Unwrapped => "key_unwrapped",
+                KeyOrigin::Derived => "key_derived",
+                KeyOrigin::Copied => "key_copied",
+            }
+        }
+        Event::ObjectDestroyed { slot, handle } => {
+            put("slot", json!(slot));
+            put("object", json!(handle));
+            "object_destroyed"
+        }
+        Event::Operation {
+            slot,
+            session,
+            kind,
+            mechanism,
+            key,
+            success,
+        } => {
+            put("slot", json!(slot));
+            put("session", json!(session));
+            put("operation", json!(kind));
+            put("mechanism", mech(mechanism));
+            put(
+                "fips_approved",
+                json!(registry.get(*mechanism).is_some_and(|r| r.fips_approved)),
+            );
+            put("object", json!(key));
+            put("result", json!(if *success { "ok" } else { "failed" }));
+            "operation"
+        }
+        Event::RecordCorrupt { slot, detail } => {
+            put("slot", json!(slot));
+            put("detail", json!(detail));
+            "store_record_corrupt"
+        }
+        Event::MemoryNotLocked => "memory_not_locked",
+        Event::ModuleStarted {
+            kats,
+            post_micros,
+            config,
+            store,
+        } => {
+            put("post_kats", json!(kats));
+            put("post_micros", json!(post_micros));
+            put("result", json!("ok"));
+            put("config", json!(config));
+            put("store", json!(store));
+            "module_started"
+        }
+    };
+    (name, m)
+}
+
+impl AuditLog {
+    /// Opens (creating with its directory) the log at `config.path`-or-`default_path`,
+    /// continuing the chain from its last entry. `expected_head` is the chain head the store
+    /// remembers; if the file ends elsewhere (truncated or replaced), the first new entry
+    /// records the mismatch.
+    pub fn open(
+        default_path: &Path,
+        config: &AuditConfig,
+        key: Ed25519Key,
+        registry: Registry,
+        expected_head: Option<(u64, [u8; 32])>,
+    ) -> Result<AuditLog, AuditError> {
+        let path = config
+            .path
+            .clone()
+            .unwrap_or_else(|| default_path.to_owned());
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
+                .map_err(io(dir))?;
+        }
+        let last = tail(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&path)
+            .map_err(io(&path))?;
+        let bytes = file.metadata().map_err(io(&path))?.len();
+        let (next_seq, prev) = match last {
+            Some((seq, h)) => (seq + 1, h),
+            None => (0, GENESIS),
+        };
+        let log = AuditLog {
+            chain: Mutex::new(Chain {
+                file,
+                path,
+                next_seq,
+                prev,
+                queued: Vec::new(),
+                durable_next: next_seq,
+                flushing: false,
+                since_seal: 0,
+                bytes,
+                failed: false,
+                sealed_tail: false,
+            }),
+            flushed: Condvar::new(),
+            key,
+            config: config.clone(),
+            registry,
+            caller: Caller::this_process(),
+        };
+        let mut opened = Map::new();
+        if let Some((seq, head)) = expected_head
+            && last != Some((seq, head))
+        {
+            let found = last.map(|l| l.0);
+            let why = match found {
+                Some(f) if f > seq => "the file continues past the recorded head (an unclean stop)",
+                _ => "the file ends before the recorded head (truncated or replaced)",
+            };
+            opened.insert(
+                "chain_mismatch".into(),
+                json!({
+                    "expected_seq": seq,
+                    "expected_hash": hex(&head),
+                    "found_seq": found,
+                    "meaning": why,
+                }),
+            );
+        }
+        log.append("log_opened", opened, false)?;
+        Ok(log)
+    }
+
+    /// The public half of the audit key (hex), for `craton-hsm audit export-public-key`.
+    pub fn public_key_hex(&self) -> String {
+        hex(&self.key.public_bytes())
+    }
+
+    /// The current chain head: (last sequence number, its hash).
+    pub fn head(&self) -> Option<(u64, [u8; 32])> {
+        let c = self.chain.lock().ok()?;
+        c.next_seq.checked_sub(1).map(|s| (s, c.prev))
+    }
+
+    /// Writes a seal now (also done every `seal_every` entries and on drop).
+    pub fn seal(&self) -> Result<(), AuditError> {
+        if self.lock().sealed_tail {
+            return Ok(());
+        }
+        self.append("seal", Map::new(), true)
+    }
+
+    /// Rotates: seals the current file, renames it to `<name>.<first-seq-of-next>`, and starts
+    /// a new file whose first entry links to the old one. Returns the rotated file's path.
+    pub fn rotate(&self) -> Result<PathBuf, AuditError> {
+        self.seal()?;
+        let mut c = self.lock();
+        while c.flushing {
+            c = self.flushed.wait(c).unwrap_or_else(|p| p.into_inner());
+        }
+        let rotated = c.path.with_extension(format!("log.{}", c.next_seq));
+        std::fs::rename(&c.path, &rotated).map_err(io(&c.path))?;
+        c.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&c.path)
+            .map_err(io(&c.path))?;
+        c.bytes = 0;
+        drop(c);
+        let mut m = Map::new();
+        m.insert(
+            "previous_file".into(),
+            json!(
+                rotated
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            ),
+        );
+        self.append("log_rotated", m, false)?;
+        Ok(rotated)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Formats and chains an entry, then waits until it is on disk (group commit).
+    fn append(
+        &self,
+        event: &str,
+        mut fields: Map<String, Value>,
+        seal: bool,
+    ) -> Result<(), AuditError> {
+        let mut c = self.lock();
+        if c.failed {
+            return Err(AuditError::Io {
+                path: c.path.clone(),
+                source: std::io::Error::other("an earlier audit write failed"),
+            });
+        }
+        let seq = c.next_seq;
+        fields.insert("seq".into(), json!(seq));
+        fields.insert("ts".into(), json!(crate::clock::rfc3339_now()));
+        fields.insert("event".into(), json!(event));
+        fields.insert("caller".into(), self.caller.json());
+        if seal {
+            let sig = self
+                .key
+                .sign(&seal_message(seq, &c.prev))
+                .unwrap_or_default();
+            fields.insert("sig".into(), json!(hex(&sig)));
+        }
+        let prev = c.prev;
+        let (line, hash) = chain_line(fields, &prev);
+        c.queued.extend_from_slice(line.as_bytes());
+        c.prev = hash;
+        c.next_seq = seq + 1;
+        c.since_seal = if seal { 0 } else { c.since_seal + 1 };
+        c.sealed_tail = seal;
+        let due_seal = !seal && c.since_seal >= self.config.seal_every;
+        // Group commit: the first waiter with no flush in progress writes the whole queue;
+        // the others wait for a flush that covers their entry.
+        while c.durable_next <= seq {
+            if c.failed {
+                return Err(AuditError::Io {
+                    path: c.path.clone(),
+                    source: std::io::Error::other("audit write failed"),
+                });
+            }
+            if c.flushing {
+                c = self.flushed.wait(c).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let batch = std::mem::take(&mut c.queued);
+            let upto = c.next_seq;
+            c.flushing = true;
+            let file = c.file.try_clone();
+            drop(c);
+            let result = file.and_then(|mut f| {
+                f.write_all(&batch)?;
+                f.sync_data()
+            });
+            c = self.lock();
+            c.flushing = false;
+            match result {
+                Ok(()) => {
+                    c.durable_next = c.durable_next.max(upto);
+                    c.bytes += batch.len() as u64;
+                }
+                Err(_) => c.failed = true,
+            }
+            self.flushed.notify_all();
+        }
+        let rotate_due =
+            self.config.rotate_bytes != 0 && c.bytes >= self.config.rotate_bytes && !seal;
+        drop(c);
+        if due_seal {
+            self.seal()?;
+        }
+        if rotate_due && event != "log_rotated" {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn wanted(&self, e: &Event) -> bool {
+        match self.config.level {
+            AuditLevel::None => false,
+            AuditLevel::All => true,
+            AuditLevel::KeyManagement => !matches!(e, Event::Operation { .. }),
+        }
+    }
+}
+
+impl EventSink for AuditLog {
+    fn record(&self, event: &Event) {
+        if !self.wanted(event) {
+            return;
+        }
+        let (name, fields) = event_name_and_fields(event, &self.registry);
+        // A failed audit write is sticky (`failed`): every later append reports it. The
+        // event sink interface has no error path; the engine checks `is_failed`.
+        let _ = self.append(name, fields, false);
+    }
+}
+
+impl AuditLog {
+    /// Whether a write failed; the engine refuses further work when it has.
+    pub fn is_failed(&self) -> bool {
+        self.lock().failed
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        let _ = self.seal();
+    }
+}
+
+/// The first problem [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {why}")]
+pub struct VerifyError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line number (0 when the problem is the file as a whole).
+    pub line: usize,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// What [`verify`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Seals whose signatures verified.
+    pub seals: u64,
+    /// Sequence number of the last entry.
+    pub last_seq: u64,
+}
+
+/// Verifies log files, oldest first (rotated files, then the live one), against the audit
+/// public key (32 bytes). Checks every line's hash, the chain and sequence across files, and
+/// every seal's signature; the last entry must be a seal, otherwise the tail is unprotected
+/// (the log was cut, or the writer died before sealing).
+pub fn verify(paths: &[PathBuf], public_key: &[u8]) -> Result<VerifyReport, VerifyError> {
+    let bad = |file: &Path, line: usize, why: String| VerifyError {
+        file: file.to_owned(),
+        line,
+        why,
+    };
+    let first = paths
+        .first()
+        .ok_or_else(|| bad(Path::new(""), 0, "no files given".into()))?;
+    let key = Ed25519Key::from_public(public_key)
+        .map_err(|_| bad(first, 0, "the public key is not an Ed25519 key".into()))?;
+    let mut prev: Option<[u8; 32]> = None;
+    let mut expected_seq: Option<u64> = None;
+    let mut report = VerifyReport {
+        entries: 0,
+        seals: 0,
+        last_seq: 0,
+    };
+    let mut last_was_seal = false;
+    for path in paths {
+        let file = File::open(path).map_err(|e| bad(path, 0, e.to_string()))?;
+        let mut mode_ok = true;
+        if let Ok(meta) = file.metadata() {
+            mode_ok = meta.permissions().mode() & 0o002 == 0;
+        }
+        if !mode_ok {
+            return Err(bad(path, 0, "the file is world-writable".into()));
+        }
+        for (i, line) in BufReader::new(file).lines().enumerate() {
+            let n = i + 1;
+            let line = line.map_err(|e| bad(path, n, e.to_string()))?;
+            let Some(cut) = line.rfind(",\"hash\":\"") else {
+                return Err(bad(path, n, "entry has no hash".into()));
+            };
+            let body = format!("{}}}", &line[..cut]);
+            let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&line) else {
+                return Err(bad(path, n, "not a JSON object".into()));
+            };
+            let stated = fields
+                .get("hash")
+                .and_then(Value::as_str)
+                .and_then(unhex32)
+                .ok_or_else(|| bad(path, n, "malformed hash".into()))?;
+            // Re-serialise the body canonically: an edit that keeps the JSON valid but changes
+            // a byte still changes the hash.
+            let Ok(body_value) = serde_json::from_str::<Value>(&body) else {
+                return Err(bad(path, n, "entry body is not JSON".into()));
+            };
+            let canonical = body_value.to_string();
+            if canonical != body {
+                return Err(bad(
+                    path,
+                    n,
+                    "entry is not in canonical form (edited)".into(),
+                ));
+            }
+            if sha256(body.as_bytes()) != stated {
+                return Err(bad(
+                    path,
+                    n,
+                    "hash does not match the entry (edited)".into(),
+                ));
+            }
+            let seq = fields
+                .get("seq")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad(path, n, "missing seq".into()))?;
+            let entry_prev = fields
+                .get("prev")
+                .and_then(Value::as_str)
+                .and_then(unhex32)
+                .ok_or_else(|| bad(path, n, "missing prev".into()))?;
+            match (expected_seq, prev) {
+                (Some(want), _) if seq != want => {
+                    return Err(bad(
+                        path,
+                        n,
+                        format!(
+                            "sequence {seq} where {want} was expected (deleted, inserted or reordered)"
+                        ),
+                    ));
+                }
+                (_, Some(p)) if entry_prev != p => {
+                    return Err(bad(
+                        path,
+                        n,
+                        "chain broken: prev does not match the previous entry".into(),
+                    ));
+                }
+                (None, None) if seq == 0 && entry_prev != GENESIS => {
+                    return Err(bad(path, n, "first entry does not start the chain".into()));
+                }
+                _ => {}
+            }
+            last_was_seal = false;
+            if let Some(sig) = fields.get("sig") {
+                let sig = sig
+                    .as_str()
+                    .and_then(|s| {
+                        (0..s.len())
+                            .step_by(2)
+                            .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                            .collect::<Option<Vec<u8>>>()
+                    })
+                    .ok_or_else(|| bad(path, n, "malformed seal signature".into()))?;
+                key.verify(&seal_message(seq, &entry_prev), &sig)
+                    .map_err(|_| {
+                        bad(
+                            path,
+                            n,
+                            "seal signature does not verify (chain rewritten or wrong key)".into(),
+                        )
+                    })?;
+                report.seals += 1;
+                last_was_seal = true;
+            }
+            prev = Some(stated);
+            expected_seq = Some(seq + 1);
+            report.entries += 1;
+            report.last_seq = seq;
+        }
+    }
+    let last = paths.last().unwrap_or(first);
+    if report.entries == 0 {
+        return Err(bad(last, 0, "the log is empty".into()));
+    }
+    if report.seals == 0 {
+        return Err(bad(
+            last,
+            0,
+            "no seal anywhere: the chain is not protected".into(),
+        ));
+    }
+    if !last_was_seal {
+        return Err(bad(
+            last,
+            0,
+            "entries after the last seal (the log was cut, or the writer stopped without sealing)"
+                .into(),
+        ));
+    }
+    Ok(report)
+}

@@ -1,0 +1,306 @@
+//! The audit log: what it records, and that every kind of tampering is caught by `verify`.
+
+use crate::*;
+use craton_core::MechanismType as M;
+use craton_core::digest::HashAlg;
+use craton_core::ops::Mechanism;
+use craton_store::audit::verify;
+use craton_store::config::AuditLevel;
+use serde_json::Value;
+use std::sync::Arc;
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+/// Runs a small workload and returns (log path, public key).
+fn workload(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let hsm = ready(dir);
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let s = hsm.open_session(0, true).unwrap();
+    let _ = hsm.login(s, UserType::User, b"wrong-pin-1");
+    hsm.login(s, UserType::User, USER_PIN).unwrap();
+    let (_, private) = hsm
+        .generate_key_pair(
+            s,
+            &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
+            &[(
+                A::EC_PARAMS,
+                AttrValue::Bytes(craton_core::ec::Curve::P256.ec_params().to_vec()),
+            )],
+            &[(A::SIGN, b(true))],
+        )
+        .unwrap();
+    for _ in 0..3 {
+        hsm.sign_init(s, &Mechanism::EcdsaWith(HashAlg::Sha256), private)
+            .unwrap();
+        hsm.sign(s, b"audited").unwrap();
+    }
+    let path = hsm.config().audit_path();
+    drop(hsm);
+    (path, public)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn the_log_records_security_events_and_verifies() {
+    let dir = Scratch::new("audit-ok");
+    let (path, public) = workload(dir.path());
+    let report = verify(std::slice::from_ref(&path), &public).unwrap();
+    assert!(report.seals >= 2, "{report:?}");
+    let entries: Vec<Value> = lines(&path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&str> = entries
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "log_opened",
+        "module_started",
+        "token_initialized",
+        "pin_initialized",
+        "login",
+        "key_generated",
+        "operation",
+        "seal",
+    ] {
+        assert!(events.contains(&wanted), "{wanted} missing from {events:?}");
+    }
+    let failed_login = entries
+        .iter()
+        .find(|e| e["event"] == "login" && e["result"] == "pin_incorrect")
+        .unwrap();
+    assert_eq!(failed_login["failures"], 1);
+    assert_eq!(failed_login["lockout_threshold"], 3);
+    let sign = entries.iter().find(|e| e["event"] == "operation").unwrap();
+    assert_eq!(sign["operation"], "sign");
+    assert_eq!(sign["fips_approved"], true);
+    assert_eq!(sign["mechanism"]["name"], "ECDSA_SHA256");
+    assert_eq!(sign["caller"]["pid"], std::process::id());
+    // No PIN ever reaches the log.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("user-pin") && !text.contains("so-pin") && !text.contains("wrong-pin"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+}
+
+fn tampered(name: &str, change: impl FnOnce(&mut Vec<String>)) -> String {
+    let dir = Scratch::new(name);
+    let (path, public) = workload(dir.path());
+    let mut l = lines(&path);
+    change(&mut l);
+    write_lines(&path, &l);
+    verify(&[path], &public).unwrap_err().to_string()
+}
+
+#[test]
+fn an_edited_entry_is_caught() {
+    let why = tampered("audit-edit", |l| {
+        let i = l.iter().position(|x| x.contains("pin_incorrect")).unwrap();
+        l[i] = l[i].replace("\"failures\":1", "\"failures\":0");
+    });
+    assert!(why.contains("edited"), "{why}");
+}
+
+#[test]
+fn a_deleted_entry_is_caught() {
+    let why = tampered("audit-delete", |l| {
+        let i = l.iter().position(|x| x.contains("pin_incorrect")).unwrap();
+        l.remove(i);
+    });
+    assert!(why.contains("deleted"), "{why}");
+}
+
+#[test]
+fn reordered_entries_are_caught() {
+    let why = tampered("audit-reorder", |l| l.swap(3, 4));
+    assert!(why.contains("reordered") || why.contains("chain"), "{why}");
+}
+
+#[test]
+fn an_inserted_entry_is_caught() {
+    let why = tampered("audit-insert", |l| {
+        let forged = l[2].clone();
+        l.insert(3, forged);
+    });
+    assert!(why.contains("inserted") || why.contains("chain"), "{why}");
+}
+
+#[test]
+fn truncation_is_caught() {
+    let why = tampered("audit-truncate", |l| {
+        // Cut the final (shutdown) seal off.
+        let n = l.len();
+        assert!(l[n - 1].contains("\"event\":\"seal\""));
+        assert!(!l[n - 2].contains("\"event\":\"seal\""));
+        l.truncate(n - 1);
+    });
+    assert!(why.contains("after the last seal"), "{why}");
+}
+
+#[test]
+fn a_rewritten_chain_without_the_key_is_caught() {
+    // The attacker drops an entry and recomputes every hash; without the audit key the seals
+    // cannot be redone.
+    let dir = Scratch::new("audit-rewrite");
+    let (path, public) = workload(dir.path());
+    let mut entries: Vec<serde_json::Map<String, Value>> = lines(&path)
+        .iter()
+        .map(|l| match serde_json::from_str(l).unwrap() {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        })
+        .collect();
+    entries.retain(|e| e["event"] != "login");
+    let mut prev = "0".repeat(64);
+    let mut out = Vec::new();
+    for (seq, mut e) in entries.into_iter().enumerate() {
+        e.remove("hash");
+        e.insert("seq".into(), Value::from(seq as u64));
+        e.insert("prev".into(), Value::String(prev.clone()));
+        let body = Value::Object(e).to_string();
+        let hash =
+            hex::encode(craton_core::digest::digest(HashAlg::Sha256, body.as_bytes()).unwrap());
+        out.push(format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1]));
+        prev = hash;
+    }
+    write_lines(&path, &out);
+    let why = verify(&[path], &public).unwrap_err().to_string();
+    assert!(why.contains("seal signature does not verify"), "{why}");
+    // And a different key never verifies a genuine log.
+    let dir = Scratch::new("audit-wrong-key");
+    let (path, _) = workload(dir.path());
+    let other = craton_core::edwards::Ed25519Key::from_seed(&[9; 32])
+        .unwrap()
+        .public_bytes();
+    assert!(verify(&[path], &other).is_err());
+}
+
+#[test]
+fn a_log_cut_back_to_a_seal_is_noticed_at_the_next_start() {
+    let dir = Scratch::new("audit-cut");
+    let (path, public) = workload(dir.path());
+    // Cut back to the first seal: on its own the file still verifies...
+    let l = lines(&path);
+    let first_seal = l
+        .iter()
+        .position(|x| x.contains("\"event\":\"seal\""))
+        .unwrap();
+    write_lines(&path, &l[..=first_seal]);
+    verify(std::slice::from_ref(&path), &public).unwrap();
+    // ...but the engine remembers where the chain ended and says so in the log.
+    drop(Hsm::open(config(dir.path())).unwrap());
+    let reopened = std::fs::read_to_string(&path).unwrap();
+    assert!(reopened.contains("truncated or replaced"), "{reopened}");
+}
+
+#[test]
+fn rotation_keeps_the_chain_across_files() {
+    let dir = Scratch::new("audit-rotate");
+    let hsm = ready(dir.path());
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let rotated = hsm.audit().unwrap().rotate().unwrap();
+    let s = user_session(&hsm);
+    hsm.generate_key(
+        s,
+        &Mechanism::Generate(M::AES_KEY_GEN),
+        &[(A::VALUE_LEN, AttrValue::Ulong(16))],
+    )
+    .unwrap();
+    let live = hsm.config().audit_path();
+    drop(hsm);
+    let report = verify(&[rotated.clone(), live.clone()], &public).unwrap();
+    assert!(report.entries > 5);
+    assert!(lines(&live)[0].contains("log_rotated"));
+    // Out of order, the chain does not connect.
+    assert!(verify(&[live, rotated], &public).is_err());
+}
+
+#[test]
+fn many_threads_logging_keep_one_intact_chain() {
+    let dir = Scratch::new("audit-stress");
+    let hsm = Arc::new(ready(dir.path()));
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let s = user_session(&hsm);
+    let key = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
+            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
+        )
+        .unwrap();
+    let key = {
+        // A token-wide handle visible to every session: make it a token object copy.
+        hsm.copy_object(s, key, &[(A::TOKEN, b(true))]).unwrap()
+    };
+    let threads = 8;
+    let per_thread = 100;
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let hsm = hsm.clone();
+            std::thread::spawn(move || {
+                let s = hsm.open_session(0, false).unwrap();
+                let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+                for _ in 0..per_thread {
+                    hsm.sign_init(s, &mac, key).unwrap();
+                    hsm.sign(s, b"stress").unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let path = hsm.config().audit_path();
+    drop(hsm);
+    let report = verify(std::slice::from_ref(&path), &public).unwrap();
+    let ops = lines(&path)
+        .iter()
+        .filter(|l| l.contains("\"event\":\"operation\""))
+        .count();
+    assert_eq!(ops, threads * per_thread);
+    assert!(report.seals >= 1);
+}
+
+#[test]
+fn the_key_management_level_leaves_out_operations() {
+    let dir = Scratch::new("audit-level");
+    let mut c = config(dir.path());
+    c.audit.level = AuditLevel::KeyManagement;
+    let hsm = Hsm::open(c).unwrap();
+    init(&hsm);
+    let s = user_session(&hsm);
+    let k = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
+            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
+        )
+        .unwrap();
+    hsm.sign_init(s, &Mechanism::without_params(M::SHA256_HMAC).unwrap(), k)
+        .unwrap();
+    hsm.sign(s, b"x").unwrap();
+    let path = hsm.config().audit_path();
+    drop(hsm);
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("key_generated"));
+    assert!(!text.contains("\"event\":\"operation\""));
+}
