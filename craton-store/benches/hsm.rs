@@ -115,5 +115,117 @@ fn engine(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, engine);
+/// Opens an engine with one token and an HMAC key, at the given audit level.
+fn engine_with_audit(
+    level: craton_store::config::AuditLevel,
+    batched: bool,
+    tag: &str,
+) -> (
+    Hsm,
+    craton_store::SessionHandle,
+    craton_store::ObjectHandle,
+    craton_store::ObjectHandle,
+    std::path::PathBuf,
+) {
+    let dir = std::env::temp_dir().join(format!("craton-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::default();
+    config.token.state_dir = Some(dir.clone());
+    config.security.pbkdf2_iterations = 1000;
+    config.audit.level = level;
+    config.audit.batch_operation_entries = batched;
+    let hsm = Hsm::open(config).unwrap();
+    hsm.init_token(0, b"bench-so-pin", "bench").unwrap();
+    let so = hsm.open_session(0, true).unwrap();
+    hsm.login(so, UserType::So, b"bench-so-pin").unwrap();
+    hsm.init_pin(so, b"bench-user-pin").unwrap();
+    hsm.close_session(so).unwrap();
+    let s = hsm.open_session(0, true).unwrap();
+    hsm.login(s, UserType::User, b"bench-user-pin").unwrap();
+    let key = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
+            &[
+                (A::VALUE_LEN, AttrValue::Ulong(32)),
+                (A::SIGN, AttrValue::Bool(true)),
+            ],
+        )
+        .unwrap();
+    let (_, ec) = hsm
+        .generate_key_pair(
+            s,
+            &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
+            &[(
+                A::EC_PARAMS,
+                AttrValue::Bytes(Curve::P256.ec_params().to_vec()),
+            )],
+            &[
+                (A::SIGN, AttrValue::Bool(true)),
+                (A::TOKEN, AttrValue::Bool(true)),
+            ],
+        )
+        .unwrap();
+    (hsm, s, key, ec, dir)
+}
+
+/// HMAC-SHA-256 over 64 bytes with the audit log recording every operation, and with it off:
+/// the cost of auditing each call.
+fn audit(c: &mut Criterion) {
+    use craton_store::config::AuditLevel;
+    let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+    let ecdsa = Mechanism::EcdsaWith(HashAlg::Sha256);
+    for (level, batched, name) in [
+        (AuditLevel::None, false, "none"),
+        (AuditLevel::All, false, "all"),
+        (AuditLevel::All, true, "all-batched"),
+    ] {
+        let (hsm, s, key, ec, dir) = engine_with_audit(level, batched, name);
+        let mut g = c.benchmark_group("audit_level");
+        g.bench_function(format!("hmac_sha256_64b/{name}"), |b| {
+            b.iter(|| {
+                hsm.sign_init(s, &mac, key).unwrap();
+                hsm.sign(s, black_box(&DATA[..64])).unwrap()
+            })
+        });
+        g.bench_function(format!("ecdsa_p256_sign_64b/{name}"), |b| {
+            b.iter(|| {
+                hsm.sign_init(s, &ecdsa, ec).unwrap();
+                hsm.sign(s, black_box(&DATA[..64])).unwrap()
+            })
+        });
+        // Four threads, one session each, signing as fast as they can: concurrent entries
+        // share writes and syncs (group commit).
+        let hsm = Arc::new(hsm);
+        g.bench_function(format!("ecdsa_p256_sign_4_threads/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let per = iters.div_ceil(4);
+                let start = std::time::Instant::now();
+                let workers: Vec<_> = (0..4)
+                    .map(|_| {
+                        let hsm = hsm.clone();
+                        let ecdsa = ecdsa.clone();
+                        std::thread::spawn(move || {
+                            let s = hsm.open_session(0, false).unwrap();
+                            for _ in 0..per {
+                                hsm.sign_init(s, &ecdsa, ec).unwrap();
+                                hsm.sign(s, &DATA[..64]).unwrap();
+                            }
+                            hsm.close_session(s).unwrap();
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    w.join().unwrap();
+                }
+                start.elapsed()
+            })
+        });
+        g.finish();
+        drop(hsm);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+criterion_group!(benches, engine, audit);
 criterion_main!(benches);

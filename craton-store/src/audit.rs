@@ -21,7 +21,7 @@ use crate::event::{Event, EventSink, KeyOrigin, UserType};
 use craton_core::digest::{self, HashAlg};
 use craton_core::edwards::Ed25519Key;
 use craton_core::{MechanismType, Registry};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -30,6 +30,18 @@ use std::sync::{Condvar, Mutex};
 
 const SEAL_CONTEXT: &[u8] = b"craton-hsm audit seal\0";
 const GENESIS: [u8; 32] = [0; 32];
+
+/// The longest a written entry waits for its sync. Authentication, key-management and seal
+/// entries are synced before their call returns; per-operation entries are written before
+/// their call returns and synced within this interval.
+pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How often the background flusher runs; with `batch_operation_entries`, the longest an
+/// operation entry waits to be written.
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// With `batch_operation_entries`, a queue this large is written at once.
+const BATCH_BYTES: usize = 64 << 10;
 
 /// Who made the call an entry records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +66,12 @@ impl Caller {
         }
     }
 
-    fn json(&self) -> Value {
-        match self {
+    fn json(&self) -> std::sync::Arc<str> {
+        let v = match self {
             Caller::Local { pid, uid } => json!({ "pid": pid, "uid": uid }),
             Caller::Client(fp) => json!({ "cert_sha256": fp }),
-        }
+        };
+        v.to_string().into()
     }
 }
 
@@ -66,6 +79,9 @@ impl Caller {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
+    /// An earlier write failed; the log stays broken until the engine is reopened.
+    #[error("the audit log failed earlier and no longer records")]
+    Failed,
     /// The file or its directory could not be created, read or written.
     #[error("audit log {path}: {source}")]
     Io {
@@ -77,14 +93,21 @@ pub enum AuditError {
 }
 
 struct Chain {
-    file: File,
+    /// Shared so a flush or sync can use it with the lock released (no dup per write).
+    file: std::sync::Arc<File>,
     path: PathBuf,
     next_seq: u64,
     prev: [u8; 32],
     /// Lines formatted and chained but not yet written.
     queued: Vec<u8>,
-    /// Every entry with a sequence number below this is on disk.
-    durable_next: u64,
+    /// Every entry with a sequence number below this has been written to the file.
+    written_next: u64,
+    /// Every entry with a sequence number below this has been synced to disk.
+    synced_next: u64,
+    /// A sync is in progress (it runs with the lock released; writers carry on).
+    syncing: bool,
+    /// When the file was last synced.
+    last_sync: std::time::Instant,
     /// A flush is in progress (its leader holds no lock while it writes).
     flushing: bool,
     since_seal: u32,
@@ -93,6 +116,8 @@ struct Chain {
     failed: bool,
     /// The last entry is a seal (a second seal would add nothing).
     sealed_tail: bool,
+    /// Threads waiting on `flushed` (waking nobody costs a system call; skip it).
+    waiters: usize,
 }
 
 /// The audit log. Cheap to share; implements [`EventSink`].
@@ -102,7 +127,8 @@ pub struct AuditLog {
     key: Ed25519Key,
     config: AuditConfig,
     registry: Registry,
-    caller: Caller,
+    /// The caller, serialised once.
+    caller_json: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -121,7 +147,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
@@ -133,6 +165,57 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+/// An entry's fields before serialisation: static keys, cheap values. Serialised with keys
+/// sorted and no whitespace, which is exactly what `serde_json` produces when the verifier
+/// re-serialises a parsed entry (its maps keep keys sorted).
+#[derive(Default)]
+pub(crate) struct Fields(Vec<(&'static str, Field)>);
+
+pub(crate) enum Field {
+    U64(u64),
+    Bool(bool),
+    Str(String),
+    Static(&'static str),
+    /// Already-canonical JSON (a nested object built once).
+    Raw(std::sync::Arc<str>),
+    Json(Value),
+}
+
+impl Fields {
+    fn put(&mut self, key: &'static str, value: Field) {
+        self.0.push((key, value));
+    }
+
+    fn write_json(mut self, out: &mut Vec<u8>) {
+        self.0.sort_by(|a, b| a.0.cmp(b.0));
+        out.push(b'{');
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            match v {
+                Field::U64(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+                Field::Str(s) => write_json_str(out, s),
+                Field::Static(s) => write_json_str(out, s),
+                Field::Raw(r) => out.extend_from_slice(r.as_bytes()),
+                Field::Json(v) => out.extend_from_slice(v.to_string().as_bytes()),
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's own escaping, so the verifier's re-serialisation matches byte for byte.
+    if let Ok(quoted) = serde_json::to_string(s) {
+        out.extend_from_slice(quoted.as_bytes());
+    }
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -150,20 +233,19 @@ fn seal_message(seq: u64, prev: &[u8; 32]) -> Vec<u8> {
     m
 }
 
-/// Finishes a line: appends `prev`, hashes, appends `hash`. Returns the line and its hash.
-fn chain_line(mut fields: Map<String, Value>, prev: &[u8; 32]) -> (String, [u8; 32]) {
-    fields.insert("prev".into(), Value::String(hex(prev)));
-    // The body is serde_json's serialisation of the map; the verifier parses and
-    // re-serialises it and must get the same bytes, so an edit that keeps valid JSON (extra
-    // spaces, reordered keys) is still caught.
-    let body = Value::Object(fields).to_string();
-    let hash = sha256(body.as_bytes());
-    let line = format!(
-        "{},\"hash\":\"{}\"}}\n",
-        &body[..body.len() - 1],
-        hex(&hash)
-    );
-    (line, hash)
+/// Appends one finished line to `out`: the fields plus `prev`, then `hash` over everything
+/// before it. The verifier parses and re-serialises the body and must get the same bytes,
+/// so an edit that keeps valid JSON (extra spaces, reordered keys) is still caught.
+fn chain_line(mut fields: Fields, prev: &[u8; 32], out: &mut Vec<u8>) -> [u8; 32] {
+    fields.put("prev", Field::Str(hex(prev)));
+    let start = out.len();
+    fields.write_json(out);
+    let hash = sha256(&out[start..]);
+    out.pop();
+    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(hex(&hash).as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    hash
 }
 
 /// The last entry's sequence number and hash in an existing log file, if it has any.
@@ -188,34 +270,32 @@ fn tail(path: &Path) -> Result<Option<(u64, [u8; 32])>, AuditError> {
     Ok(last)
 }
 
-fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<String, Value>) {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_owned(), v);
-    };
+fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Fields) {
+    let mut m = Fields::default();
+    let mut put = |k: &'static str, v: Field| m.put(k, v);
     let user = |u: &UserType| match u {
         UserType::So => "so",
         UserType::User => "user",
         UserType::ContextSpecific => "context-specific",
     };
     let mech = |x: &MechanismType| {
-        json!({
+        Field::Json(json!({
             "id": format!("0x{:x}", x.0),
             "name": x.name(),
-        })
+        }))
     };
     let name = match e {
         Event::TokenInitialized { slot } => {
-            put("slot", json!(slot));
+            put("slot", Field::U64(*slot));
             "token_initialized"
         }
         Event::PinInitialized { slot } => {
-            put("slot", json!(slot));
+            put("slot", Field::U64(*slot));
             "pin_initialized"
         }
         Event::PinChanged { slot, user: u } => {
-            put("slot", json!(slot));
-            put("user", json!(user(u)));
+            put("slot", Field::U64(*slot));
+            put("user", Field::Static(user(u)));
             "pin_changed"
         }
         Event::Login {
@@ -226,15 +306,15 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<S
             failures,
             threshold,
         } => {
-            put("slot", json!(slot));
-            put("session", json!(session));
-            put("user", json!(user(u)));
+            put("slot", Field::U64(*slot));
+            put("session", Field::U64(*session));
+            put("user", Field::Static(user(u)));
             put(
                 "result",
-                json!(if *success { "ok" } else { "pin_incorrect" }),
+                Field::Static(if *success { "ok" } else { "pin_incorrect" }),
             );
-            put("failures", json!(failures));
-            put("lockout_threshold", json!(threshold));
+            put("failures", Field::U64(u64::from(*failures)));
+            put("lockout_threshold", Field::U64(u64::from(*threshold)));
             "login"
         }
         Event::PinNearLockout {
@@ -242,18 +322,18 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<S
             user: u,
             remaining,
         } => {
-            put("slot", json!(slot));
-            put("user", json!(user(u)));
-            put("attempts_left", json!(remaining));
+            put("slot", Field::U64(*slot));
+            put("user", Field::Static(user(u)));
+            put("attempts_left", Field::U64(u64::from(*remaining)));
             "pin_near_lockout"
         }
         Event::PinLocked { slot, user: u } => {
-            put("slot", json!(slot));
-            put("user", json!(user(u)));
+            put("slot", Field::U64(*slot));
+            put("user", Field::Static(user(u)));
             "pin_locked"
         }
         Event::Logout { slot } => {
-            put("slot", json!(slot));
+            put("slot", Field::U64(*slot));
             "logout"
         }
         Event::KeyCreated {
@@ -262,13 +342,13 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<S
             mechanism,
             origin,
         } => {
-            put("slot", json!(slot));
-            put("objects", json!(handles));
+            put("slot", Field::U64(*slot));
+            put("objects", Field::Json(json!(handles)));
             if let Some(x) = mechanism {
                 put("mechanism", mech(x));
                 put(
                     "fips_approved",
-                    json!(registry.get(*x).is_some_and(|r| r.fips_approved)),
+                    Field::Bool(registry.get(*x).is_some_and(|r| r.fips_approved)),
                 );
             }
             match origin {
@@ -280,8 +360,8 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<S
             }
         }
         Event::ObjectDestroyed { slot, handle } => {
-            put("slot", json!(slot));
-            put("object", json!(handle));
+            put("slot", Field::U64(*slot));
+            put("object", Field::U64(*handle));
             "object_destroyed"
         }
         Event::Operation {
@@ -292,21 +372,24 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<S
             key,
             success,
         } => {
-            put("slot", json!(slot));
-            put("session", json!(session));
-            put("operation", json!(kind));
+            put("slot", Field::U64(*slot));
+            put("session", Field::U64(*session));
+            put("operation", Field::Static(kind));
             put("mechanism", mech(mechanism));
             put(
                 "fips_approved",
-                json!(registry.get(*mechanism).is_some_and(|r| r.fips_approved)),
+                Field::Bool(registry.get(*mechanism).is_some_and(|r| r.fips_approved)),
             );
-            put("object", json!(key));
-            put("result", json!(if *success { "ok" } else { "failed" }));
+            put("object", Field::U64(*key));
+            put(
+                "result",
+                Field::Static(if *success { "ok" } else { "failed" }),
+            );
             "operation"
         }
         Event::RecordCorrupt { slot, detail } => {
-            put("slot", json!(slot));
-            put("detail", json!(detail));
+            put("slot", Field::U64(*slot));
+            put("detail", Field::Str(detail.clone()));
             "store_record_corrupt"
         }
         Event::MemoryNotLocked => "memory_not_locked",
@@ -316,11 +399,11 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Map<S
             config,
             store,
         } => {
-            put("post_kats", json!(kats));
-            put("post_micros", json!(post_micros));
-            put("result", json!("ok"));
-            put("config", json!(config));
-            put("store", json!(store));
+            put("post_kats", Field::U64(*kats as u64));
+            put("post_micros", Field::U64(*post_micros));
+            put("result", Field::Static("ok"));
+            put("config", Field::Str(config.clone()));
+            put("store", Field::Str(store.clone()));
             "module_started"
         }
     };
@@ -367,25 +450,29 @@ impl AuditLog {
         };
         let log = AuditLog {
             chain: Mutex::new(Chain {
-                file,
+                file: std::sync::Arc::new(file),
                 path,
                 next_seq,
                 prev,
                 queued: Vec::new(),
-                durable_next: next_seq,
+                written_next: next_seq,
+                synced_next: next_seq,
+                syncing: false,
+                last_sync: std::time::Instant::now(),
                 flushing: false,
                 since_seal: 0,
                 bytes,
                 failed: false,
                 sealed_tail: false,
+                waiters: 0,
             }),
             flushed: Condvar::new(),
             key,
             config: config.clone(),
             registry,
-            caller: Caller::this_process(),
+            caller_json: Caller::this_process().json(),
         };
-        let mut opened = Map::new();
+        let mut opened = Fields::default();
         if let Some((seq, head)) = expected_head
             && last != Some((seq, head))
         {
@@ -394,14 +481,14 @@ impl AuditLog {
                 Some(f) if f > seq => "the file continues past the recorded head (an unclean stop)",
                 _ => "the file ends before the recorded head (truncated or replaced)",
             };
-            opened.insert(
-                "chain_mismatch".into(),
-                json!({
+            opened.put(
+                "chain_mismatch",
+                Field::Json(json!({
                     "expected_seq": seq,
                     "expected_hash": hex(&head),
                     "found_seq": found,
                     "meaning": why,
-                }),
+                })),
             );
         }
         log.append("log_opened", opened, false)?;
@@ -424,7 +511,7 @@ impl AuditLog {
         if self.lock().sealed_tail {
             return Ok(());
         }
-        self.append("seal", Map::new(), true)
+        self.append("seal", Fields::default(), true)
     }
 
     /// Rotates: seals the current file, renames it to `<name>.<first-seq-of-next>`, and starts
@@ -433,29 +520,113 @@ impl AuditLog {
         self.seal()?;
         let mut c = self.lock();
         while c.flushing {
-            c = self.flushed.wait(c).unwrap_or_else(|p| p.into_inner());
+            c = self.wait(c);
         }
         let rotated = c.path.with_extension(format!("log.{}", c.next_seq));
         std::fs::rename(&c.path, &rotated).map_err(io(&c.path))?;
-        c.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(&c.path)
-            .map_err(io(&c.path))?;
+        c.file = std::sync::Arc::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(&c.path)
+                .map_err(io(&c.path))?,
+        );
         c.bytes = 0;
         drop(c);
-        let mut m = Map::new();
-        m.insert(
-            "previous_file".into(),
-            json!(
+        let mut m = Fields::default();
+        m.put(
+            "previous_file",
+            Field::Json(json!(
                 rotated
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
-            ),
+            )),
         );
         self.append("log_rotated", m, false)?;
         Ok(rotated)
+    }
+
+    /// Writes the queue; called with the lock held and no write in progress, returns with
+    /// the lock held again.
+    fn flush<'a>(
+        &'a self,
+        mut c: std::sync::MutexGuard<'a, Chain>,
+    ) -> std::sync::MutexGuard<'a, Chain> {
+        let batch = std::mem::take(&mut c.queued);
+        let upto = c.next_seq;
+        c.flushing = true;
+        let file = c.file.clone();
+        drop(c);
+        let result = (&*file).write_all(&batch);
+        let mut c = self.lock();
+        c.flushing = false;
+        match result {
+            Ok(()) => {
+                c.written_next = c.written_next.max(upto);
+                c.bytes += batch.len() as u64;
+            }
+            Err(_) => c.failed = true,
+        }
+        if c.waiters > 0 {
+            self.flushed.notify_all();
+        }
+        c
+    }
+
+    /// Syncs everything written so far; called with the lock held and no sync in progress.
+    /// Writers are not held up: the sync runs on a cloned descriptor with the lock released.
+    fn sync<'a>(
+        &'a self,
+        mut c: std::sync::MutexGuard<'a, Chain>,
+    ) -> std::sync::MutexGuard<'a, Chain> {
+        let upto = c.written_next;
+        c.syncing = true;
+        let file = c.file.clone();
+        drop(c);
+        let result = file.sync_data();
+        let mut c = self.lock();
+        c.syncing = false;
+        match result {
+            Ok(()) => {
+                c.synced_next = c.synced_next.max(upto);
+                c.last_sync = std::time::Instant::now();
+            }
+            Err(_) => c.failed = true,
+        }
+        if c.waiters > 0 {
+            self.flushed.notify_all();
+        }
+        c
+    }
+
+    /// Writes queued entries, and syncs written ones once the last sync is older than
+    /// [`SYNC_INTERVAL`] (the background flusher calls this every [`FLUSH_INTERVAL`]).
+    pub fn sync_pending(&self) -> Result<(), AuditError> {
+        let mut c = self.lock();
+        if !c.flushing && !c.queued.is_empty() {
+            c = self.flush(c);
+        }
+        if !c.syncing
+            && c.synced_next < c.written_next
+            && c.last_sync.elapsed() >= SYNC_INTERVAL
+        {
+            c = self.sync(c);
+        }
+        if c.failed {
+            return Err(AuditError::Failed);
+        }
+        Ok(())
+    }
+
+    fn wait<'a>(
+        &self,
+        mut c: std::sync::MutexGuard<'a, Chain>,
+    ) -> std::sync::MutexGuard<'a, Chain> {
+        c.waiters += 1;
+        let mut c = self.flushed.wait(c).unwrap_or_else(|p| p.into_inner());
+        c.waiters -= 1;
+        c
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Chain> {
@@ -463,11 +634,20 @@ impl AuditLog {
     }
 
     /// Formats and chains an entry, then waits until it is on disk (group commit).
-    fn append(
+    fn append(&self, event: &str, fields: Fields, seal: bool) -> Result<(), AuditError> {
+        self.append_with(event, fields, seal, true)
+    }
+
+    /// Formats and chains an entry, then returns once it is written (and, if `durable`, once
+    /// it is synced). Group commit: the first waiter with no flush in progress writes the
+    /// whole queue with one write (and one sync when any waiter needs it, or when the last
+    /// sync is older than [`SYNC_INTERVAL`]); the others wait for a flush that covers them.
+    fn append_with(
         &self,
         event: &str,
-        mut fields: Map<String, Value>,
+        mut fields: Fields,
         seal: bool,
+        durable: bool,
     ) -> Result<(), AuditError> {
         let mut c = self.lock();
         if c.failed {
@@ -477,57 +657,56 @@ impl AuditLog {
             });
         }
         let seq = c.next_seq;
-        fields.insert("seq".into(), json!(seq));
-        fields.insert("ts".into(), json!(crate::clock::rfc3339_now()));
-        fields.insert("event".into(), json!(event));
-        fields.insert("caller".into(), self.caller.json());
+        fields.put("seq", Field::U64(seq));
+        fields.put("ts", Field::Str(crate::clock::rfc3339_now()));
+        fields.put("event", Field::Str(event.to_owned()));
+        fields.put("caller", Field::Raw(self.caller_json.clone()));
         if seal {
             let sig = self
                 .key
                 .sign(&seal_message(seq, &c.prev))
                 .unwrap_or_default();
-            fields.insert("sig".into(), json!(hex(&sig)));
+            fields.put("sig", Field::Str(hex(&sig)));
         }
         let prev = c.prev;
-        let (line, hash) = chain_line(fields, &prev);
-        c.queued.extend_from_slice(line.as_bytes());
+        let hash = chain_line(fields, &prev, &mut c.queued);
         c.prev = hash;
         c.next_seq = seq + 1;
         c.since_seal = if seal { 0 } else { c.since_seal + 1 };
         c.sealed_tail = seal;
+        let durable = durable || seal;
         let due_seal = !seal && c.since_seal >= self.config.seal_every;
-        // Group commit: the first waiter with no flush in progress writes the whole queue;
-        // the others wait for a flush that covers their entry.
-        while c.durable_next <= seq {
+        // Batched operation entries: chained and queued now, written by the flusher.
+        let batched = !durable && self.config.batch_operation_entries;
+        if batched && c.queued.len() < BATCH_BYTES {
+            drop(c);
+            if due_seal {
+                self.seal()?;
+            }
+            return Ok(());
+        }
+        // Phase 1: the entry reaches the file (one writer at a time, batching the queue).
+        while c.written_next <= seq {
             if c.failed {
-                return Err(AuditError::Io {
-                    path: c.path.clone(),
-                    source: std::io::Error::other("audit write failed"),
-                });
+                return Err(AuditError::Failed);
             }
             if c.flushing {
-                c = self.flushed.wait(c).unwrap_or_else(|p| p.into_inner());
+                c = self.wait(c);
                 continue;
             }
-            let batch = std::mem::take(&mut c.queued);
-            let upto = c.next_seq;
-            c.flushing = true;
-            let file = c.file.try_clone();
-            drop(c);
-            let result = file.and_then(|mut f| {
-                f.write_all(&batch)?;
-                f.sync_data()
-            });
-            c = self.lock();
-            c.flushing = false;
-            match result {
-                Ok(()) => {
-                    c.durable_next = c.durable_next.max(upto);
-                    c.bytes += batch.len() as u64;
-                }
-                Err(_) => c.failed = true,
+            c = self.flush(c);
+        }
+        // Phase 2, for entries that must be durable: a sync that started after the entry was
+        // written. Concurrent callers share one sync.
+        while durable && c.synced_next <= seq {
+            if c.failed {
+                return Err(AuditError::Failed);
             }
-            self.flushed.notify_all();
+            if c.syncing {
+                c = self.wait(c);
+                continue;
+            }
+            c = self.sync(c);
         }
         let rotate_due =
             self.config.rotate_bytes != 0 && c.bytes >= self.config.rotate_bytes && !seal;
@@ -556,9 +735,12 @@ impl EventSink for AuditLog {
             return;
         }
         let (name, fields) = event_name_and_fields(event, &self.registry);
+        // Per-operation entries are written before the call returns and synced within
+        // SYNC_INTERVAL; everything else is synced before the call returns.
+        let durable = !matches!(event, Event::Operation { .. });
         // A failed audit write is sticky (`failed`): every later append reports it. The
         // event sink interface has no error path; the engine checks `is_failed`.
-        let _ = self.append(name, fields, false);
+        let _ = self.append_with(name, fields, false, durable);
     }
 }
 

@@ -162,6 +162,13 @@ pub struct AuditConfig {
     pub rotate_bytes: u64,
     /// Seal the chain with a signature every this many entries.
     pub seal_every: u32,
+    /// Per-operation entries (sign, encrypt, …) are chained before the call returns but
+    /// written by the background flusher within 5 ms, instead of each being written before
+    /// its call returns. Raises throughput where each `write(2)` is slow; a process crash can
+    /// then lose the last few milliseconds of operation entries (the log then ends unsealed,
+    /// which `verify` and the next start both report). Authentication and key-management
+    /// entries are always synced before their call returns.
+    pub batch_operation_entries: bool,
 }
 
 impl Default for AuditConfig {
@@ -171,6 +178,7 @@ impl Default for AuditConfig {
             level: AuditLevel::All,
             rotate_bytes: 64 << 20,
             seal_every: 1000,
+            batch_operation_entries: false,
         }
     }
 }

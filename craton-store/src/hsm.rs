@@ -228,7 +228,23 @@ impl Hsm {
                 registry.clone(),
                 store.audit_head()?,
             )?;
-            Some(Arc::new(log))
+            let log = Arc::new(log);
+            // Syncs per-operation entries within SYNC_INTERVAL; exits when the log is gone.
+            let weak = Arc::downgrade(&log);
+            std::thread::Builder::new()
+                .name("craton-audit-sync".into())
+                .spawn(move || {
+                    while let Some(log) = weak.upgrade() {
+                        let _ = log.sync_pending();
+                        drop(log);
+                        std::thread::sleep(crate::audit::FLUSH_INTERVAL);
+                    }
+                })
+                .map_err(|source| crate::audit::AuditError::Io {
+                    path: config.audit_path(),
+                    source,
+                })?;
+            Some(log)
         };
         let events: Arc<dyn EventSink> = match &audit {
             Some(a) => Arc::new(crate::event::Tee(vec![a.clone(), events])),
@@ -314,7 +330,12 @@ impl Hsm {
     }
 
     pub(crate) fn check_module(&self) -> Result<()> {
-        self.module.check().map_err(HsmError::Crypto)
+        self.module.check().map_err(HsmError::Crypto)?;
+        // Nothing happens unaudited: a broken audit log stops the engine.
+        if self.audit.as_ref().is_some_and(|a| a.is_failed()) {
+            return Err(HsmError::Audit(crate::audit::AuditError::Failed));
+        }
+        Ok(())
     }
 
     pub(crate) fn emit(&self, e: Event) {
