@@ -393,6 +393,24 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
             "store_record_corrupt"
         }
         Event::MemoryNotLocked => "memory_not_locked",
+        Event::GcmInvocations {
+            slot,
+            key,
+            used,
+            limit,
+            refused,
+        } => {
+            put("slot", Field::U64(*slot));
+            put("object", Field::U64(*key));
+            put("invocations", Field::U64(*used));
+            put("limit", Field::U64(*limit));
+            if *refused {
+                put("result", Field::Static("refused"));
+                "gcm_invocation_limit_reached"
+            } else {
+                "gcm_invocation_warning"
+            }
+        }
         Event::ModuleStarted {
             kats,
             post_micros,
@@ -607,10 +625,7 @@ impl AuditLog {
         if !c.flushing && !c.queued.is_empty() {
             c = self.flush(c);
         }
-        if !c.syncing
-            && c.synced_next < c.written_next
-            && c.last_sync.elapsed() >= SYNC_INTERVAL
-        {
+        if !c.syncing && c.synced_next < c.written_next && c.last_sync.elapsed() >= SYNC_INTERVAL {
             c = self.sync(c);
         }
         if c.failed {

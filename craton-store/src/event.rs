@@ -106,6 +106,20 @@ pub enum Event {
         /// Handle.
         handle: u64,
     },
+    /// An AES-GCM key is at 90% or more of its invocation limit (`refused` false), or at the
+    /// limit and an encryption was refused (`refused` true).
+    GcmInvocations {
+        /// Slot.
+        slot: u64,
+        /// The key.
+        key: u64,
+        /// Invocations used, including this one.
+        used: u64,
+        /// The configured limit.
+        limit: u64,
+        /// Whether this encryption was refused.
+        refused: bool,
+    },
     /// The engine started: power-on self-tests passed.
     ModuleStarted {
         /// Known-answer tests run.

@@ -43,6 +43,16 @@ pub struct Object {
     /// the clock is never read).
     dated: bool,
     material: OnceLock<std::result::Result<Arc<KeyMaterial>, craton_core::CryptoError>>,
+    /// AES-GCM encryptions under this key, shared by every copy of this object in memory.
+    pub(crate) gcm: Arc<std::sync::Mutex<GcmCounter>>,
+}
+
+/// AES-GCM invocations of one key: used, and (for token keys) reserved in the store.
+#[derive(Debug, Default)]
+pub(crate) struct GcmCounter {
+    pub(crate) used: u64,
+    pub(crate) reserved: u64,
+    pub(crate) loaded: bool,
 }
 
 impl std::fmt::Debug for Object {
@@ -83,6 +93,7 @@ impl Object {
             class,
             dated,
             material: OnceLock::new(),
+            gcm: Arc::default(),
         }
     }
 
@@ -677,6 +688,8 @@ impl Hsm {
         }
         let mut updated = Object::new(object.0, attrs, o.session);
         updated.secret_closed = o.secret_closed;
+        // The key is the same key: its GCM count carries over.
+        updated.gcm = o.gcm.clone();
         t.objects.insert(object.0, Arc::new(updated));
         Ok(())
     }

@@ -457,6 +457,11 @@ impl Hsm {
             Direction::Decrypt => &DECRYPT,
         };
         let (o, material) = self.usable_key(&s, key, mechanism, u)?;
+        if direction == Direction::Encrypt
+            && matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_)))
+        {
+            self.count_gcm(&s, &o)?;
+        }
         let ctx = CipherContext::new(mechanism, material, direction, &self.rng)?;
         let mut ops = self.lock_ops(&s)?;
         let slot = pick(&mut ops);
@@ -604,6 +609,55 @@ impl Hsm {
         );
         res?;
         Ok(out)
+    }
+
+    /// Counts one AES-GCM encryption under `o` against `security.gcm_invocation_limit`
+    /// (SP 800-38D §8.3): warns from 90%, refuses at the limit. Token keys reserve counts in
+    /// the store in blocks, so a restart never reuses an invocation.
+    fn count_gcm(&self, s: &Session, o: &Object) -> Result<()> {
+        let limit = self.config.security.gcm_invocation_limit;
+        let mut g = o
+            .gcm
+            .lock()
+            .map_err(|_| HsmError::OperationNotInitialized)?;
+        if !g.loaded {
+            if o.is_token() {
+                g.used = self.store.gcm_reserved(o.handle)?;
+                g.reserved = g.used;
+            }
+            g.loaded = true;
+        }
+        let event = |used, refused| Event::GcmInvocations {
+            slot: s.slot as u64,
+            key: o.handle,
+            used,
+            limit,
+            refused,
+        };
+        if g.used >= limit {
+            let used = g.used;
+            drop(g);
+            self.emit(event(used, true));
+            return Err(not_permitted(
+                "the key reached its AES-GCM invocation limit",
+            ));
+        }
+        if o.is_token() && g.used >= g.reserved {
+            let block = (limit / 100).clamp(1, 4096);
+            let upto = (g.used + block).min(limit);
+            self.store.reserve_gcm(o.handle, upto)?;
+            g.reserved = upto;
+        }
+        g.used += 1;
+        let used = g.used;
+        drop(g);
+        // From 90% on, warn at every whole percent (and on the last invocation).
+        let step = (limit / 100).max(1);
+        let at_or_above = |n: u64| n.saturating_mul(10) >= limit.saturating_mul(9);
+        if at_or_above(used) && (!at_or_above(used - 1) || used % step == 0 || used == limit) {
+            self.emit(event(used, false));
+        }
+        Ok(())
     }
 
     // ---- digests ----

@@ -32,6 +32,8 @@ pub const FORMAT_VERSION: u32 = 1;
 const META: TableDefinition<'static, &'static str, &'static [u8]> = TableDefinition::new("meta");
 const TOKENS: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("tokens");
 const OBJECTS: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("objects");
+/// AES-GCM invocations reserved per token key (an upper bound of those used).
+const GCM_COUNTS: TableDefinition<'static, u64, u64> = TableDefinition::new("gcm_invocations");
 
 const KIND_RECORD_KEY: u8 = 0;
 const KIND_MASTER_KEY: u8 = 1;
@@ -491,6 +493,40 @@ impl Store {
             };
             txn.commit().map_err(|e| self.db_err(e))?;
             Ok(seed)
+        })
+    }
+
+    /// How many AES-GCM invocations have been reserved for token key `id` (0 if none).
+    pub fn gcm_reserved(&self, id: u64) -> Result<u64, StoreError> {
+        self.shielded(|| {
+            let txn = self.db.begin_read().map_err(|e| self.db_err(e))?;
+            let table = match txn.open_table(GCM_COUNTS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(e) => return Err(self.db_err(e)),
+            };
+            Ok(table
+                .get(id)
+                .map_err(|e| self.db_err(e))?
+                .map_or(0, |v| v.value()))
+        })
+    }
+
+    /// Raises the reservation for token key `id` to `upto` invocations. Counts only grow: a
+    /// crash can waste part of a reservation, never reuse an invocation.
+    pub fn reserve_gcm(&self, id: u64, upto: u64) -> Result<(), StoreError> {
+        self.shielded(|| {
+            let txn = self.write_txn()?;
+            {
+                let mut t = txn.open_table(GCM_COUNTS).map_err(|e| self.db_err(e))?;
+                let current = t
+                    .get(id)
+                    .map_err(|e| self.db_err(e))?
+                    .map_or(0, |v| v.value());
+                t.insert(id, upto.max(current))
+                    .map_err(|e| self.db_err(e))?;
+            }
+            txn.commit().map_err(|e| self.db_err(e))
         })
     }
 

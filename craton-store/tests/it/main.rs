@@ -7,6 +7,7 @@ mod audit_log;
 mod concurrency;
 mod crash_safety;
 mod format_fixture;
+mod gcm_limit;
 mod key_management_attacks;
 mod login_lockout;
 mod objects;
