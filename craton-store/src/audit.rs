@@ -393,6 +393,19 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
             "store_record_corrupt"
         }
         Event::MemoryNotLocked => "memory_not_locked",
+        Event::BackupCreated {
+            tokens,
+            objects,
+            passphrase,
+        } => {
+            put("tokens", Field::U64(*tokens as u64));
+            put("objects", Field::U64(*objects as u64));
+            put(
+                "protection",
+                Field::Static(if *passphrase { "passphrase" } else { "key" }),
+            );
+            "backup_created"
+        }
         Event::GcmInvocations {
             slot,
             key,

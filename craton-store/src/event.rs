@@ -120,6 +120,15 @@ pub enum Event {
         /// Whether this encryption was refused.
         refused: bool,
     },
+    /// An encrypted backup was made.
+    BackupCreated {
+        /// Tokens in it.
+        tokens: usize,
+        /// Objects in it.
+        objects: usize,
+        /// Whether a passphrase (rather than an operator key) protects it.
+        passphrase: bool,
+    },
     /// The engine started: power-on self-tests passed.
     ModuleStarted {
         /// Known-answer tests run.

@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod backup;
 mod clock;
 mod codec;
 pub mod config;

@@ -217,6 +217,29 @@ pub struct StoredObject {
     pub secret_closed: bool,
 }
 
+/// Records copied out of a store for a backup, still sealed as stored.
+pub struct Snapshot {
+    /// The record key of the store they came from (it opens their public parts).
+    pub record_key: SecretBytes,
+    /// The next object id, so restored ids are never reused.
+    pub next_object_id: u64,
+    /// (slot, sealed token record).
+    pub tokens: Vec<(u64, Vec<u8>)>,
+    /// (object id, object record).
+    pub objects: Vec<(u64, Vec<u8>)>,
+    /// (object id, reserved GCM invocations).
+    pub gcm: Vec<(u64, u64)>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("tokens", &self.tokens.len())
+            .field("objects", &self.objects.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The objects of a token as loaded, and the records that could not be opened.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -528,6 +551,107 @@ impl Store {
             }
             txn.commit().map_err(|e| self.db_err(e))
         })
+    }
+
+    /// Every record of the chosen slots exactly as stored (still sealed), with the record key
+    /// that opens their public parts: the payload of a backup.
+    pub fn snapshot(&self, slots: Option<&[u64]>) -> Result<Snapshot, StoreError> {
+        self.shielded(|| {
+            let wanted = |slot: u64| slots.is_none_or(|s| s.contains(&slot));
+            let txn = self.db.begin_read().map_err(|e| self.db_err(e))?;
+            let meta = txn.open_table(META).map_err(|e| self.db_err(e))?;
+            let next_object_id = meta
+                .get("next_object_id")
+                .map_err(|e| self.db_err(e))?
+                .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+                .ok_or_else(|| self.corrupt("meta", 0, "object counter"))?;
+            let mut snap = Snapshot {
+                record_key: self.record_key.clone(),
+                next_object_id,
+                tokens: Vec::new(),
+                objects: Vec::new(),
+                gcm: Vec::new(),
+            };
+            let tokens = txn.open_table(TOKENS).map_err(|e| self.db_err(e))?;
+            for item in tokens.iter().map_err(|e| self.db_err(e))? {
+                let (k, v) = item.map_err(|e| self.db_err(e))?;
+                if wanted(k.value()) {
+                    snap.tokens.push((k.value(), v.value().to_vec()));
+                }
+            }
+            let objects = txn.open_table(OBJECTS).map_err(|e| self.db_err(e))?;
+            for item in objects.iter().map_err(|e| self.db_err(e))? {
+                let (k, v) = item.map_err(|e| self.db_err(e))?;
+                let slot = Reader::new(v.value())
+                    .u64()
+                    .map_err(|m| self.corrupt("objects", k.value(), m.0))?;
+                if wanted(slot) {
+                    snap.objects.push((k.value(), v.value().to_vec()));
+                }
+            }
+            if let Ok(gcm) = txn.open_table(GCM_COUNTS) {
+                for item in gcm.iter().map_err(|e| self.db_err(e))? {
+                    let (k, v) = item.map_err(|e| self.db_err(e))?;
+                    if snap.objects.iter().any(|(id, _)| *id == k.value()) {
+                        snap.gcm.push((k.value(), v.value()));
+                    }
+                }
+            }
+            Ok(snap)
+        })
+    }
+
+    /// Creates a new store in `dir` (which must not hold one) with exactly the records of
+    /// `snap`, in one transaction. On any error the new file is removed.
+    pub fn create_from_snapshot(
+        dir: &Path,
+        snap: &Snapshot,
+        rng: Arc<Rng>,
+    ) -> Result<(), StoreError> {
+        let path = dir.join("state.redb");
+        if path.exists() {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "restore needs an empty state directory",
+                ),
+            });
+        }
+        let store = Store::open(dir, rng)?;
+        let result = store.shielded(|| {
+            let txn = store.write_txn()?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| store.db_err(e))?;
+                meta.insert("record_key", snap.record_key.expose())
+                    .map_err(|e| store.db_err(e))?;
+                meta.insert("next_object_id", &snap.next_object_id.to_le_bytes()[..])
+                    .map_err(|e| store.db_err(e))?;
+                let mut tokens = txn.open_table(TOKENS).map_err(|e| store.db_err(e))?;
+                for (slot, record) in &snap.tokens {
+                    tokens
+                        .insert(*slot, &record[..])
+                        .map_err(|e| store.db_err(e))?;
+                }
+                let mut objects = txn.open_table(OBJECTS).map_err(|e| store.db_err(e))?;
+                for (id, record) in &snap.objects {
+                    objects
+                        .insert(*id, &record[..])
+                        .map_err(|e| store.db_err(e))?;
+                }
+                let mut gcm = txn.open_table(GCM_COUNTS).map_err(|e| store.db_err(e))?;
+                for (id, n) in &snap.gcm {
+                    gcm.insert(*id, *n).map_err(|e| store.db_err(e))?;
+                }
+            }
+            txn.commit().map_err(|e| store.db_err(e))
+        });
+        drop(store);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(dir.join("state.lock"));
+        }
+        result
     }
 
     /// The audit chain head recorded at the last clean shutdown: (sequence, hash).

@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod audit_log;
+mod backup_restore;
 mod concurrency;
 mod crash_safety;
 mod format_fixture;
