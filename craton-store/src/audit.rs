@@ -393,6 +393,15 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
             "store_record_corrupt"
         }
         Event::MemoryNotLocked => "memory_not_locked",
+        Event::RandomFailure { slot, detail } => {
+            put("slot", Field::U64(*slot));
+            put("detail", Field::Str(detail.clone()));
+            "random_generation_failed"
+        }
+        Event::Restored { created } => {
+            put("backup_created", Field::U64(*created));
+            "store_restored"
+        }
         Event::BackupCreated {
             tokens,
             objects,

@@ -266,6 +266,6 @@ pub fn restore(
     if snap.record_key.len() != 32 {
         return Err(BackupError::Authentication);
     }
-    Store::create_from_snapshot(state_dir, &snap, rng)?;
+    Store::create_from_snapshot(state_dir, &snap, info.created, rng)?;
     Ok(info)
 }

@@ -120,6 +120,18 @@ pub enum Event {
         /// Whether this encryption was refused.
         refused: bool,
     },
+    /// The random generator failed (entropy source or health test); it stays failed.
+    RandomFailure {
+        /// Slot of the session that asked.
+        slot: u64,
+        /// What failed.
+        detail: String,
+    },
+    /// This store was restored from a backup (reported once, at the first start after).
+    Restored {
+        /// When the backup was made (Unix seconds).
+        created: u64,
+    },
     /// An encrypted backup was made.
     BackupCreated {
         /// Tokens in it.

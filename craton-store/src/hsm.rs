@@ -259,6 +259,9 @@ impl Hsm {
         if !SecretBytes::new(&[0]).is_locked() {
             events.record(&Event::MemoryNotLocked);
         }
+        if let Some(created) = store.take_restored_marker()? {
+            events.record(&Event::Restored { created });
+        }
         let mut records: StdHashMap<u64, TokenRecord> = store.tokens()?.into_iter().collect();
         let mut tokens = Vec::new();
         for slot in 0..u64::from(config.token.slots) {
@@ -847,10 +850,14 @@ impl Hsm {
     /// `C_GenerateRandom`.
     pub fn generate_random(&self, h: SessionHandle, out: &mut [u8]) -> Result<()> {
         self.check_module()?;
-        self.session(h)?;
-        self.rng
-            .fill(out)
-            .map_err(|e| HsmError::Crypto(craton_core::CryptoError::Rng(e)))
+        let s = self.session(h)?;
+        self.rng.fill(out).map_err(|e| {
+            self.emit(Event::RandomFailure {
+                slot: s.slot as u64,
+                detail: e.to_string(),
+            });
+            HsmError::Crypto(craton_core::CryptoError::Rng(e))
+        })
     }
 
     /// `C_SeedRandom`: our DRBG reseeds itself from the OS; caller seed material is mixed in

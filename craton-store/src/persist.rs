@@ -606,6 +606,7 @@ impl Store {
     pub fn create_from_snapshot(
         dir: &Path,
         snap: &Snapshot,
+        created: u64,
         rng: Arc<Rng>,
     ) -> Result<(), StoreError> {
         let path = dir.join("state.redb");
@@ -626,6 +627,8 @@ impl Store {
                 meta.insert("record_key", snap.record_key.expose())
                     .map_err(|e| store.db_err(e))?;
                 meta.insert("next_object_id", &snap.next_object_id.to_le_bytes()[..])
+                    .map_err(|e| store.db_err(e))?;
+                meta.insert("restored_from", &created.to_le_bytes()[..])
                     .map_err(|e| store.db_err(e))?;
                 let mut tokens = txn.open_table(TOKENS).map_err(|e| store.db_err(e))?;
                 for (slot, record) in &snap.tokens {
@@ -652,6 +655,26 @@ impl Store {
             let _ = std::fs::remove_file(dir.join("state.lock"));
         }
         result
+    }
+
+    /// If this store was restored from a backup and has not reported it yet: the backup's
+    /// creation time. The marker is removed.
+    pub fn take_restored_marker(&self) -> Result<Option<u64>, StoreError> {
+        self.shielded(|| {
+            let txn = self.write_txn()?;
+            let created = {
+                let mut meta = txn.open_table(META).map_err(|e| self.db_err(e))?;
+                meta.remove("restored_from")
+                    .map_err(|e| self.db_err(e))?
+                    .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+            };
+            if created.is_some() {
+                txn.commit().map_err(|e| self.db_err(e))?;
+            } else {
+                txn.abort().map_err(|e| self.db_err(e))?;
+            }
+            Ok(created)
+        })
     }
 
     /// The audit chain head recorded at the last clean shutdown: (sequence, hash).

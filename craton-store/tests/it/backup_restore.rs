@@ -74,6 +74,8 @@ fn a_restored_token_has_the_same_pins_objects_and_attributes() {
     let to = Scratch::new("backup-to");
     backup::restore(&blob, &BackupSecret::Passphrase(PASS), to.path()).unwrap();
     let hsm = Hsm::open(config(to.path())).unwrap();
+    let log = std::fs::read_to_string(hsm.config().audit_path()).unwrap();
+    assert!(log.contains("store_restored"), "{log}");
     assert_eq!(&hsm.token_info(0).unwrap().label[..4], b"test");
     let s = hsm.open_session(0, true).unwrap();
     hsm.login(s, UserType::User, USER_PIN).unwrap();
