@@ -146,6 +146,14 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
     }
 }
 
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -180,6 +188,10 @@ pub(crate) enum Field {
     Static(&'static str),
     /// Already-canonical JSON (a nested object built once).
     Raw(std::sync::Arc<str>),
+    /// Already-canonical JSON built for this entry.
+    RawOwned(String),
+    /// 32 bytes, written as a lowercase hex string.
+    Hex([u8; 32]),
     Json(Value),
 }
 
@@ -199,11 +211,20 @@ impl Fields {
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b"\":");
             match v {
-                Field::U64(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                Field::U64(n) => {
+                    // Writing into a Vec cannot fail.
+                    let _ = write!(out, "{n}");
+                }
                 Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
                 Field::Str(s) => write_json_str(out, s),
                 Field::Static(s) => write_json_str(out, s),
                 Field::Raw(r) => out.extend_from_slice(r.as_bytes()),
+                Field::RawOwned(r) => out.extend_from_slice(r.as_bytes()),
+                Field::Hex(h) => {
+                    out.push(b'"');
+                    push_hex(out, h);
+                    out.push(b'"');
+                }
                 Field::Json(v) => out.extend_from_slice(v.to_string().as_bytes()),
             }
         }
@@ -237,13 +258,13 @@ fn seal_message(seq: u64, prev: &[u8; 32]) -> Vec<u8> {
 /// before it. The verifier parses and re-serialises the body and must get the same bytes,
 /// so an edit that keeps valid JSON (extra spaces, reordered keys) is still caught.
 fn chain_line(mut fields: Fields, prev: &[u8; 32], out: &mut Vec<u8>) -> [u8; 32] {
-    fields.put("prev", Field::Str(hex(prev)));
+    fields.put("prev", Field::Hex(*prev));
     let start = out.len();
     fields.write_json(out);
     let hash = sha256(&out[start..]);
     out.pop();
     out.extend_from_slice(b",\"hash\":\"");
-    out.extend_from_slice(hex(&hash).as_bytes());
+    push_hex(out, &hash);
     out.extend_from_slice(b"\"}\n");
     hash
 }
@@ -278,11 +299,12 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
         UserType::User => "user",
         UserType::ContextSpecific => "context-specific",
     };
+    // Mechanism names are identifiers ([A-Z0-9_]), so they need no escaping; keys sorted.
     let mech = |x: &MechanismType| {
-        Field::Json(json!({
-            "id": format!("0x{:x}", x.0),
-            "name": x.name(),
-        }))
+        Field::RawOwned(match x.name() {
+            Some(n) => format!("{{\"id\":\"0x{:x}\",\"name\":\"{n}\"}}", x.0),
+            None => format!("{{\"id\":\"0x{:x}\",\"name\":null}}", x.0),
+        })
     };
     let name = match e {
         Event::TokenInitialized { slot } => {
