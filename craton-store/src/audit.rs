@@ -472,6 +472,42 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
     (name, m)
 }
 
+/// Appends one entry to the log at `path` without a seal, for events that happen when the
+/// audit key is out of reach (the store holding it could not be opened). The entry continues
+/// the chain; the next engine start seals it (and notes that the file ran past its head).
+pub fn append_unsealed(path: &Path, event: &str, detail: &str) -> Result<(), AuditError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .map_err(io(dir))?;
+    }
+    let (seq, prev) = match tail(path)? {
+        Some((seq, h)) => (seq + 1, h),
+        None => (0, GENESIS),
+    };
+    let mut fields = Fields::default();
+    fields.put("seq", Field::U64(seq));
+    fields.put("ts", Field::Str(crate::clock::rfc3339_now()));
+    fields.put("event", Field::Str(event.to_owned()));
+    fields.put("caller", Field::Raw(Caller::this_process().json()));
+    fields.put("detail", Field::Str(detail.to_owned()));
+    let mut line = Vec::new();
+    chain_line(fields, &prev, &mut line);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(&line).map_err(io(path))?;
+    file.sync_data().map_err(io(path))
+}
+
 impl AuditLog {
     /// Opens (creating with its directory) the log at `config.path`-or-`default_path`,
     /// continuing the chain from its last entry. `expected_head` is the chain head the store

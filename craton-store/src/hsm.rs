@@ -214,7 +214,21 @@ impl Hsm {
         let rng = Arc::new(Rng::from_os().map_err(craton_core::CryptoError::Rng)?);
         let kats = post.kats.len();
         let post_micros = post.total.as_micros() as u64;
-        let store = Store::open(&config.state_dir(), rng.clone())?;
+        let store = match Store::open(&config.state_dir(), rng.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                // The audit key lives in the store, so this entry cannot be sealed now; the
+                // next successful start seals the chain over it.
+                if config.audit.level != crate::config::AuditLevel::None {
+                    let _ = crate::audit::append_unsealed(
+                        &config.audit_path(),
+                        "store_refused",
+                        &e.to_string(),
+                    );
+                }
+                return Err(e.into());
+            }
+        };
         let registry = Registry::new(config.policy());
         let audit = if config.audit.level == crate::config::AuditLevel::None {
             None

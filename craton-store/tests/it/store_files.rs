@@ -32,6 +32,11 @@ fn files_are_private_and_a_readable_store_is_refused_by_path_and_mode() {
         std::fs::Permissions::from_mode(0o600),
     )
     .unwrap();
+    // The next start seals over the unsealed refusal entry: the whole log verifies.
+    let hsm = Hsm::open(config(dir.path())).unwrap();
+    let public = hex::decode(hsm.audit().unwrap().public_key_hex()).unwrap();
+    drop(hsm);
+    craton_store::audit::verify(&[dir.path().join("audit.log")], &public).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let msg = Hsm::open(config(dir.path())).unwrap_err().to_string();
     assert!(msg.contains("0755"), "{msg}");
