@@ -711,6 +711,12 @@ impl AuditLog {
         if c.failed {
             return Err(AuditError::Failed);
         }
+        // Batched operation entries grow the file here, so the size check happens here too.
+        let rotate_due = self.config.rotate_bytes != 0 && c.bytes >= self.config.rotate_bytes;
+        drop(c);
+        if rotate_due {
+            self.rotate()?;
+        }
         Ok(())
     }
 
@@ -729,7 +735,7 @@ impl AuditLog {
     }
 
     /// Formats and chains an entry, then waits until it is on disk (group commit).
-    fn append(&self, event: &str, fields: Fields, seal: bool) -> Result<(), AuditError> {
+    fn append(&self, event: &'static str, fields: Fields, seal: bool) -> Result<(), AuditError> {
         self.append_with(event, fields, seal, true)
     }
 
@@ -739,7 +745,7 @@ impl AuditLog {
     /// sync is older than [`SYNC_INTERVAL`]); the others wait for a flush that covers them.
     fn append_with(
         &self,
-        event: &str,
+        event: &'static str,
         mut fields: Fields,
         seal: bool,
         durable: bool,
@@ -754,7 +760,7 @@ impl AuditLog {
         let seq = c.next_seq;
         fields.put("seq", Field::U64(seq));
         fields.put("ts", Field::Str(crate::clock::rfc3339_now()));
-        fields.put("event", Field::Str(event.to_owned()));
+        fields.put("event", Field::Static(event));
         fields.put("caller", Field::Raw(self.caller_json.clone()));
         if seal {
             let sig = self

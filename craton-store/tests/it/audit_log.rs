@@ -304,3 +304,47 @@ fn the_key_management_level_leaves_out_operations() {
     assert!(text.contains("key_generated"));
     assert!(!text.contains("\"event\":\"operation\""));
 }
+
+#[test]
+fn the_log_rotates_by_size_and_the_files_verify_together() {
+    let dir = Scratch::new("audit-size");
+    let mut c = config(dir.path());
+    c.audit.rotate_bytes = 4096;
+    let hsm = Hsm::open(c).unwrap();
+    init(&hsm);
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let s = user_session(&hsm);
+    let k = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
+            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
+        )
+        .unwrap();
+    for _ in 0..60 {
+        hsm.sign_init(s, &Mechanism::without_params(M::SHA256_HMAC).unwrap(), k)
+            .unwrap();
+        hsm.sign(s, b"fill").unwrap();
+    }
+    let live = hsm.config().audit_path();
+    drop(hsm);
+    let mut rotated: Vec<(u64, PathBuf)> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let n = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix("audit.log.")?
+                .parse()
+                .ok()?;
+            Some((n, p))
+        })
+        .collect();
+    rotated.sort();
+    assert!(rotated.len() >= 2, "{rotated:?}");
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    files.push(live);
+    let report = verify(&files, &public).unwrap();
+    assert!(report.entries > 60);
+}
