@@ -220,6 +220,14 @@ pub fn digest(alg: HashAlg, data: &[u8]) -> crate::Result<Vec<u8>> {
     Ok(ctx.finish())
 }
 
+/// SHA-256 into a fixed array, without allocating (for hash chains and other hot paths).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = lc::digest(&lc::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 pub(crate) fn rows() -> Vec<MechanismInfo> {
     HashAlg::ALL
         .into_iter()

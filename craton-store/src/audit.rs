@@ -18,7 +18,7 @@
 
 use crate::config::{AuditConfig, AuditLevel};
 use crate::event::{Event, EventSink, KeyOrigin, UserType};
-use craton_core::digest::{self, HashAlg};
+use craton_core::digest;
 use craton_core::edwards::Ed25519Key;
 use craton_core::{MechanismType, Registry};
 use serde_json::{Value, json};
@@ -100,6 +100,8 @@ struct Chain {
     prev: [u8; 32],
     /// Lines formatted and chained but not yet written.
     queued: Vec<u8>,
+    /// An empty buffer kept for the next swap with `queued`.
+    spare: Vec<u8>,
     /// Every entry with a sequence number below this has been written to the file.
     written_next: u64,
     /// Every entry with a sequence number below this has been synced to disk.
@@ -192,6 +194,8 @@ pub(crate) enum Field {
     RawOwned(String),
     /// 32 bytes, written as a lowercase hex string.
     Hex([u8; 32]),
+    /// An RFC 3339 timestamp (digits and `-:.TZ`: nothing to escape).
+    Time(String),
     Json(Value),
 }
 
@@ -217,7 +221,22 @@ impl Fields {
                 }
                 Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
                 Field::Str(s) => write_json_str(out, s),
-                Field::Static(s) => write_json_str(out, s),
+                // Static strings are this module's own names and words (ASCII identifiers,
+                // "ok", …): nothing to escape. The debug check keeps it so.
+                Field::Static(s) => {
+                    debug_assert!(
+                        s.bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                    );
+                    out.push(b'"');
+                    out.extend_from_slice(s.as_bytes());
+                    out.push(b'"');
+                }
+                Field::Time(t) => {
+                    out.push(b'"');
+                    out.extend_from_slice(t.as_bytes());
+                    out.push(b'"');
+                }
                 Field::Raw(r) => out.extend_from_slice(r.as_bytes()),
                 Field::RawOwned(r) => out.extend_from_slice(r.as_bytes()),
                 Field::Hex(h) => {
@@ -240,11 +259,7 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if let Ok(d) = digest::digest(HashAlg::Sha256, data) {
-        out.copy_from_slice(&d);
-    }
-    out
+    digest::sha256(data)
 }
 
 fn seal_message(seq: u64, prev: &[u8; 32]) -> Vec<u8> {
@@ -553,6 +568,7 @@ impl AuditLog {
                 next_seq,
                 prev,
                 queued: Vec::new(),
+                spare: Vec::new(),
                 written_next: next_seq,
                 synced_next: next_seq,
                 syncing: false,
@@ -651,18 +667,23 @@ impl AuditLog {
         &'a self,
         mut c: std::sync::MutexGuard<'a, Chain>,
     ) -> std::sync::MutexGuard<'a, Chain> {
-        let batch = std::mem::take(&mut c.queued);
+        // Swap in the spare buffer so neither side allocates per flush.
+        let spare = std::mem::take(&mut c.spare);
+        let mut batch = std::mem::replace(&mut c.queued, spare);
         let upto = c.next_seq;
         c.flushing = true;
         let file = c.file.clone();
         drop(c);
         let result = (&*file).write_all(&batch);
+        let written = batch.len() as u64;
+        batch.clear();
         let mut c = self.lock();
         c.flushing = false;
+        c.spare = batch;
         match result {
             Ok(()) => {
                 c.written_next = c.written_next.max(upto);
-                c.bytes += batch.len() as u64;
+                c.bytes += written;
             }
             Err(_) => c.failed = true,
         }
@@ -759,7 +780,7 @@ impl AuditLog {
         }
         let seq = c.next_seq;
         fields.put("seq", Field::U64(seq));
-        fields.put("ts", Field::Str(crate::clock::rfc3339_now()));
+        fields.put("ts", Field::Time(crate::clock::rfc3339_now()));
         fields.put("event", Field::Static(event));
         fields.put("caller", Field::Raw(self.caller_json.clone()));
         if seal {
