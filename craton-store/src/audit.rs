@@ -75,6 +75,29 @@ impl Caller {
     }
 }
 
+thread_local! {
+    /// The caller that entries made on this thread are attributed to, when a frontend serves
+    /// someone other than this process (the daemon, per request).
+    static CURRENT_CALLER: std::cell::RefCell<Option<std::sync::Arc<str>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with every audit entry it causes on this thread attributed to `caller` (the
+/// daemon wraps each request in this with the client's certificate fingerprint). Without it,
+/// entries name this process.
+pub fn with_caller<T>(caller: &Caller, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<std::sync::Arc<str>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT_CALLER.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let previous = CURRENT_CALLER.with(|c| c.borrow_mut().replace(caller.json()));
+    let _restore = Restore(previous);
+    f()
+}
+
 /// Why the audit log cannot be opened or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -782,7 +805,10 @@ impl AuditLog {
         fields.put("seq", Field::U64(seq));
         fields.put("ts", Field::Time(crate::clock::rfc3339_now()));
         fields.put("event", Field::Static(event));
-        fields.put("caller", Field::Raw(self.caller_json.clone()));
+        let caller = CURRENT_CALLER
+            .with(|c| c.borrow().clone())
+            .unwrap_or_else(|| self.caller_json.clone());
+        fields.put("caller", Field::Raw(caller));
         if seal {
             let sig = self
                 .key

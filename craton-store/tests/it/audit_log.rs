@@ -348,3 +348,34 @@ fn the_log_rotates_by_size_and_the_files_verify_together() {
     let report = verify(&files, &public).unwrap();
     assert!(report.entries > 60);
 }
+
+#[test]
+fn entries_name_the_caller_a_frontend_sets() {
+    let dir = Scratch::new("audit-caller");
+    let hsm = ready(dir.path());
+    let s = user_session(&hsm);
+    let client = craton_store::audit::Caller::Client("ab".repeat(32));
+    craton_store::audit::with_caller(&client, || {
+        hsm.generate_key(
+            s,
+            &Mechanism::Generate(M::AES_KEY_GEN),
+            &[(A::VALUE_LEN, AttrValue::Ulong(16))],
+        )
+        .unwrap();
+    });
+    hsm.generate_key(
+        s,
+        &Mechanism::Generate(M::AES_KEY_GEN),
+        &[(A::VALUE_LEN, AttrValue::Ulong(16))],
+    )
+    .unwrap();
+    let path = hsm.config().audit_path();
+    drop(hsm);
+    let generated: Vec<Value> = lines(&path)
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "key_generated")
+        .collect();
+    assert_eq!(generated[0]["caller"]["cert_sha256"], "ab".repeat(32));
+    assert_eq!(generated[1]["caller"]["pid"], std::process::id());
+}
