@@ -137,8 +137,6 @@ struct Chain {
     flushing: bool,
     since_seal: u32,
     bytes: u64,
-    /// A write or sync failed: the log is broken and every later record fails loudly.
-    failed: bool,
     /// The last entry is a seal (a second seal would add nothing).
     sealed_tail: bool,
     /// Threads waiting on `flushed` (waking nobody costs a system call; skip it).
@@ -154,6 +152,8 @@ pub struct AuditLog {
     registry: Registry,
     /// The caller, serialised once.
     caller_json: std::sync::Arc<str>,
+    /// A write or sync failed: the log is broken and every later record fails loudly.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -599,7 +599,6 @@ impl AuditLog {
                 flushing: false,
                 since_seal: 0,
                 bytes,
-                failed: false,
                 sealed_tail: false,
                 waiters: 0,
             }),
@@ -608,6 +607,7 @@ impl AuditLog {
             config: config.clone(),
             registry,
             caller_json: Caller::this_process().json(),
+            broken: std::sync::atomic::AtomicBool::new(false),
         };
         let mut opened = Fields::default();
         if let Some((seq, head)) = expected_head
@@ -708,7 +708,9 @@ impl AuditLog {
                 c.written_next = c.written_next.max(upto);
                 c.bytes += written;
             }
-            Err(_) => c.failed = true,
+            Err(_) => self
+                .broken
+                .store(true, std::sync::atomic::Ordering::Release),
         }
         if c.waiters > 0 {
             self.flushed.notify_all();
@@ -734,7 +736,9 @@ impl AuditLog {
                 c.synced_next = c.synced_next.max(upto);
                 c.last_sync = std::time::Instant::now();
             }
-            Err(_) => c.failed = true,
+            Err(_) => self
+                .broken
+                .store(true, std::sync::atomic::Ordering::Release),
         }
         if c.waiters > 0 {
             self.flushed.notify_all();
@@ -752,7 +756,7 @@ impl AuditLog {
         if !c.syncing && c.synced_next < c.written_next && c.last_sync.elapsed() >= SYNC_INTERVAL {
             c = self.sync(c);
         }
-        if c.failed {
+        if self.is_failed() {
             return Err(AuditError::Failed);
         }
         // Batched operation entries grow the file here, so the size check happens here too.
@@ -795,7 +799,7 @@ impl AuditLog {
         durable: bool,
     ) -> Result<(), AuditError> {
         let mut c = self.lock();
-        if c.failed {
+        if self.is_failed() {
             return Err(AuditError::Io {
                 path: c.path.clone(),
                 source: std::io::Error::other("an earlier audit write failed"),
@@ -835,7 +839,7 @@ impl AuditLog {
         }
         // Phase 1: the entry reaches the file (one writer at a time, batching the queue).
         while c.written_next <= seq {
-            if c.failed {
+            if self.is_failed() {
                 return Err(AuditError::Failed);
             }
             if c.flushing {
@@ -847,7 +851,7 @@ impl AuditLog {
         // Phase 2, for entries that must be durable: a sync that started after the entry was
         // written. Concurrent callers share one sync.
         while durable && c.synced_next <= seq {
-            if c.failed {
+            if self.is_failed() {
                 return Err(AuditError::Failed);
             }
             if c.syncing {
@@ -886,8 +890,8 @@ impl EventSink for AuditLog {
         // Per-operation entries are written before the call returns and synced within
         // SYNC_INTERVAL; everything else is synced before the call returns.
         let durable = !matches!(event, Event::Operation { .. });
-        // A failed audit write is sticky (`failed`): every later append reports it. The
-        // event sink interface has no error path; the engine checks `is_failed`.
+        // A failed audit write is sticky (`broken`). The event sink interface has no error
+        // path; the engine checks `is_failed` after recording and fails the call.
         let _ = self.append_with(name, fields, false, durable);
     }
 }
@@ -895,7 +899,8 @@ impl EventSink for AuditLog {
 impl AuditLog {
     /// Whether a write failed; the engine refuses further work when it has.
     pub fn is_failed(&self) -> bool {
-        self.lock().failed
+        // An atomic, not the chain's lock: the engine asks before every operation.
+        self.broken.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 

@@ -174,7 +174,8 @@ impl Hsm {
             tokens: snap.tokens.len(),
             objects: snap.objects.len(),
             passphrase: matches!(secret, BackupSecret::Passphrase(_)),
-        });
+        })
+        .map_err(|e| BackupError::Engine(Box::new(e)))?;
         Ok(out)
     }
 }

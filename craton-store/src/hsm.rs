@@ -355,8 +355,14 @@ impl Hsm {
         Ok(())
     }
 
-    pub(crate) fn emit(&self, e: Event) {
+    /// Records an event and fails the calling operation if the audit log could not write
+    /// it: no result is handed out whose audit entry is missing.
+    pub(crate) fn emit(&self, e: Event) -> Result<()> {
         self.events.record(&e);
+        if self.audit.as_ref().is_some_and(|a| a.is_failed()) {
+            return Err(HsmError::Audit(crate::audit::AuditError::Failed));
+        }
+        Ok(())
     }
 
     pub(crate) fn token(&self, slot: u64) -> Result<&RwLock<Token>> {
@@ -546,7 +552,7 @@ impl Hsm {
                     success: true,
                     failures: 0,
                     threshold: max,
-                });
+                })?;
                 Ok(master)
             }
             None => {
@@ -563,19 +569,19 @@ impl Hsm {
                     success: false,
                     failures,
                     threshold: max,
-                });
+                })?;
                 let pin_owner = if so { UserType::So } else { UserType::User };
                 if failures >= max {
                     self.emit(Event::PinLocked {
                         slot: slot_id,
                         user: pin_owner,
-                    });
+                    })?;
                 } else if max - failures <= 2 {
                     self.emit(Event::PinNearLockout {
                         slot: slot_id,
                         user: pin_owner,
                         remaining: max - failures,
-                    });
+                    })?;
                 }
                 Err(HsmError::PinIncorrect)
             }
@@ -625,7 +631,7 @@ impl Hsm {
         t.login = Login::None;
         t.master = None;
         drop(t);
-        self.emit(Event::TokenInitialized { slot });
+        self.emit(Event::TokenInitialized { slot })?;
         Ok(())
     }
 
@@ -749,7 +755,7 @@ impl Hsm {
                 self.emit(Event::RecordCorrupt {
                     slot: s.slot as u64,
                     detail: e.to_string(),
-                });
+                })?;
             }
             Some(loaded.objects)
         } else {
@@ -783,7 +789,7 @@ impl Hsm {
         Self::forget_login(&mut t, &self.store)?;
         let slot = t.slot;
         drop(t);
-        self.emit(Event::Logout { slot });
+        self.emit(Event::Logout { slot })?;
         Ok(())
     }
 
@@ -825,7 +831,7 @@ impl Hsm {
         self.store.put_token(slot, &record)?;
         t.record = record;
         drop(t);
-        self.emit(Event::PinInitialized { slot });
+        self.emit(Event::PinInitialized { slot })?;
         Ok(())
     }
 
@@ -857,7 +863,7 @@ impl Hsm {
         self.store.put_token(slot, &record)?;
         t.record = record;
         drop(t);
-        self.emit(Event::PinChanged { slot, user });
+        self.emit(Event::PinChanged { slot, user })?;
         Ok(())
     }
 
@@ -865,13 +871,14 @@ impl Hsm {
     pub fn generate_random(&self, h: SessionHandle, out: &mut [u8]) -> Result<()> {
         self.check_module()?;
         let s = self.session(h)?;
-        self.rng.fill(out).map_err(|e| {
+        if let Err(e) = self.rng.fill(out) {
             self.emit(Event::RandomFailure {
                 slot: s.slot as u64,
                 detail: e.to_string(),
-            });
-            HsmError::Crypto(craton_core::CryptoError::Rng(e))
-        })
+            })?;
+            return Err(HsmError::Crypto(craton_core::CryptoError::Rng(e)));
+        }
+        Ok(())
     }
 
     /// `C_SeedRandom`: our DRBG reseeds itself from the OS; caller seed material is mixed in

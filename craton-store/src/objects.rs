@@ -354,7 +354,7 @@ impl Hsm {
                 handles: vec![handle],
                 mechanism: None,
                 origin: KeyOrigin::Imported,
-            });
+            })?;
         }
         Ok(ObjectHandle(handle))
     }
@@ -507,7 +507,7 @@ impl Hsm {
             handles: vec![handle],
             mechanism: Some(*m),
             origin: KeyOrigin::Generated,
-        });
+        })?;
         Ok(ObjectHandle(handle))
     }
 
@@ -580,7 +580,7 @@ impl Hsm {
             handles: vec![public_handle, private_handle],
             mechanism: Some(*m),
             origin: KeyOrigin::Generated,
-        });
+        })?;
         Ok((ObjectHandle(public_handle), ObjectHandle(private_handle)))
     }
 
@@ -616,7 +616,7 @@ impl Hsm {
         self.emit(Event::ObjectDestroyed {
             slot,
             handle: object.0,
-        });
+        })?;
         Ok(())
     }
 
@@ -733,7 +733,7 @@ impl Hsm {
                 handles: vec![handle],
                 mechanism: None,
                 origin: KeyOrigin::Copied,
-            });
+            })?;
         }
         Ok(ObjectHandle(handle))
     }
@@ -870,7 +870,7 @@ impl Hsm {
             handles: vec![handle],
             mechanism: Some(mechanism),
             origin,
-        });
+        })?;
         Ok(ObjectHandle(handle))
     }
 }

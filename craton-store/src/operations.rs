@@ -209,7 +209,14 @@ impl Hsm {
         Ok((o, material))
     }
 
-    fn audit_op(&self, s: &Session, kind: &'static str, mechanism: M, key: u64, success: bool) {
+    fn audit_op(
+        &self,
+        s: &Session,
+        kind: &'static str,
+        mechanism: M,
+        key: u64,
+        success: bool,
+    ) -> Result<()> {
         self.emit(Event::Operation {
             slot: s.slot as u64,
             session: s.handle,
@@ -217,7 +224,7 @@ impl Hsm {
             mechanism,
             key,
             success,
-        });
+        })
     }
 
     // ---- signing ----
@@ -291,7 +298,7 @@ impl Hsm {
         let s = self.session(h)?;
         let r = self.take_sign(&s)?;
         let out = r.ctx.sign(data, &self.rng);
-        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok());
+        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
     }
 
@@ -300,7 +307,7 @@ impl Hsm {
         let s = self.session(h)?;
         let r = self.take_sign(&s)?;
         let out = r.ctx.sign_recover(data, &self.rng);
-        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok());
+        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
     }
 
@@ -324,7 +331,7 @@ impl Hsm {
         let s = self.session(h)?;
         let r = self.take_sign(&s)?;
         let out = r.ctx.finish(&self.rng);
-        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok());
+        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
     }
 
@@ -389,7 +396,7 @@ impl Hsm {
         let s = self.session(h)?;
         let r = self.take_verify(&s)?;
         let out = r.ctx.verify(data, signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok());
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
     }
 
@@ -413,7 +420,7 @@ impl Hsm {
         let s = self.session(h)?;
         let r = self.take_verify(&s)?;
         let out = r.ctx.finish(signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok());
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
     }
 
@@ -422,7 +429,7 @@ impl Hsm {
         let s = self.session(h)?;
         let r = self.take_verify(&s)?;
         let out = r.ctx.recover(signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok());
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
     }
 
@@ -557,7 +564,7 @@ impl Hsm {
             r.mechanism,
             r.key,
             out.is_ok(),
-        );
+        )?;
         Ok(out?)
     }
 
@@ -606,7 +613,7 @@ impl Hsm {
             r.mechanism,
             r.key,
             res.is_ok(),
-        );
+        )?;
         res?;
         Ok(out)
     }
@@ -637,7 +644,7 @@ impl Hsm {
         if g.used >= limit {
             let used = g.used;
             drop(g);
-            self.emit(event(used, true));
+            self.emit(event(used, true))?;
             return Err(not_permitted(
                 "the key reached its AES-GCM invocation limit",
             ));
@@ -655,7 +662,7 @@ impl Hsm {
         let step = (limit / 100).max(1);
         let at_or_above = |n: u64| n.saturating_mul(10) >= limit.saturating_mul(9);
         if at_or_above(used) && (!at_or_above(used - 1) || used % step == 0 || used == limit) {
-            self.emit(event(used, false));
+            self.emit(event(used, false))?;
         }
         Ok(())
     }
@@ -794,7 +801,7 @@ impl Hsm {
             mechanism.mechanism_type(),
             wrapping.0,
             out.is_ok(),
-        );
+        )?;
         Ok(out?)
     }
 
@@ -819,7 +826,7 @@ impl Hsm {
             mechanism.mechanism_type(),
             unwrapping.0,
             value.is_ok(),
-        );
+        )?;
         let value = value?;
         self.insert_derived_secret(
             &s,
@@ -864,7 +871,7 @@ impl Hsm {
             mechanism.mechanism_type(),
             base.0,
             value.is_ok(),
-        );
+        )?;
         let value = value?;
         self.insert_derived_secret(
             &s,
@@ -898,7 +905,7 @@ impl Hsm {
             mechanism.mechanism_type(),
             public.0,
             out.is_ok(),
-        );
+        )?;
         let (ct, secret) = out?;
         let handle = self.insert_derived_secret(
             &s,
@@ -933,7 +940,7 @@ impl Hsm {
             mechanism.mechanism_type(),
             private.0,
             out.is_ok(),
-        );
+        )?;
         let secret = out?;
         self.insert_derived_secret(
             &s,

@@ -379,3 +379,52 @@ fn entries_name_the_caller_a_frontend_sets() {
     assert_eq!(generated[0]["caller"]["cert_sha256"], "ab".repeat(32));
     assert_eq!(generated[1]["caller"]["pid"], std::process::id());
 }
+
+#[test]
+fn when_the_audit_log_cannot_be_written_nothing_is_handed_out_unaudited() {
+    let dir = Scratch::new("audit-broken");
+    let logs = dir.path().join("logs");
+    let Some(_mount) = Tmpfs::mount(&logs, "64k", "broken-audit-log") else {
+        return;
+    };
+    let mut c = config(&dir.path().join("state"));
+    c.audit.path = Some(logs.join("audit.log"));
+    let hsm = Hsm::open(c).unwrap();
+    init(&hsm);
+    let s = user_session(&hsm);
+    let k = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
+            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
+        )
+        .unwrap();
+    // Fill the log's file system.
+    let mut filler = std::fs::File::create(logs.join("filler")).unwrap();
+    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+    // The log's last page may still have room for a few entries; then a call's entry cannot
+    // be written, and that call gets an error, not its signature.
+    let mut signed = 0;
+    let failure = loop {
+        hsm.sign_init(s, &mac, k).unwrap();
+        match hsm.sign(s, b"unaudited?") {
+            Ok(_) => signed += 1,
+            Err(e) => break e,
+        }
+        assert!(signed < 100, "the log never filled up");
+    };
+    assert!(
+        matches!(
+            failure,
+            craton_store::HsmError::Audit(craton_store::audit::AuditError::Failed)
+        ),
+        "{failure}"
+    );
+    assert!(hsm.audit().unwrap().is_failed());
+    // And from now on the engine refuses work outright.
+    assert!(matches!(
+        hsm.sign_init(s, &mac, k),
+        Err(craton_store::HsmError::Audit(_))
+    ));
+}

@@ -105,3 +105,43 @@ pub fn label(l: &str) -> (A, AttrValue) {
 pub fn recorder() -> Arc<Recorder> {
     Arc::new(Recorder::default())
 }
+
+/// A small tmpfs mounted on a directory (to run out of space on purpose), unmounted on drop.
+/// Mounting needs root (CAP_SYS_ADMIN). CI runs as root and must not skip; elsewhere the test
+/// says loudly that it did not run instead of passing silently.
+#[derive(Debug)]
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the {test} test must run in CI: mounting a tmpfs failed (run as root)"
+            );
+            eprintln!("SKIPPED {test} test: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
