@@ -19,6 +19,9 @@ use craton_core::{KeyType, Operations};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// Where a kind of operation lives in a session's [`SessionOps`].
+type Slot<C> = fn(&mut SessionOps) -> &mut Option<Running<C>>;
+
 /// An operation in progress, with what is needed to audit it.
 #[derive(Clone)]
 pub(crate) struct Running<C> {
@@ -227,6 +230,84 @@ impl Hsm {
         })
     }
 
+    // ---- the life of a running operation, shared by sign, verify, encrypt, decrypt ----
+
+    /// Starts an operation in the session slot `slot`: refuses a second one, finds a key
+    /// fit for `u`, lets `build` make the context (and say whether it awaits a
+    /// context-specific login), then installs it. The key work runs with no lock held.
+    fn start<C>(
+        &self,
+        h: SessionHandle,
+        slot: Slot<C>,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        u: &Use,
+        build: impl FnOnce(&Session, &Object, Arc<KeyMaterial>) -> Result<(C, bool)>,
+    ) -> Result<()> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        if slot(&mut *self.lock_ops(&s)?).is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        let (o, material) = self.usable_key(&s, key, mechanism, u)?;
+        let (ctx, needs_login) = build(&s, &o, material)?;
+        let mut ops = self.lock_ops(&s)?;
+        let running = slot(&mut ops);
+        if running.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        *running = Some(Running {
+            ctx,
+            key: key.0,
+            mechanism: mechanism.mechanism_type(),
+            needs_login,
+        });
+        Ok(())
+    }
+
+    /// Takes the running operation out of its slot to finish it (a pending
+    /// context-specific login leaves it in place).
+    fn take<C>(&self, s: &Session, slot: Slot<C>) -> Result<Running<C>> {
+        let mut ops = self.lock_ops(s)?;
+        let running = slot(&mut ops);
+        match running {
+            None => Err(HsmError::OperationNotInitialized),
+            Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
+            Some(_) => running.take().ok_or(HsmError::OperationNotInitialized),
+        }
+    }
+
+    /// Runs `f` on the running operation in place (a multi-part update); a failure ends
+    /// the operation, as PKCS#11 prescribes.
+    fn step<C, T>(
+        &self,
+        h: SessionHandle,
+        slot: Slot<C>,
+        f: impl FnOnce(&mut C) -> std::result::Result<T, craton_core::CryptoError>,
+    ) -> Result<T> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let running = slot(&mut ops);
+        let r = running.as_mut().ok_or(HsmError::OperationNotInitialized)?;
+        if r.needs_login {
+            return Err(HsmError::UserNotLoggedIn);
+        }
+        f(&mut r.ctx).map_err(|e| {
+            *running = None;
+            e.into()
+        })
+    }
+
+    /// Reads the running operation without changing it (lengths, the generated IV).
+    fn peek<C, T>(&self, h: SessionHandle, slot: Slot<C>, f: impl FnOnce(&C) -> T) -> Result<T> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        let r = slot(&mut ops)
+            .as_ref()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        Ok(f(&r.ctx))
+    }
+
     // ---- signing ----
 
     fn sign_init_as(
@@ -236,24 +317,17 @@ impl Hsm {
         key: ObjectHandle,
         u: &Use,
     ) -> Result<()> {
-        self.check_module()?;
-        let s = self.session(h)?;
-        if self.lock_ops(&s)?.sign.is_some() {
-            return Err(HsmError::OperationActive);
-        }
-        let (o, material) = self.usable_key(&s, key, mechanism, u)?;
-        let ctx = SignContext::new(mechanism, material)?;
-        let mut ops = self.lock_ops(&s)?;
-        if ops.sign.is_some() {
-            return Err(HsmError::OperationActive);
-        }
-        ops.sign = Some(Running {
-            ctx,
-            key: key.0,
-            mechanism: mechanism.mechanism_type(),
-            needs_login: o.flag(A::ALWAYS_AUTHENTICATE),
-        });
-        Ok(())
+        self.start(
+            h,
+            |o| &mut o.sign,
+            mechanism,
+            key,
+            u,
+            |_, o, material| {
+                let ctx = SignContext::new(mechanism, material)?;
+                Ok((ctx, o.flag(A::ALWAYS_AUTHENTICATE)))
+            },
+        )
     }
 
     /// `C_SignInit` (signatures and MACs).
@@ -278,25 +352,13 @@ impl Hsm {
 
     /// The length `sign`/`sign_final` will return (the two-call convention's first call).
     pub fn signature_len(&self, h: SessionHandle) -> Result<usize> {
-        let s = self.session(h)?;
-        let ops = self.lock_ops(&s)?;
-        let r = ops.sign.as_ref().ok_or(HsmError::OperationNotInitialized)?;
-        Ok(r.ctx.signature_len())
-    }
-
-    fn take_sign(&self, s: &Session) -> Result<Running<SignContext>> {
-        let mut ops = self.lock_ops(s)?;
-        match &ops.sign {
-            None => Err(HsmError::OperationNotInitialized),
-            Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
-            Some(_) => ops.sign.take().ok_or(HsmError::OperationNotInitialized),
-        }
+        self.peek(h, |o| &mut o.sign, SignContext::signature_len)
     }
 
     /// `C_Sign`: signs `data` in one call and ends the operation.
     pub fn sign(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
         let s = self.session(h)?;
-        let r = self.take_sign(&s)?;
+        let r = self.take(&s, |o| &mut o.sign)?;
         let out = r.ctx.sign(data, &self.rng);
         self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
@@ -305,7 +367,7 @@ impl Hsm {
     /// `C_SignRecover`.
     pub fn sign_recover(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
         let s = self.session(h)?;
-        let r = self.take_sign(&s)?;
+        let r = self.take(&s, |o| &mut o.sign)?;
         let out = r.ctx.sign_recover(data, &self.rng);
         self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
@@ -313,23 +375,13 @@ impl Hsm {
 
     /// `C_SignUpdate`. A failure ends the operation, as PKCS#11 prescribes.
     pub fn sign_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let mut ops = self.lock_ops(&s)?;
-        let r = ops.sign.as_mut().ok_or(HsmError::OperationNotInitialized)?;
-        if r.needs_login {
-            return Err(HsmError::UserNotLoggedIn);
-        }
-        if let Err(e) = r.ctx.update(data) {
-            ops.sign = None;
-            return Err(e.into());
-        }
-        Ok(())
+        self.step(h, |o| &mut o.sign, |ctx| ctx.update(data))
     }
 
     /// `C_SignFinal`.
     pub fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
         let s = self.session(h)?;
-        let r = self.take_sign(&s)?;
+        let r = self.take(&s, |o| &mut o.sign)?;
         let out = r.ctx.finish(&self.rng);
         self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
@@ -344,24 +396,14 @@ impl Hsm {
         key: ObjectHandle,
         u: &Use,
     ) -> Result<()> {
-        self.check_module()?;
-        let s = self.session(h)?;
-        if self.lock_ops(&s)?.verify.is_some() {
-            return Err(HsmError::OperationActive);
-        }
-        let (_, material) = self.usable_key(&s, key, mechanism, u)?;
-        let ctx = VerifyContext::new(mechanism, material)?;
-        let mut ops = self.lock_ops(&s)?;
-        if ops.verify.is_some() {
-            return Err(HsmError::OperationActive);
-        }
-        ops.verify = Some(Running {
-            ctx,
-            key: key.0,
-            mechanism: mechanism.mechanism_type(),
-            needs_login: false,
-        });
-        Ok(())
+        self.start(
+            h,
+            |o| &mut o.verify,
+            mechanism,
+            key,
+            u,
+            |_, _, material| Ok((VerifyContext::new(mechanism, material)?, false)),
+        )
     }
 
     /// `C_VerifyInit`.
@@ -384,17 +426,10 @@ impl Hsm {
         self.verify_init_as(h, mechanism, key, &VERIFY_RECOVER)
     }
 
-    fn take_verify(&self, s: &Session) -> Result<Running<VerifyContext>> {
-        self.lock_ops(s)?
-            .verify
-            .take()
-            .ok_or(HsmError::OperationNotInitialized)
-    }
-
     /// `C_Verify`: `Ok(())` only for a valid signature.
     pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
-        let r = self.take_verify(&s)?;
+        let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.verify(data, signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
@@ -402,23 +437,13 @@ impl Hsm {
 
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let mut ops = self.lock_ops(&s)?;
-        let r = ops
-            .verify
-            .as_mut()
-            .ok_or(HsmError::OperationNotInitialized)?;
-        if let Err(e) = r.ctx.update(data) {
-            ops.verify = None;
-            return Err(e.into());
-        }
-        Ok(())
+        self.step(h, |o| &mut o.verify, |ctx| ctx.update(data))
     }
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
-        let r = self.take_verify(&s)?;
+        let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.finish(signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
@@ -427,7 +452,7 @@ impl Hsm {
     /// `C_VerifyRecover`: the data recovered from the signature.
     pub fn verify_recover(&self, h: SessionHandle, signature: &[u8]) -> Result<Vec<u8>> {
         let s = self.session(h)?;
-        let r = self.take_verify(&s)?;
+        let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.recover(signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
@@ -435,10 +460,7 @@ impl Hsm {
 
     // ---- encryption ----
 
-    fn slot_for(
-        &self,
-        direction: Direction,
-    ) -> fn(&mut SessionOps) -> &mut Option<Running<CipherContext>> {
+    fn slot_for(direction: Direction) -> Slot<CipherContext> {
         match direction {
             Direction::Encrypt => |o| &mut o.encrypt,
             Direction::Decrypt => |o| &mut o.decrypt,
@@ -453,35 +475,27 @@ impl Hsm {
         mechanism: &Mechanism,
         key: ObjectHandle,
     ) -> Result<()> {
-        self.check_module()?;
-        let s = self.session(h)?;
-        let pick = self.slot_for(direction);
-        if pick(&mut *self.lock_ops(&s)?).is_some() {
-            return Err(HsmError::OperationActive);
-        }
         let u = match direction {
             Direction::Encrypt => &ENCRYPT,
             Direction::Decrypt => &DECRYPT,
         };
-        let (o, material) = self.usable_key(&s, key, mechanism, u)?;
-        if direction == Direction::Encrypt
-            && matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_)))
-        {
-            self.count_gcm(&s, &o)?;
-        }
-        let ctx = CipherContext::new(mechanism, material, direction, &self.rng)?;
-        let mut ops = self.lock_ops(&s)?;
-        let slot = pick(&mut ops);
-        if slot.is_some() {
-            return Err(HsmError::OperationActive);
-        }
-        *slot = Some(Running {
-            ctx,
-            key: key.0,
-            mechanism: mechanism.mechanism_type(),
-            needs_login: direction == Direction::Decrypt && o.flag(A::ALWAYS_AUTHENTICATE),
-        });
-        Ok(())
+        self.start(
+            h,
+            Self::slot_for(direction),
+            mechanism,
+            key,
+            u,
+            |s, o, material| {
+                if direction == Direction::Encrypt
+                    && matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_)))
+                {
+                    self.count_gcm(s, o)?;
+                }
+                let ctx = CipherContext::new(mechanism, material, direction, &self.rng)?;
+                let needs_login = direction == Direction::Decrypt && o.flag(A::ALWAYS_AUTHENTICATE);
+                Ok((ctx, needs_login))
+            },
+        )
     }
 
     /// An upper bound of the output of a one-shot `cipher` over `input_len` bytes.
@@ -491,12 +505,7 @@ impl Hsm {
         direction: Direction,
         input_len: usize,
     ) -> Result<usize> {
-        let s = self.session(h)?;
-        let mut ops = self.lock_ops(&s)?;
-        let r = self.slot_for(direction)(&mut ops)
-            .as_ref()
-            .ok_or(HsmError::OperationNotInitialized)?;
-        Ok(r.ctx.one_shot_len(input_len))
+        self.peek(h, Self::slot_for(direction), |c| c.one_shot_len(input_len))
     }
 
     /// An upper bound of the output of `cipher_update` over `input_len` more bytes.
@@ -506,44 +515,18 @@ impl Hsm {
         direction: Direction,
         input_len: usize,
     ) -> Result<usize> {
-        let s = self.session(h)?;
-        let mut ops = self.lock_ops(&s)?;
-        let r = self.slot_for(direction)(&mut ops)
-            .as_ref()
-            .ok_or(HsmError::OperationNotInitialized)?;
-        Ok(r.ctx.update_len(input_len))
+        self.peek(h, Self::slot_for(direction), |c| c.update_len(input_len))
     }
 
     /// An upper bound of the output of `cipher_final`.
     pub fn cipher_final_len(&self, h: SessionHandle, direction: Direction) -> Result<usize> {
-        let s = self.session(h)?;
-        let mut ops = self.lock_ops(&s)?;
-        let r = self.slot_for(direction)(&mut ops)
-            .as_ref()
-            .ok_or(HsmError::OperationNotInitialized)?;
-        Ok(r.ctx.finish_len())
+        self.peek(h, Self::slot_for(direction), CipherContext::finish_len)
     }
 
     /// The IV a module-generated AES-GCM encryption chose (to return in the caller's
     /// `CK_GCM_PARAMS`).
     pub fn generated_iv(&self, h: SessionHandle) -> Result<Option<Vec<u8>>> {
-        let s = self.session(h)?;
-        let ops = self.lock_ops(&s)?;
-        let r = ops
-            .encrypt
-            .as_ref()
-            .ok_or(HsmError::OperationNotInitialized)?;
-        Ok(r.ctx.gcm_iv().map(<[u8]>::to_vec))
-    }
-
-    fn take_cipher(&self, s: &Session, direction: Direction) -> Result<Running<CipherContext>> {
-        let mut ops = self.lock_ops(s)?;
-        let slot = self.slot_for(direction)(&mut ops);
-        match slot {
-            None => Err(HsmError::OperationNotInitialized),
-            Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
-            Some(_) => slot.take().ok_or(HsmError::OperationNotInitialized),
-        }
+        self.peek(h, |o| &mut o.encrypt, |c| c.gcm_iv().map(<[u8]>::to_vec))
     }
 
     /// `C_Encrypt` / `C_Decrypt`: the whole input in one call; ends the operation. The
@@ -556,7 +539,7 @@ impl Hsm {
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let s = self.session(h)?;
-        let r = self.take_cipher(&s, direction)?;
+        let r = self.take(&s, Self::slot_for(direction))?;
         let out = r.ctx.one_shot(input);
         self.audit_op(
             &s,
@@ -582,19 +565,11 @@ impl Hsm {
         direction: Direction,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let s = self.session(h)?;
-        let mut ops = self.lock_ops(&s)?;
-        let slot = self.slot_for(direction)(&mut ops);
-        let r = slot.as_mut().ok_or(HsmError::OperationNotInitialized)?;
-        if r.needs_login {
-            return Err(HsmError::UserNotLoggedIn);
-        }
-        let mut out = Zeroizing::new(Vec::with_capacity(r.ctx.update_len(input.len())));
-        if let Err(e) = r.ctx.update(input, &mut out) {
-            *slot = None;
-            return Err(e.into());
-        }
-        Ok(out)
+        self.step(h, Self::slot_for(direction), |ctx| {
+            let mut out = Zeroizing::new(Vec::with_capacity(ctx.update_len(input.len())));
+            ctx.update(input, &mut out)?;
+            Ok(out)
+        })
     }
 
     /// `C_EncryptFinal` / `C_DecryptFinal`.
@@ -604,7 +579,7 @@ impl Hsm {
         direction: Direction,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let s = self.session(h)?;
-        let r = self.take_cipher(&s, direction)?;
+        let r = self.take(&s, Self::slot_for(direction))?;
         let mut out = Zeroizing::new(Vec::with_capacity(r.ctx.finish_len()));
         let res = r.ctx.finish(&mut out);
         self.audit_op(
