@@ -484,10 +484,10 @@ fn absorb(input: &mut Input, data: &[u8], allow_multipart: bool) -> Result<()> {
     Ok(())
 }
 
-/// A running signature (or MAC) computation. Cloning copies the running state (for
-/// `C_GetOperationState`); the key is shared.
+/// What signing and verifying share: the key, the data collected or hashed so far, and
+/// whether a multi-part update has started (a single-part call is refused after one).
 #[derive(Clone)]
-pub struct SignContext {
+struct Progress {
     key: Arc<KeyMaterial>,
     input: Input,
     scheme: Scheme,
@@ -496,25 +496,10 @@ pub struct SignContext {
     mechanism: M,
 }
 
-impl std::fmt::Debug for SignContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignContext")
-            .field("mechanism", &self.mechanism)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SignContext {
-    /// Starts signing with `key`, which must be a private (or secret, for MACs) key that
-    /// fits `mechanism`.
-    pub fn new(mechanism: &Mechanism, key: Arc<KeyMaterial>) -> Result<Self> {
+impl Progress {
+    fn new(mechanism: &Mechanism, key: Arc<KeyMaterial>) -> Result<Self> {
         let (input, scheme) = plan(mechanism, &key)?;
-        if !key.is_private() {
-            return Err(CryptoError::KeyFunctionNotPermitted(
-                "signing needs a private key",
-            ));
-        }
-        Ok(SignContext {
+        Ok(Progress {
             key,
             input,
             scheme,
@@ -524,47 +509,96 @@ impl SignContext {
         })
     }
 
-    /// The mechanism being used.
-    pub fn mechanism(&self) -> M {
-        self.mechanism
-    }
-
-    /// The exact (or, for DER-free fixed schemes, maximal) signature length.
-    pub fn signature_len(&self) -> usize {
-        signature_len(&self.key, &self.scheme, &self.input)
-    }
-
-    /// Adds data (multi-part mechanisms only).
-    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
         self.started = true;
         absorb(&mut self.input, data, self.multipart)
     }
 
-    /// Finishes and returns the signature.
-    pub fn finish(self, rng: &Rng) -> Result<Vec<u8>> {
-        let message = finish_input(self.input)?;
-        sign_message(&self.key, &self.scheme, message, rng)
-    }
-
-    /// Signs `data` in one call (`C_Sign`): refused after `update` was used.
-    pub fn sign(mut self, data: &[u8], rng: &Rng) -> Result<Vec<u8>> {
+    /// Takes the whole input of a single-part call.
+    fn one_shot(&mut self, data: &[u8]) -> Result<()> {
         if self.started {
             return Err(CryptoError::OperationState(
                 "single-part call after a multi-part update",
             ));
         }
-        absorb(&mut self.input, data, true)?;
+        absorb(&mut self.input, data, true)
+    }
+
+    fn signature_len(&self) -> usize {
+        signature_len(&self.key, &self.scheme, &self.input)
+    }
+
+    /// Whether the scheme recovers the signed data (`CKM_RSA_PKCS`, `CKM_RSA_X_509`).
+    fn recovers(&self) -> bool {
+        matches!(
+            (&*self.key, &self.scheme),
+            (
+                KeyMaterial::Rsa(_),
+                Scheme::Rsa(RsaSignScheme::Pkcs1DigestInfo | RsaSignScheme::Raw)
+            )
+        )
+    }
+}
+
+/// A running signature (or MAC) computation. Cloning copies the running state (for
+/// `C_GetOperationState`); the key is shared.
+#[derive(Clone)]
+pub struct SignContext(Progress);
+
+impl std::fmt::Debug for SignContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignContext")
+            .field("mechanism", &self.0.mechanism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignContext {
+    /// Starts signing with `key`, which must be a private (or secret, for MACs) key that
+    /// fits `mechanism`.
+    pub fn new(mechanism: &Mechanism, key: Arc<KeyMaterial>) -> Result<Self> {
+        let progress = Progress::new(mechanism, key)?;
+        if !progress.key.is_private() {
+            return Err(CryptoError::KeyFunctionNotPermitted(
+                "signing needs a private key",
+            ));
+        }
+        Ok(SignContext(progress))
+    }
+
+    /// The mechanism being used.
+    pub fn mechanism(&self) -> M {
+        self.0.mechanism
+    }
+
+    /// The exact (or, for DER-free fixed schemes, maximal) signature length.
+    pub fn signature_len(&self) -> usize {
+        self.0.signature_len()
+    }
+
+    /// Adds data (multi-part mechanisms only).
+    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.0.update(data)
+    }
+
+    /// Finishes and returns the signature.
+    pub fn finish(self, rng: &Rng) -> Result<Vec<u8>> {
+        let p = self.0;
+        let message = finish_input(p.input)?;
+        sign_message(&p.key, &p.scheme, message, rng)
+    }
+
+    /// Signs `data` in one call (`C_Sign`): refused after `update` was used.
+    pub fn sign(mut self, data: &[u8], rng: &Rng) -> Result<Vec<u8>> {
+        self.0.one_shot(data)?;
         self.finish(rng)
     }
 
     /// Signs a message whose mechanism recovers it from the signature (`C_SignRecover`:
     /// `CKM_RSA_PKCS` and `CKM_RSA_X_509`).
     pub fn sign_recover(self, data: &[u8], rng: &Rng) -> Result<Vec<u8>> {
-        if !matches!(
-            self.scheme,
-            Scheme::Rsa(RsaSignScheme::Pkcs1DigestInfo | RsaSignScheme::Raw)
-        ) {
-            return Err(CryptoError::MechanismUnsupported(self.mechanism));
+        if !self.0.recovers() {
+            return Err(CryptoError::MechanismUnsupported(self.0.mechanism));
         }
         self.sign(data, rng)
     }
@@ -626,19 +660,12 @@ fn sign_message(key: &KeyMaterial, scheme: &Scheme, msg: Message, rng: &Rng) -> 
 
 /// A running signature (or MAC) verification. Cloning copies the running state.
 #[derive(Clone)]
-pub struct VerifyContext {
-    key: Arc<KeyMaterial>,
-    input: Input,
-    scheme: Scheme,
-    multipart: bool,
-    started: bool,
-    mechanism: M,
-}
+pub struct VerifyContext(Progress);
 
 impl std::fmt::Debug for VerifyContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifyContext")
-            .field("mechanism", &self.mechanism)
+            .field("mechanism", &self.0.mechanism)
             .finish_non_exhaustive()
     }
 }
@@ -647,42 +674,33 @@ impl VerifyContext {
     /// Starts verifying with `key` (a public key, or the secret key of a MAC; a private key
     /// verifies through its public half).
     pub fn new(mechanism: &Mechanism, key: Arc<KeyMaterial>) -> Result<Self> {
-        let (input, scheme) = plan(mechanism, &key)?;
-        Ok(VerifyContext {
-            key,
-            input,
-            scheme,
-            multipart: multipart(mechanism),
-            started: false,
-            mechanism: mechanism.mechanism_type(),
-        })
+        Progress::new(mechanism, key).map(VerifyContext)
     }
 
     /// The mechanism being used.
     pub fn mechanism(&self) -> M {
-        self.mechanism
+        self.0.mechanism
     }
 
     /// Adds data (multi-part mechanisms only).
     pub fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.started = true;
-        absorb(&mut self.input, data, self.multipart)
+        self.0.update(data)
     }
 
     /// Finishes: `Ok(())` for a valid signature, `SignatureInvalid` or `SignatureLenRange`
     /// otherwise.
     pub fn finish(self, signature: &[u8]) -> Result<()> {
-        let expected_len = signature_len(&self.key, &self.scheme, &self.input);
-        let fixed_len = !matches!(self.scheme, Scheme::Mac);
-        if fixed_len && signature.len() != expected_len {
+        let p = self.0;
+        let fixed_len = !matches!(p.scheme, Scheme::Mac);
+        if fixed_len && signature.len() != p.signature_len() {
             return Err(CryptoError::SignatureLenRange);
         }
-        let msg = finish_input(self.input)?;
+        let msg = finish_input(p.input)?;
         if let Message::Tag(mac) = msg {
             return (*mac).verify(signature);
         }
         let data = msg.bytes();
-        match (&*self.key, &self.scheme) {
+        match (&*p.key, &p.scheme) {
             (KeyMaterial::Rsa(k), Scheme::Rsa(s)) => k.verify(*s, data, signature),
             (KeyMaterial::Ec(k), Scheme::Ecdsa) => k.verify_digest(data, signature),
             (KeyMaterial::Ed25519(k), Scheme::Ed25519) => k.verify(data, signature),
@@ -694,23 +712,15 @@ impl VerifyContext {
 
     /// Verifies `data` against `signature` in one call (`C_Verify`).
     pub fn verify(mut self, data: &[u8], signature: &[u8]) -> Result<()> {
-        if self.started {
-            return Err(CryptoError::OperationState(
-                "single-part call after a multi-part update",
-            ));
-        }
-        absorb(&mut self.input, data, true)?;
+        self.0.one_shot(data)?;
         self.finish(signature)
     }
 
     /// Recovers the signed data (`C_VerifyRecover`: `CKM_RSA_PKCS`, `CKM_RSA_X_509`).
     pub fn recover(self, signature: &[u8]) -> Result<Vec<u8>> {
-        match (&*self.key, &self.scheme) {
-            (
-                KeyMaterial::Rsa(k),
-                Scheme::Rsa(s @ (RsaSignScheme::Pkcs1DigestInfo | RsaSignScheme::Raw)),
-            ) => k.recover(*s, signature),
-            _ => Err(CryptoError::MechanismUnsupported(self.mechanism)),
+        match (&*self.0.key, &self.0.scheme) {
+            (KeyMaterial::Rsa(k), Scheme::Rsa(s)) if self.0.recovers() => k.recover(*s, signature),
+            _ => Err(CryptoError::MechanismUnsupported(self.0.mechanism)),
         }
     }
 }
@@ -1228,6 +1238,42 @@ mod tests {
         assert!(matches!(
             SignContext::new(&Mechanism::Ecdsa, public),
             Err(CryptoError::KeyTypeInconsistent { .. })
+        ));
+    }
+
+    #[test]
+    fn sign_recover_gives_back_the_digest_info_and_other_schemes_refuse_it() {
+        let rng = rng();
+        let (public, private) = pair(KeySpec::Rsa { bits: 2048 }, &rng);
+        let mut info = HashAlg::Sha256.digest_info_prefix().to_vec();
+        info.extend([0x11; 32]);
+        let sig = SignContext::new(&Mechanism::RsaPkcs, private.clone())
+            .unwrap()
+            .sign_recover(&info, &rng)
+            .unwrap();
+        let recovered = VerifyContext::new(&Mechanism::RsaPkcs, public.clone())
+            .unwrap()
+            .recover(&sig)
+            .unwrap();
+        assert_eq!(recovered, info);
+        // A single-part call after an update is refused, and hash-then-sign cannot recover.
+        let mut ctx =
+            SignContext::new(&Mechanism::RsaPkcsWith(HashAlg::Sha256), private.clone()).unwrap();
+        ctx.update(b"part").unwrap();
+        assert!(matches!(
+            ctx.sign(b"whole", &rng),
+            Err(CryptoError::OperationState(_))
+        ));
+        let hashing = Mechanism::RsaPkcsWith(HashAlg::Sha256);
+        assert!(matches!(
+            SignContext::new(&hashing, private)
+                .unwrap()
+                .sign_recover(b"x", &rng),
+            Err(CryptoError::MechanismUnsupported(_))
+        ));
+        assert!(matches!(
+            VerifyContext::new(&hashing, public).unwrap().recover(&sig),
+            Err(CryptoError::MechanismUnsupported(_))
         ));
     }
 
