@@ -510,10 +510,8 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
     (name, m)
 }
 
-/// Appends one entry to the log at `path` without a seal, for events that happen when the
-/// audit key is out of reach (the store holding it could not be opened). The entry continues
-/// the chain; the next engine start seals it (and notes that the file ran past its head).
-pub fn append_unsealed(path: &Path, event: &str, detail: &str) -> Result<(), AuditError> {
+/// Opens a log file for appending, creating it (0640) and its directory (0750) when missing.
+fn open_log(path: &Path) -> Result<File, AuditError> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
         && !dir.exists()
@@ -524,6 +522,19 @@ pub fn append_unsealed(path: &Path, event: &str, detail: &str) -> Result<(), Aud
             .create(dir)
             .map_err(io(dir))?;
     }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(io(path))
+}
+
+/// Appends one entry to the log at `path` without a seal, for events that happen when the
+/// audit key is out of reach (the store holding it could not be opened). The entry continues
+/// the chain; the next engine start seals it (and notes that the file ran past its head).
+pub fn append_unsealed(path: &Path, event: &str, detail: &str) -> Result<(), AuditError> {
+    let mut file = open_log(path)?;
     let (seq, prev) = match tail(path)? {
         Some((seq, h)) => (seq + 1, h),
         None => (0, GENESIS),
@@ -536,12 +547,6 @@ pub fn append_unsealed(path: &Path, event: &str, detail: &str) -> Result<(), Aud
     fields.put("detail", Field::Str(detail.to_owned()));
     let mut line = Vec::new();
     chain_line(fields, &prev, &mut line);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(io(path))?;
     file.write_all(&line).map_err(io(path))?;
     file.sync_data().map_err(io(path))
 }
@@ -562,23 +567,8 @@ impl AuditLog {
             .path
             .clone()
             .unwrap_or_else(|| default_path.to_owned());
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-            && !dir.exists()
-        {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o750)
-                .create(dir)
-                .map_err(io(dir))?;
-        }
+        let file = open_log(&path)?;
         let last = tail(&path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(&path)
-            .map_err(io(&path))?;
         let bytes = file.metadata().map_err(io(&path))?.len();
         let (next_seq, prev) = match last {
             Some((seq, h)) => (seq + 1, h),
@@ -661,14 +651,7 @@ impl AuditLog {
         }
         let rotated = c.path.with_extension(format!("log.{}", c.next_seq));
         std::fs::rename(&c.path, &rotated).map_err(io(&c.path))?;
-        c.file = std::sync::Arc::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o640)
-                .open(&c.path)
-                .map_err(io(&c.path))?,
-        );
+        c.file = std::sync::Arc::new(open_log(&c.path)?);
         c.bytes = 0;
         drop(c);
         let mut m = Fields::default();

@@ -329,6 +329,21 @@ fn check_mode(path: &Path, meta: &std::fs::Metadata, expected: u32) -> Result<()
     Ok(())
 }
 
+/// Opens (creating 0600) a file of the store for reading and writing, and refuses it if
+/// anyone else could read it or it belongs to another user.
+fn open_private(path: &Path) -> Result<File, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    check_mode(path, &file.metadata().map_err(io(path))?, 0o600)?;
+    Ok(file)
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir`. The directory is created 0700 and the
     /// files 0600; an existing directory or file that others can read, or that another user
@@ -344,15 +359,7 @@ impl Store {
         check_mode(dir, &std::fs::metadata(dir).map_err(io(dir))?, 0o700)?;
         let lock = Self::lock(dir)?;
         let path = dir.join("state.redb");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
-        check_mode(&path, &file.metadata().map_err(io(&path))?, 0o600)?;
+        let file = open_private(&path)?;
         // redb 3.1 asserts (panics) on some damaged headers instead of returning an error;
         // a damaged file must be a clear error here, never a panic.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -388,15 +395,7 @@ impl Store {
     /// Takes `state.lock` exclusively and records our pid in it.
     fn lock(dir: &Path) -> Result<File, StoreError> {
         let path = dir.join("state.lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
-        check_mode(&path, &file.metadata().map_err(io(&path))?, 0o600)?;
+        let mut file = open_private(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -742,7 +741,7 @@ impl Store {
         for item in table.iter().map_err(|e| self.db_err(e))? {
             let (k, v) = item.map_err(|e| self.db_err(e))?;
             let slot = k.value();
-            let plain = self.open_sealed("tokens", slot, v.value(), None)?;
+            let plain = self.open_sealed("tokens", "tokens", slot, v.value(), None)?;
             let record =
                 TokenRecord::decode(&plain).map_err(|m| self.corrupt("tokens", slot, m.0))?;
             out.push((slot, record));
@@ -959,7 +958,7 @@ impl Store {
         r.finish().map_err(bad)?;
         let mut attrs = Attributes::new();
         if !public.is_empty() {
-            let plain = self.open_sealed_with(&format!("public:{slot}"), id, public, None)?;
+            let plain = self.open_sealed("objects", &format!("public:{slot}"), id, public, None)?;
             let mut r = Reader::new(&plain);
             attrs = read_attributes(&mut r).map_err(bad)?;
             r.finish().map_err(bad)?;
@@ -968,8 +967,13 @@ impl Store {
         if !secret.is_empty() {
             match master {
                 Some(m) => {
-                    let plain =
-                        self.open_sealed_with(&format!("secret:{slot}"), id, secret, Some(m))?;
+                    let plain = self.open_sealed(
+                        "objects",
+                        &format!("secret:{slot}"),
+                        id,
+                        secret,
+                        Some(m),
+                    )?;
                     let mut r = Reader::new(&plain);
                     let s = read_attributes(&mut r).map_err(bad)?;
                     r.finish().map_err(bad)?;
@@ -988,20 +992,6 @@ impl Store {
             attrs,
             secret_closed,
         }))
-    }
-
-    fn open_sealed(
-        &self,
-        table: &'static str,
-        id: u64,
-        sealed: &[u8],
-        master: Option<&SecretBytes>,
-    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        self.open_sealed_with(table, id, sealed, master)
-            .map_err(|e| match e {
-                StoreError::Corrupt { why, .. } => self.corrupt(table, id, why),
-                other => other,
-            })
     }
 
     /// Sealed layout: version (u8) ‖ key kind (u8) ‖ nonce (12) ‖ ciphertext ‖ tag (16).
@@ -1034,19 +1024,16 @@ impl Store {
         Ok(out)
     }
 
-    fn open_sealed_with(
+    /// Opens a record sealed by [`Store::seal_with`]; failures name `table` and `id`.
+    fn open_sealed(
         &self,
+        table: &'static str,
         context: &str,
         id: u64,
         sealed: &[u8],
         master: Option<&SecretBytes>,
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let corrupt = |why| StoreError::Corrupt {
-            path: self.path.clone(),
-            table: "objects",
-            id,
-            why,
-        };
+        let corrupt = |why| self.corrupt(table, id, why);
         if sealed.len() < 2 + 12 + 16 {
             return Err(corrupt("record too short"));
         }
