@@ -877,11 +877,6 @@ impl CipherContext {
         }
     }
 
-    /// Whether the mechanism works in several parts.
-    pub fn is_multipart(&self) -> bool {
-        matches!(self, CipherContext::Aes(_))
-    }
-
     /// An upper bound of `update`'s output for `input_len` more bytes.
     pub fn update_len(&self, input_len: usize) -> usize {
         match self {

@@ -331,16 +331,6 @@ impl Hsm {
         &self.registry
     }
 
-    /// The DRBG (for frontends that need module randomness, such as the audit key).
-    pub fn rng(&self) -> &Rng {
-        &self.rng
-    }
-
-    /// The store file.
-    pub fn store_path(&self) -> &std::path::Path {
-        self.store.path()
-    }
-
     /// Slot ids, `0..slots`.
     pub fn slots(&self) -> impl Iterator<Item = u64> {
         0..self.tokens.len() as u64
