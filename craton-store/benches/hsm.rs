@@ -13,6 +13,7 @@ use craton_core::ec::Curve;
 use craton_core::key::{Generated, KeyMaterial, KeySpec};
 use craton_core::ops::{CipherContext, Mechanism, SignContext};
 use craton_core::rng::Rng;
+use craton_store::config::AuditLevel;
 use craton_store::{Config, Hsm, UserType};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -20,12 +21,18 @@ use std::sync::Arc;
 
 const DATA: [u8; 4096] = [0x5a; 4096];
 
-fn engine(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("craton-bench-{}", std::process::id()));
+/// An engine on a scratch directory with one initialised token and a logged-in user
+/// session; `configure` adjusts the configuration first.
+fn bench_token(
+    tag: &str,
+    configure: impl FnOnce(&mut Config),
+) -> (Hsm, craton_store::SessionHandle, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("craton-bench-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = Config::default();
     config.token.state_dir = Some(dir.clone());
     config.security.pbkdf2_iterations = 1000;
+    configure(&mut config);
     let hsm = Hsm::open(config).unwrap();
     hsm.init_token(0, b"bench-so-pin", "bench").unwrap();
     let so = hsm.open_session(0, true).unwrap();
@@ -34,6 +41,12 @@ fn engine(c: &mut Criterion) {
     hsm.close_session(so).unwrap();
     let s = hsm.open_session(0, true).unwrap();
     hsm.login(s, UserType::User, b"bench-user-pin").unwrap();
+    (hsm, s, dir)
+}
+
+fn engine(c: &mut Criterion) {
+    // The engine's own overhead: no audit log here (its cost is measured in `audit`).
+    let (hsm, s, dir) = bench_token("engine", |c| c.audit.level = AuditLevel::None);
     let rng = Rng::from_os().unwrap();
 
     // ECDSA P-256 with SHA-256 over 4 KiB.
@@ -117,7 +130,7 @@ fn engine(c: &mut Criterion) {
 
 /// Opens an engine with one token and an HMAC key, at the given audit level.
 fn engine_with_audit(
-    level: craton_store::config::AuditLevel,
+    level: AuditLevel,
     batched: bool,
     tag: &str,
 ) -> (
@@ -127,21 +140,10 @@ fn engine_with_audit(
     craton_store::ObjectHandle,
     std::path::PathBuf,
 ) {
-    let dir = std::env::temp_dir().join(format!("craton-bench-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = Config::default();
-    config.token.state_dir = Some(dir.clone());
-    config.security.pbkdf2_iterations = 1000;
-    config.audit.level = level;
-    config.audit.batch_operation_entries = batched;
-    let hsm = Hsm::open(config).unwrap();
-    hsm.init_token(0, b"bench-so-pin", "bench").unwrap();
-    let so = hsm.open_session(0, true).unwrap();
-    hsm.login(so, UserType::So, b"bench-so-pin").unwrap();
-    hsm.init_pin(so, b"bench-user-pin").unwrap();
-    hsm.close_session(so).unwrap();
-    let s = hsm.open_session(0, true).unwrap();
-    hsm.login(s, UserType::User, b"bench-user-pin").unwrap();
+    let (hsm, s, dir) = bench_token(tag, |c| {
+        c.audit.level = level;
+        c.audit.batch_operation_entries = batched;
+    });
     let key = hsm
         .generate_key(
             s,
@@ -172,7 +174,6 @@ fn engine_with_audit(
 /// HMAC-SHA-256 over 64 bytes with the audit log recording every operation, and with it off:
 /// the cost of auditing each call.
 fn audit(c: &mut Criterion) {
-    use craton_store::config::AuditLevel;
     let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
     let ecdsa = Mechanism::EcdsaWith(HashAlg::Sha256);
     for (level, batched, name) in [

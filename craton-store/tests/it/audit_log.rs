@@ -41,6 +41,20 @@ fn workload(dir: &Path) -> (PathBuf, Vec<u8>) {
     (path, public)
 }
 
+/// A 32-byte HMAC signing key (a token object when `token`, visible to every session).
+fn hmac_key(hsm: &Hsm, s: SessionHandle, token: bool) -> craton_store::ObjectHandle {
+    hsm.generate_key(
+        s,
+        &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
+        &[
+            (A::VALUE_LEN, AttrValue::Ulong(32)),
+            (A::SIGN, b(true)),
+            (A::TOKEN, b(token)),
+        ],
+    )
+    .unwrap()
+}
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -240,17 +254,8 @@ fn many_threads_logging_keep_one_intact_chain() {
     let hsm = Arc::new(ready(dir.path()));
     let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
     let s = user_session(&hsm);
-    let key = hsm
-        .generate_key(
-            s,
-            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
-            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
-        )
-        .unwrap();
-    let key = {
-        // A token-wide handle visible to every session: make it a token object copy.
-        hsm.copy_object(s, key, &[(A::TOKEN, b(true))]).unwrap()
-    };
+    // A token object, so every thread's session can use it.
+    let key = hmac_key(&hsm, s, true);
     let threads = 8;
     let per_thread = 100;
     let workers: Vec<_> = (0..threads)
@@ -288,13 +293,7 @@ fn the_key_management_level_leaves_out_operations() {
     let hsm = Hsm::open(c).unwrap();
     init(&hsm);
     let s = user_session(&hsm);
-    let k = hsm
-        .generate_key(
-            s,
-            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
-            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
-        )
-        .unwrap();
+    let k = hmac_key(&hsm, s, false);
     hsm.sign_init(s, &Mechanism::without_params(M::SHA256_HMAC).unwrap(), k)
         .unwrap();
     hsm.sign(s, b"x").unwrap();
@@ -314,13 +313,7 @@ fn the_log_rotates_by_size_and_the_files_verify_together() {
     init(&hsm);
     let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
     let s = user_session(&hsm);
-    let k = hsm
-        .generate_key(
-            s,
-            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
-            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
-        )
-        .unwrap();
+    let k = hmac_key(&hsm, s, false);
     for _ in 0..60 {
         hsm.sign_init(s, &Mechanism::without_params(M::SHA256_HMAC).unwrap(), k)
             .unwrap();
@@ -392,13 +385,7 @@ fn when_the_audit_log_cannot_be_written_nothing_is_handed_out_unaudited() {
     let hsm = Hsm::open(c).unwrap();
     init(&hsm);
     let s = user_session(&hsm);
-    let k = hsm
-        .generate_key(
-            s,
-            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
-            &[(A::VALUE_LEN, AttrValue::Ulong(32)), (A::SIGN, b(true))],
-        )
-        .unwrap();
+    let k = hmac_key(&hsm, s, false);
     // Fill the log's file system.
     let mut filler = std::fs::File::create(logs.join("filler")).unwrap();
     while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
