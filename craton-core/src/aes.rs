@@ -247,6 +247,18 @@ impl AesContext {
         }
     }
 
+    /// An upper bound of the whole output of a one-shot call (update then finish) over
+    /// `input_len` bytes: exact for encryption, never below the true length for decryption.
+    pub fn one_shot_len(&self, input_len: usize) -> usize {
+        let decrypt = self.ctx.direction() == Direction::Decrypt;
+        match &self.kind {
+            Kind::GcmDecrypt { held, tag_len } => (held.len() + input_len).saturating_sub(*tag_len),
+            Kind::Pad if decrypt => input_len,
+            Kind::Pad => (input_len / 16 + 1) * 16,
+            _ => self.update_len(input_len) + self.finish_len(),
+        }
+    }
+
     /// An upper bound of what `finish` can output.
     pub fn finish_len(&self) -> usize {
         match &self.kind {

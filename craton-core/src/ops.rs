@@ -902,6 +902,7 @@ impl CipherContext {
     pub fn one_shot_len(&self, input_len: usize) -> usize {
         match self {
             CipherContext::KeyWrap { .. } => input_len + 16,
+            CipherContext::Aes(a) => a.one_shot_len(input_len),
             _ => self.update_len(input_len) + self.finish_len(),
         }
     }

@@ -493,6 +493,36 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
                 "gcm_invocation_warning"
             }
         }
+        Event::IntegrityChecked {
+            module,
+            passed,
+            detail,
+            enforced,
+        } => {
+            put("module", Field::Str(module.clone()));
+            put(
+                "result",
+                Field::Static(if *passed { "ok" } else { "failed" }),
+            );
+            if !*passed {
+                put("detail", Field::Str(detail.clone()));
+            }
+            put("enforced", Field::Bool(*enforced));
+            "integrity_check"
+        }
+        Event::Frontend {
+            frontend,
+            pid,
+            attached,
+        } => {
+            put("frontend", Field::Static(frontend));
+            put("pid", Field::U64(u64::from(*pid)));
+            if *attached {
+                "frontend_attached"
+            } else {
+                "frontend_detached"
+            }
+        }
         Event::ModuleStarted {
             kats,
             post_micros,

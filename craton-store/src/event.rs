@@ -163,6 +163,28 @@ pub enum Event {
         /// Which record and why (path, table, id; never contents).
         detail: String,
     },
+    /// A frontend checked its own executable file against its integrity sidecar (the
+    /// PKCS#11 module checks `libcraton_hsm.so` against `libcraton_hsm.hmac`).
+    IntegrityChecked {
+        /// The file checked.
+        module: String,
+        /// Whether it matched.
+        passed: bool,
+        /// Why it did not (missing sidecar, mismatch…); empty when it passed.
+        detail: String,
+        /// Whether a failure stops the module (false only in a development build).
+        enforced: bool,
+    },
+    /// A frontend attached to the engine (`C_Initialize`) or detached from it
+    /// (`C_Finalize`).
+    Frontend {
+        /// Which frontend ("pkcs11", "daemon", "cli").
+        frontend: &'static str,
+        /// Its process id.
+        pid: u32,
+        /// Attached (true) or detached (false).
+        attached: bool,
+    },
     /// A cryptographic operation finished (successfully or not).
     Operation {
         /// Slot.

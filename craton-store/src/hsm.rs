@@ -321,6 +321,23 @@ impl Hsm {
         self.audit.as_deref()
     }
 
+    /// Records an event a frontend observed (its integrity check, attach and detach) in the
+    /// audit log, failing like any audited call when the log cannot take it.
+    pub fn report(&self, event: Event) -> Result<()> {
+        self.emit(event)
+    }
+
+    /// Puts the engine into the self-test error state for good: a frontend's own self-test
+    /// (the integrity check of its executable) failed. Every later cryptographic call fails.
+    pub fn fail_self_test(&self, reason: craton_core::post::PostFailure) {
+        self.module.fail(reason);
+    }
+
+    /// Whether the engine is in the self-test error state.
+    pub fn self_test_failure(&self) -> Option<craton_core::post::PostFailure> {
+        self.module.failure()
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config

@@ -92,6 +92,23 @@ impl SessionOps {
     }
 }
 
+/// A kind of operation a session can have running, for [`Hsm::cancel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Signing or MAC generation (including sign-recover).
+    Sign,
+    /// Verification (including verify-recover).
+    Verify,
+    /// Encryption.
+    Encrypt,
+    /// Decryption.
+    Decrypt,
+    /// Digesting.
+    Digest,
+    /// An object search.
+    Find,
+}
+
 /// Which attribute a use needs, and whether the key's dates bind it (they bind creating
 /// signatures and ciphertexts, not checking or opening them).
 struct Use {
@@ -306,6 +323,137 @@ impl Hsm {
             .as_ref()
             .ok_or(HsmError::OperationNotInitialized)?;
         Ok(f(&r.ctx))
+    }
+
+    /// Ends the session's running operations of the given kinds without finishing them
+    /// (`C_SessionCancel`, and a frontend ending an operation whose call it refused). Kinds
+    /// with nothing running are ignored.
+    pub fn cancel(&self, h: SessionHandle, kinds: &[OperationKind]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        for kind in kinds {
+            match kind {
+                OperationKind::Sign => ops.sign = None,
+                OperationKind::Verify => ops.verify = None,
+                OperationKind::Encrypt => ops.encrypt = None,
+                OperationKind::Decrypt => ops.decrypt = None,
+                OperationKind::Digest => ops.digest = None,
+                OperationKind::Find => ops.find = None,
+            }
+        }
+        Ok(())
+    }
+
+    // ---- message-based operations (PKCS#11 3.0 §5.9-§5.13, C_*Message*) ----
+
+    fn message_use(kind: OperationKind) -> Result<&'static Use> {
+        Ok(match kind {
+            OperationKind::Sign => &SIGN,
+            OperationKind::Verify => &VERIFY,
+            OperationKind::Encrypt => &ENCRYPT,
+            OperationKind::Decrypt => &DECRYPT,
+            _ => return Err(HsmError::ArgumentsBad("not a message-based operation")),
+        })
+    }
+
+    /// Checks that `key` may serve `mechanism` for message-based operations of `kind`
+    /// (`C_MessageEncryptInit` and friends). A `CKA_ALWAYS_AUTHENTICATE` key is refused: its
+    /// context-specific login covers one operation, and a message-based one has no end.
+    pub fn message_init(
+        &self,
+        h: SessionHandle,
+        kind: OperationKind,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+    ) -> Result<()> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (o, _) = self.usable_key(&s, key, mechanism, Self::message_use(kind)?)?;
+        if o.flag(A::ALWAYS_AUTHENTICATE) {
+            return Err(not_permitted(
+                "a key that needs a context-specific login cannot serve message-based operations",
+            ));
+        }
+        Ok(())
+    }
+
+    /// One message of a message-based encryption or decryption: the operation begins and
+    /// ends in this call and leaves the session's other operations alone.
+    pub fn cipher_message(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let kind = match direction {
+            Direction::Encrypt => OperationKind::Encrypt,
+            Direction::Decrypt => OperationKind::Decrypt,
+        };
+        let (o, material) = self.usable_key(&s, key, mechanism, Self::message_use(kind)?)?;
+        if direction == Direction::Encrypt
+            && matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_)))
+        {
+            self.count_gcm(&s, &o)?;
+        }
+        let ctx = CipherContext::new(mechanism, material, direction, &self.rng)?;
+        let out = ctx.one_shot(input);
+        self.audit_op(
+            &s,
+            Self::direction_name(direction),
+            mechanism.mechanism_type(),
+            key.0,
+            out.is_ok(),
+        )?;
+        Ok(out?)
+    }
+
+    /// One message of a message-based signing (`C_SignMessage`).
+    pub fn sign_message(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (_, material) = self.usable_key(&s, key, mechanism, &SIGN)?;
+        let out = SignContext::new(mechanism, material)?.sign(data, &self.rng);
+        self.audit_op(&s, "sign", mechanism.mechanism_type(), key.0, out.is_ok())?;
+        Ok(out?)
+    }
+
+    /// The length of a message-based signature with `key`.
+    pub fn message_signature_len(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+    ) -> Result<usize> {
+        let s = self.session(h)?;
+        let (_, material) = self.usable_key(&s, key, mechanism, &SIGN)?;
+        Ok(SignContext::new(mechanism, material)?.signature_len())
+    }
+
+    /// One message of a message-based verification (`C_VerifyMessage`).
+    pub fn verify_message(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        data: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (_, material) = self.usable_key(&s, key, mechanism, &VERIFY)?;
+        let out = VerifyContext::new(mechanism, material)?.verify(data, signature);
+        self.audit_op(&s, "verify", mechanism.mechanism_type(), key.0, out.is_ok())?;
+        Ok(out?)
     }
 
     // ---- signing ----

@@ -1,0 +1,439 @@
+//! General-purpose functions (PKCS#11 3.0 §5.4) and the interface discovery of §5.2:
+//! `C_Initialize`, `C_Finalize`, `C_GetInfo`, `C_GetFunctionList`, `C_GetInterfaceList`,
+//! `C_GetInterface`, and the function tables they hand out.
+
+use super::crypt::*;
+use super::digest::*;
+use super::keys::*;
+use super::message::*;
+use super::object::*;
+use super::session::*;
+use super::sign::*;
+use super::slot::*;
+use super::{CkResult, array_mut, entry, padded, read, write};
+use crate::state;
+use cryptoki_sys::*;
+use std::ffi::c_void;
+
+/// The library version `C_GetInfo` reports (this crate's major and minor).
+pub(crate) fn library_version() -> CK_VERSION {
+    CK_VERSION {
+        major: env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
+        minor: env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0),
+    }
+}
+
+/// The manufacturer every info structure names.
+pub(crate) const MANUFACTURER: &str = "Craton HSM";
+
+/// Checks `CK_C_INITIALIZE_ARGS` (PKCS#11 3.0 §5.4): a non-null `pReserved`, or some but not
+/// all of the four mutex callbacks, is `CKR_ARGUMENTS_BAD`. The module always locks with the
+/// operating system's primitives, which serve every threading model an application can
+/// declare, so supplied callbacks are accepted but never needed.
+fn init_options(args: *mut c_void) -> CkResult<state::InitOptions> {
+    if args.is_null() {
+        return Ok(state::InitOptions {
+            may_create_threads: true,
+        });
+    }
+    // SAFETY: a non-null argument to C_Initialize points to a CK_C_INITIALIZE_ARGS.
+    let a: CK_C_INITIALIZE_ARGS = unsafe { read(args.cast::<CK_C_INITIALIZE_ARGS>()) }?;
+    if !a.pReserved.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    let given = [
+        a.CreateMutex.is_some(),
+        a.DestroyMutex.is_some(),
+        a.LockMutex.is_some(),
+        a.UnlockMutex.is_some(),
+    ];
+    if given.contains(&true) && given.contains(&false) {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    Ok(state::InitOptions {
+        may_create_threads: a.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS == 0,
+    })
+}
+
+/// `C_Initialize`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Initialize(init_args: *mut c_void) -> CK_RV {
+    entry(|| state::initialize(init_options(init_args)?))
+}
+
+/// `C_Finalize`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
+    entry(|| {
+        if !reserved.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        state::finalize()
+    })
+}
+
+/// `C_GetInfo`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
+    entry(|| {
+        state::module()?;
+        let out = CK_INFO {
+            cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
+            manufacturerID: padded(MANUFACTURER),
+            flags: 0,
+            libraryDescription: padded("Craton HSM PKCS#11 module"),
+            libraryVersion: library_version(),
+        };
+        // SAFETY: the caller passes a writable CK_INFO.
+        unsafe { write(info, out) }
+    })
+}
+
+/// `C_GetFunctionList`: the 2.40 table (callable before `C_Initialize`).
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
+    entry(|| {
+        let table = std::ptr::from_ref(&FUNCTIONS_2_40).cast_mut();
+        // SAFETY: the caller passes a writable CK_FUNCTION_LIST_PTR; the table is static and
+        // callers only read it.
+        unsafe { write(list, table) }
+    })
+}
+
+const NAME: &[u8] = b"PKCS 11\0";
+
+/// The interfaces offered, newest first: 3.0, then 2.40 for clients that ask for it by
+/// version. (The 3.2 interface with ML-KEM's C_EncapsulateKey arrives only together with
+/// every other 3.2 function: clients treat a 3.2 table as complete.)
+struct Interfaces([CK_INTERFACE; 2]);
+
+// SAFETY: the table holds pointers to immutable statics (the name and the function tables),
+// which every thread may read.
+unsafe impl Sync for Interfaces {}
+
+static INTERFACES: Interfaces = Interfaces([
+    CK_INTERFACE {
+        pInterfaceName: NAME.as_ptr().cast_mut(),
+        pFunctionList: std::ptr::from_ref(&FUNCTIONS_3_0).cast_mut().cast(),
+        flags: 0,
+    },
+    CK_INTERFACE {
+        pInterfaceName: NAME.as_ptr().cast_mut(),
+        pFunctionList: std::ptr::from_ref(&FUNCTIONS_2_40).cast_mut().cast(),
+        flags: 0,
+    },
+]);
+
+/// The interfaces `C_GetInterfaceList` reports, as static entries.
+pub fn interface_table() -> &'static [CK_INTERFACE; 2] {
+    &INTERFACES.0
+}
+
+fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
+    if std::ptr::eq(
+        i.pFunctionList.cast_const(),
+        std::ptr::from_ref(&FUNCTIONS_3_0).cast(),
+    ) {
+        FUNCTIONS_3_0.version
+    } else {
+        FUNCTIONS_2_40.version
+    }
+}
+
+/// `C_GetInterfaceList`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GetInterfaceList(
+    list: *mut CK_INTERFACE,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    entry(|| {
+        let n = INTERFACES.0.len() as CK_ULONG;
+        if count.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        if list.is_null() {
+            // SAFETY: `count` is non-null and writable by the caller's contract.
+            return unsafe { write(count, n) };
+        }
+        // SAFETY: `count` is non-null and readable.
+        let cap = unsafe { read(count) }?;
+        // SAFETY: as above, writable.
+        unsafe { write(count, n) }?;
+        if cap < n {
+            return Err(CKR_BUFFER_TOO_SMALL);
+        }
+        // SAFETY: the caller's array holds `cap >= n` CK_INTERFACE entries.
+        let out = unsafe { array_mut(list, n) }?;
+        out.copy_from_slice(&INTERFACES.0);
+        Ok(())
+    })
+}
+
+/// `C_GetInterface`: by name ("PKCS 11" or null), version (or null for the newest) and flags
+/// (each requested flag must be offered).
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GetInterface(
+    name: *mut CK_UTF8CHAR,
+    version: *mut CK_VERSION,
+    interface: *mut *mut CK_INTERFACE,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    entry(|| {
+        if interface.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        if !name.is_null() {
+            // SAFETY: a non-null name is a NUL-terminated string.
+            let n = unsafe { std::ffi::CStr::from_ptr(name.cast_const().cast()) };
+            if n.to_bytes() != &NAME[..NAME.len() - 1] {
+                return Err(CKR_ARGUMENTS_BAD);
+            }
+        }
+        let wanted = if version.is_null() {
+            None
+        } else {
+            // SAFETY: a non-null version points to a CK_VERSION.
+            Some(unsafe { read(version) }?)
+        };
+        let found = INTERFACES.0.iter().find(|i| {
+            let v = interface_version(i);
+            wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor)
+                && i.flags & flags == flags
+        });
+        let Some(found) = found else {
+            return Err(CKR_ARGUMENTS_BAD);
+        };
+        // SAFETY: `interface` is non-null and writable; the entry is static and read-only.
+        unsafe { write(interface, std::ptr::from_ref(found).cast_mut()) }
+    })
+}
+
+macro_rules! functions_2_40 {
+    ($version:expr, { $($extra:tt)* }) => {
+        CK_FUNCTION_LIST_3_0 {
+            version: $version,
+            C_Initialize: Some(C_Initialize),
+            C_Finalize: Some(C_Finalize),
+            C_GetInfo: Some(C_GetInfo),
+            C_GetFunctionList: Some(C_GetFunctionList),
+            C_GetSlotList: Some(C_GetSlotList),
+            C_GetSlotInfo: Some(C_GetSlotInfo),
+            C_GetTokenInfo: Some(C_GetTokenInfo),
+            C_GetMechanismList: Some(C_GetMechanismList),
+            C_GetMechanismInfo: Some(C_GetMechanismInfo),
+            C_InitToken: Some(C_InitToken),
+            C_InitPIN: Some(C_InitPIN),
+            C_SetPIN: Some(C_SetPIN),
+            C_OpenSession: Some(C_OpenSession),
+            C_CloseSession: Some(C_CloseSession),
+            C_CloseAllSessions: Some(C_CloseAllSessions),
+            C_GetSessionInfo: Some(C_GetSessionInfo),
+            C_GetOperationState: Some(C_GetOperationState),
+            C_SetOperationState: Some(C_SetOperationState),
+            C_Login: Some(C_Login),
+            C_Logout: Some(C_Logout),
+            C_CreateObject: Some(C_CreateObject),
+            C_CopyObject: Some(C_CopyObject),
+            C_DestroyObject: Some(C_DestroyObject),
+            C_GetObjectSize: Some(C_GetObjectSize),
+            C_GetAttributeValue: Some(C_GetAttributeValue),
+            C_SetAttributeValue: Some(C_SetAttributeValue),
+            C_FindObjectsInit: Some(C_FindObjectsInit),
+            C_FindObjects: Some(C_FindObjects),
+            C_FindObjectsFinal: Some(C_FindObjectsFinal),
+            C_EncryptInit: Some(C_EncryptInit),
+            C_Encrypt: Some(C_Encrypt),
+            C_EncryptUpdate: Some(C_EncryptUpdate),
+            C_EncryptFinal: Some(C_EncryptFinal),
+            C_DecryptInit: Some(C_DecryptInit),
+            C_Decrypt: Some(C_Decrypt),
+            C_DecryptUpdate: Some(C_DecryptUpdate),
+            C_DecryptFinal: Some(C_DecryptFinal),
+            C_DigestInit: Some(C_DigestInit),
+            C_Digest: Some(C_Digest),
+            C_DigestUpdate: Some(C_DigestUpdate),
+            C_DigestKey: Some(C_DigestKey),
+            C_DigestFinal: Some(C_DigestFinal),
+            C_SignInit: Some(C_SignInit),
+            C_Sign: Some(C_Sign),
+            C_SignUpdate: Some(C_SignUpdate),
+            C_SignFinal: Some(C_SignFinal),
+            C_SignRecoverInit: Some(C_SignRecoverInit),
+            C_SignRecover: Some(C_SignRecover),
+            C_VerifyInit: Some(C_VerifyInit),
+            C_Verify: Some(C_Verify),
+            C_VerifyUpdate: Some(C_VerifyUpdate),
+            C_VerifyFinal: Some(C_VerifyFinal),
+            C_VerifyRecoverInit: Some(C_VerifyRecoverInit),
+            C_VerifyRecover: Some(C_VerifyRecover),
+            C_DigestEncryptUpdate: Some(C_DigestEncryptUpdate),
+            C_DecryptDigestUpdate: Some(C_DecryptDigestUpdate),
+            C_SignEncryptUpdate: Some(C_SignEncryptUpdate),
+            C_DecryptVerifyUpdate: Some(C_DecryptVerifyUpdate),
+            C_GenerateKey: Some(C_GenerateKey),
+            C_GenerateKeyPair: Some(C_GenerateKeyPair),
+            C_WrapKey: Some(C_WrapKey),
+            C_UnwrapKey: Some(C_UnwrapKey),
+            C_DeriveKey: Some(C_DeriveKey),
+            C_SeedRandom: Some(C_SeedRandom),
+            C_GenerateRandom: Some(C_GenerateRandom),
+            C_GetFunctionStatus: Some(C_GetFunctionStatus),
+            C_CancelFunction: Some(C_CancelFunction),
+            C_WaitForSlotEvent: Some(C_WaitForSlotEvent),
+            $($extra)*
+        }
+    };
+}
+
+/// The PKCS#11 3.0 table.
+pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 = functions_2_40!(CK_VERSION { major: 3, minor: 0 }, {
+    C_GetInterfaceList: Some(C_GetInterfaceList),
+    C_GetInterface: Some(C_GetInterface),
+    C_LoginUser: Some(C_LoginUser),
+    C_SessionCancel: Some(C_SessionCancel),
+    C_MessageEncryptInit: Some(C_MessageEncryptInit),
+    C_EncryptMessage: Some(C_EncryptMessage),
+    C_EncryptMessageBegin: Some(C_EncryptMessageBegin),
+    C_EncryptMessageNext: Some(C_EncryptMessageNext),
+    C_MessageEncryptFinal: Some(C_MessageEncryptFinal),
+    C_MessageDecryptInit: Some(C_MessageDecryptInit),
+    C_DecryptMessage: Some(C_DecryptMessage),
+    C_DecryptMessageBegin: Some(C_DecryptMessageBegin),
+    C_DecryptMessageNext: Some(C_DecryptMessageNext),
+    C_MessageDecryptFinal: Some(C_MessageDecryptFinal),
+    C_MessageSignInit: Some(C_MessageSignInit),
+    C_SignMessage: Some(C_SignMessage),
+    C_SignMessageBegin: Some(C_SignMessageBegin),
+    C_SignMessageNext: Some(C_SignMessageNext),
+    C_MessageSignFinal: Some(C_MessageSignFinal),
+    C_MessageVerifyInit: Some(C_MessageVerifyInit),
+    C_VerifyMessage: Some(C_VerifyMessage),
+    C_VerifyMessageBegin: Some(C_VerifyMessageBegin),
+    C_VerifyMessageNext: Some(C_VerifyMessageNext),
+    C_MessageVerifyFinal: Some(C_MessageVerifyFinal),
+});
+
+/// The PKCS#11 2.40 table: the 3.0 table's prefix, which is exactly `CK_FUNCTION_LIST`.
+pub static FUNCTIONS_2_40: CK_FUNCTION_LIST = {
+    let full = functions_2_40!(CK_VERSION { major: 2, minor: 40 }, {
+        C_GetInterfaceList: None,
+        C_GetInterface: None,
+        C_LoginUser: None,
+        C_SessionCancel: None,
+        C_MessageEncryptInit: None,
+        C_EncryptMessage: None,
+        C_EncryptMessageBegin: None,
+        C_EncryptMessageNext: None,
+        C_MessageEncryptFinal: None,
+        C_MessageDecryptInit: None,
+        C_DecryptMessage: None,
+        C_DecryptMessageBegin: None,
+        C_DecryptMessageNext: None,
+        C_MessageDecryptFinal: None,
+        C_MessageSignInit: None,
+        C_SignMessage: None,
+        C_SignMessageBegin: None,
+        C_SignMessageNext: None,
+        C_MessageSignFinal: None,
+        C_MessageVerifyInit: None,
+        C_VerifyMessage: None,
+        C_VerifyMessageBegin: None,
+        C_VerifyMessageNext: None,
+        C_MessageVerifyFinal: None,
+    });
+    CK_FUNCTION_LIST {
+        version: full.version,
+        C_Initialize: full.C_Initialize,
+        C_Finalize: full.C_Finalize,
+        C_GetInfo: full.C_GetInfo,
+        C_GetFunctionList: full.C_GetFunctionList,
+        C_GetSlotList: full.C_GetSlotList,
+        C_GetSlotInfo: full.C_GetSlotInfo,
+        C_GetTokenInfo: full.C_GetTokenInfo,
+        C_GetMechanismList: full.C_GetMechanismList,
+        C_GetMechanismInfo: full.C_GetMechanismInfo,
+        C_InitToken: full.C_InitToken,
+        C_InitPIN: full.C_InitPIN,
+        C_SetPIN: full.C_SetPIN,
+        C_OpenSession: full.C_OpenSession,
+        C_CloseSession: full.C_CloseSession,
+        C_CloseAllSessions: full.C_CloseAllSessions,
+        C_GetSessionInfo: full.C_GetSessionInfo,
+        C_GetOperationState: full.C_GetOperationState,
+        C_SetOperationState: full.C_SetOperationState,
+        C_Login: full.C_Login,
+        C_Logout: full.C_Logout,
+        C_CreateObject: full.C_CreateObject,
+        C_CopyObject: full.C_CopyObject,
+        C_DestroyObject: full.C_DestroyObject,
+        C_GetObjectSize: full.C_GetObjectSize,
+        C_GetAttributeValue: full.C_GetAttributeValue,
+        C_SetAttributeValue: full.C_SetAttributeValue,
+        C_FindObjectsInit: full.C_FindObjectsInit,
+        C_FindObjects: full.C_FindObjects,
+        C_FindObjectsFinal: full.C_FindObjectsFinal,
+        C_EncryptInit: full.C_EncryptInit,
+        C_Encrypt: full.C_Encrypt,
+        C_EncryptUpdate: full.C_EncryptUpdate,
+        C_EncryptFinal: full.C_EncryptFinal,
+        C_DecryptInit: full.C_DecryptInit,
+        C_Decrypt: full.C_Decrypt,
+        C_DecryptUpdate: full.C_DecryptUpdate,
+        C_DecryptFinal: full.C_DecryptFinal,
+        C_DigestInit: full.C_DigestInit,
+        C_Digest: full.C_Digest,
+        C_DigestUpdate: full.C_DigestUpdate,
+        C_DigestKey: full.C_DigestKey,
+        C_DigestFinal: full.C_DigestFinal,
+        C_SignInit: full.C_SignInit,
+        C_Sign: full.C_Sign,
+        C_SignUpdate: full.C_SignUpdate,
+        C_SignFinal: full.C_SignFinal,
+        C_SignRecoverInit: full.C_SignRecoverInit,
+        C_SignRecover: full.C_SignRecover,
+        C_VerifyInit: full.C_VerifyInit,
+        C_Verify: full.C_Verify,
+        C_VerifyUpdate: full.C_VerifyUpdate,
+        C_VerifyFinal: full.C_VerifyFinal,
+        C_VerifyRecoverInit: full.C_VerifyRecoverInit,
+        C_VerifyRecover: full.C_VerifyRecover,
+        C_DigestEncryptUpdate: full.C_DigestEncryptUpdate,
+        C_DecryptDigestUpdate: full.C_DecryptDigestUpdate,
+        C_SignEncryptUpdate: full.C_SignEncryptUpdate,
+        C_DecryptVerifyUpdate: full.C_DecryptVerifyUpdate,
+        C_GenerateKey: full.C_GenerateKey,
+        C_GenerateKeyPair: full.C_GenerateKeyPair,
+        C_WrapKey: full.C_WrapKey,
+        C_UnwrapKey: full.C_UnwrapKey,
+        C_DeriveKey: full.C_DeriveKey,
+        C_SeedRandom: full.C_SeedRandom,
+        C_GenerateRandom: full.C_GenerateRandom,
+        C_GetFunctionStatus: full.C_GetFunctionStatus,
+        C_CancelFunction: full.C_CancelFunction,
+        C_WaitForSlotEvent: full.C_WaitForSlotEvent,
+    }
+};

@@ -1,0 +1,206 @@
+//! Key management (PKCS#11 3.0 §5.15) and random numbers (§5.16): generate, generate pair,
+//! wrap, unwrap, derive, seed, random.
+
+use super::params::mechanism;
+use super::{bytes, bytes_mut, entry, object, output, session, template, write};
+use crate::rv::check;
+use crate::state::module;
+use cryptoki_sys::*;
+
+/// `C_GenerateKey`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GenerateKey(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        if key.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the mechanism and template are valid for their stated lengths.
+        let (mech, t) = unsafe { (mechanism(mech)?, template(attrs, count)?) };
+        let o = check(m.hsm.generate_key(session(h), &mech, &t))?;
+        // SAFETY: `key` is non-null and writable.
+        unsafe { write(key, o.0) }
+    })
+}
+
+/// `C_GenerateKeyPair`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    public_attrs: *mut CK_ATTRIBUTE,
+    public_count: CK_ULONG,
+    private_attrs: *mut CK_ATTRIBUTE,
+    private_count: CK_ULONG,
+    public_key: *mut CK_OBJECT_HANDLE,
+    private_key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        if public_key.is_null() || private_key.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the mechanism and both templates are valid for their stated lengths.
+        let (mech, public, private) = unsafe {
+            (
+                mechanism(mech)?,
+                template(public_attrs, public_count)?,
+                template(private_attrs, private_count)?,
+            )
+        };
+        let (pubh, privh) = check(
+            m.hsm
+                .generate_key_pair(session(h), &mech, &public, &private),
+        )?;
+        // SAFETY: both outputs are non-null and writable.
+        unsafe {
+            write(public_key, pubh.0)?;
+            write(private_key, privh.0)
+        }
+    })
+}
+
+/// `C_WrapKey`. A length query wraps too (the length of RSA-OAEP and key-wrap output is
+/// known only by wrapping), so it is audited like a wrap.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_WrapKey(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    wrapping: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: *mut CK_ULONG,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        // SAFETY: the mechanism is valid; the output holds `*wrapped_len` bytes.
+        let (mech, mut out) = unsafe { (mechanism(mech)?, output(wrapped, wrapped_len)?) };
+        let blob = check(
+            m.hsm
+                .wrap_key(session(h), &mech, object(wrapping), object(key)),
+        )?;
+        out.put(&blob)
+    })
+}
+
+/// `C_UnwrapKey`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_UnwrapKey(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    unwrapping: CK_OBJECT_HANDLE,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: CK_ULONG,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        if key.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the mechanism, wrapped bytes and template are valid for their lengths.
+        let (mech, blob, t) = unsafe {
+            (
+                mechanism(mech)?,
+                bytes(wrapped, wrapped_len)?,
+                template(attrs, count)?,
+            )
+        };
+        let o = check(
+            m.hsm
+                .unwrap_key(session(h), &mech, object(unwrapping), blob, &t),
+        )?;
+        // SAFETY: `key` is non-null and writable.
+        unsafe { write(key, o.0) }
+    })
+}
+
+/// `C_DeriveKey`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_DeriveKey(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    base: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        if key.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the mechanism and template are valid for their stated lengths.
+        let (mech, t) = unsafe { (mechanism(mech)?, template(attrs, count)?) };
+        let o = check(m.hsm.derive_key(session(h), &mech, object(base), &t))?;
+        // SAFETY: `key` is non-null and writable.
+        unsafe { write(key, o.0) }
+    })
+}
+
+/// `C_SeedRandom`: the seed is taken as a request for fresh entropy, never as the only
+/// input to the generator.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SeedRandom(
+    h: CK_SESSION_HANDLE,
+    seed: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        // SAFETY: the seed is `len` bytes.
+        let seed = unsafe { bytes(seed, len) }?;
+        check(m.hsm.seed_random(session(h), seed))
+    })
+}
+
+/// `C_GenerateRandom`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GenerateRandom(
+    h: CK_SESSION_HANDLE,
+    out: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        // SAFETY: the output is `len` writable bytes.
+        let out = unsafe { bytes_mut(out, len) }?;
+        check(m.hsm.generate_random(session(h), out))
+    })
+}

@@ -1,0 +1,350 @@
+//! The C ABI: every exported `C_*` function and the pointer helpers they use.
+//!
+//! This module tree is the only place in the crate with `unsafe`. The helpers at the top turn
+//! the caller's raw pointers into Rust references under the contract the PKCS#11 specification
+//! places on each argument (a pointer with a length is valid for that many bytes, an output
+//! length pointer is writable, and so on); null pointers and absurd lengths are refused with
+//! `CKR_ARGUMENTS_BAD` before anything is read. The functions themselves sit one file per
+//! chapter of the specification (PKCS#11 3.0 §5), each one a call to [`entry`]: catch any
+//! panic, check that the module is initialised, run safe code returning `Result`, and map the
+//! error to a `CK_RV` in exactly one place ([`crate::rv`]).
+#![allow(unsafe_code)]
+
+use cryptoki_sys::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub mod crypt;
+pub mod digest;
+pub mod general;
+pub mod keys;
+pub mod message;
+pub mod object;
+pub(crate) mod params;
+pub mod session;
+pub mod sign;
+pub mod slot;
+
+/// A result whose error is already a `CK_RV`.
+pub(crate) type CkResult<T> = Result<T, CK_RV>;
+
+/// The largest buffer any argument may describe: 1 GiB. Longer lengths are refused before the
+/// pointer is touched (a negative `int` cast to `CK_ULONG` shows up as an enormous length).
+pub(crate) const MAX_BUFFER: usize = 1 << 30;
+
+/// The largest count of array elements (attributes, handles, mechanisms) an argument may
+/// describe.
+pub(crate) const MAX_ELEMENTS: usize = 1 << 20;
+
+/// Runs one exported function: catches panics (none may cross the C ABI), and turns the
+/// result into a `CK_RV`.
+pub(crate) fn entry(f: impl FnOnce() -> CkResult<()>) -> CK_RV {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => CKR_OK,
+        Ok(Err(rv)) => rv,
+        Err(_) => CKR_GENERAL_ERROR,
+    }
+}
+
+fn length(len: CK_ULONG, max: usize) -> CkResult<usize> {
+    usize::try_from(len)
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or(CKR_ARGUMENTS_BAD)
+}
+
+/// Reads `len` bytes at `p`. A null pointer is accepted only with a zero length.
+///
+/// # Safety
+/// `p` is null or valid for reads of `len` bytes, unchanged for `'a`.
+pub(crate) unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> CkResult<&'a [u8]> {
+    let n = length(len, MAX_BUFFER)?;
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    // SAFETY: non-null, and the caller guarantees `n` readable bytes (checked ≤ 1 GiB).
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// Reads `n` elements at `p`. A null pointer is accepted only with a zero count.
+///
+/// # Safety
+/// `p` is null or valid for reads of `n` properly aligned `T`s, unchanged for `'a`.
+pub(crate) unsafe fn array<'a, T>(p: *const T, n: CK_ULONG) -> CkResult<&'a [T]> {
+    let n = length(n, MAX_ELEMENTS)?;
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() || !p.is_aligned() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    // SAFETY: non-null and aligned; the caller guarantees `n` readable elements.
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// Borrows `n` elements at `p` for writing. A null pointer is accepted only with a zero count.
+///
+/// # Safety
+/// `p` is null or valid for reads and writes of `n` aligned `T`s, not aliased for `'a`.
+pub(crate) unsafe fn array_mut<'a, T>(p: *mut T, n: CK_ULONG) -> CkResult<&'a mut [T]> {
+    let n = length(n, MAX_ELEMENTS)?;
+    if n == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() || !p.is_aligned() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    // SAFETY: non-null and aligned; the caller guarantees `n` writable elements.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
+}
+
+/// Reads one `T` (a parameter structure, a version) at `p`, which may be unaligned.
+///
+/// # Safety
+/// `p` is null or valid for a read of `size_of::<T>()` bytes forming a valid `T`.
+pub(crate) unsafe fn read<T: Copy>(p: *const T) -> CkResult<T> {
+    if p.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    // SAFETY: non-null; the caller guarantees a readable `T`; unaligned reads are allowed.
+    Ok(unsafe { p.read_unaligned() })
+}
+
+/// Reads a parameter structure given as a pointer and a byte length, refusing a length that
+/// is not exactly the structure's size.
+///
+/// # Safety
+/// `p` is null or valid for a read of `len` bytes.
+pub(crate) unsafe fn read_param<T: Copy>(p: *const std::ffi::c_void, len: CK_ULONG) -> CkResult<T> {
+    if p.is_null() || usize::try_from(len).ok() != Some(size_of::<T>()) {
+        return Err(CKR_MECHANISM_PARAM_INVALID);
+    }
+    // SAFETY: non-null and `len == size_of::<T>()` bytes readable by the caller's contract;
+    // every parameter structure used here is plain integers and pointers, valid for any bits.
+    Ok(unsafe { p.cast::<T>().read_unaligned() })
+}
+
+/// Writes one `T` at `p`, which may be unaligned.
+///
+/// # Safety
+/// `p` is null or valid for a write of `size_of::<T>()` bytes.
+pub(crate) unsafe fn write<T>(p: *mut T, v: T) -> CkResult<()> {
+    if p.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    // SAFETY: non-null; the caller guarantees the output is writable.
+    unsafe { p.write_unaligned(v) };
+    Ok(())
+}
+
+/// An output buffer with the specification's two-call length convention (PKCS#11 3.0
+/// §5.2): a null buffer asks for the length; a short buffer gets `CKR_BUFFER_TOO_SMALL` and
+/// the length needed; otherwise the bytes are copied and the length set.
+pub(crate) struct Output<'a> {
+    buf: Option<&'a mut [u8]>,
+    len: *mut CK_ULONG,
+}
+
+/// Wraps the caller's `(pBuffer, pulBufferLen)` pair.
+///
+/// # Safety
+/// `len` is null or valid for reads and writes of a `CK_ULONG`; when `p` is non-null it is
+/// valid for writes of `*len` bytes, not aliased, for `'a`.
+pub(crate) unsafe fn output<'a>(p: *mut u8, len: *mut CK_ULONG) -> CkResult<Output<'a>> {
+    if len.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    let buf = if p.is_null() {
+        None
+    } else {
+        // SAFETY: `len` is non-null and readable by the caller's contract.
+        let cap = length(unsafe { len.read_unaligned() }, usize::MAX)?;
+        // SAFETY: the caller guarantees `cap` writable bytes at `p`; a length beyond the
+        // address space cannot describe a real buffer, and `from_raw_parts_mut` needs
+        // `cap <= isize::MAX`.
+        (cap <= isize::MAX as usize).then(|| unsafe { std::slice::from_raw_parts_mut(p, cap) })
+    };
+    if !p.is_null() && buf.is_none() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    Ok(Output { buf, len })
+}
+
+impl Output<'_> {
+    fn set_len(&mut self, n: usize) {
+        // SAFETY: `len` was checked non-null and writable when this `Output` was made.
+        unsafe { self.len.write_unaligned(n as CK_ULONG) };
+    }
+
+    /// Answers a length query with `needed` (returns `Ok(false)`: nothing more to do), refuses
+    /// a buffer shorter than `needed` with `CKR_BUFFER_TOO_SMALL`, and otherwise returns
+    /// `Ok(true)`: go ahead and produce the output. `needed` may be an upper bound.
+    pub(crate) fn ready(&mut self, needed: usize) -> CkResult<bool> {
+        match &self.buf {
+            None => {
+                self.set_len(needed);
+                Ok(false)
+            }
+            Some(b) if b.len() < needed => {
+                self.set_len(needed);
+                Err(CKR_BUFFER_TOO_SMALL)
+            }
+            Some(_) => Ok(true),
+        }
+    }
+
+    /// Copies `data` out (the two-call convention applies when the buffer is short) and sets
+    /// the length.
+    pub(crate) fn put(&mut self, data: &[u8]) -> CkResult<()> {
+        if !self.ready(data.len())? {
+            return Ok(());
+        }
+        if let Some(b) = &mut self.buf {
+            b[..data.len()].copy_from_slice(data);
+        }
+        self.set_len(data.len());
+        Ok(())
+    }
+}
+
+/// Copies `text` into a fixed, blank-padded `CK_UTF8CHAR` field (truncating on a character
+/// boundary).
+pub(crate) fn padded<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [b' '; N];
+    let mut end = text.len().min(N);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&text.as_bytes()[..end]);
+    out
+}
+
+/// The file this code was loaded from: the shared object when loaded as one, the test
+/// executable when linked in.
+pub(crate) fn own_path() -> Option<std::path::PathBuf> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let addr = own_path as *const std::ffi::c_void;
+    // SAFETY: `addr` is an address inside this object and `info` is a valid, writable
+    // `Dl_info`; dladdr only fills it in.
+    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr returned a non-null, NUL-terminated path owned by the loader, valid while
+    // this object stays loaded (it is copied at once).
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    // A bare name means the main executable in some loaders; /proc/self/exe is exact.
+    if path.is_absolute() {
+        Some(path)
+    } else {
+        std::fs::read_link("/proc/self/exe").ok()
+    }
+}
+
+/// Registers the fork handler once per process: a child sees every module initialisation of
+/// its parent as gone, so it gets `CKR_CRYPTOKI_NOT_INITIALIZED` until it calls
+/// `C_Initialize` itself.
+pub(crate) fn watch_fork() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn in_child() {
+        crate::state::forked();
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only bumps an atomic counter, which is
+        // async-signal-safe as a fork child handler must be.
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+    });
+}
+
+/// Copies `items` out with the two-call convention, where the caller's buffer is an array of
+/// `*count` elements.
+///
+/// # Safety
+/// `count` is null or valid for reads and writes of a `CK_ULONG`; when `p` is non-null it is
+/// valid for writes of `*count` elements.
+pub(crate) unsafe fn output_array<T: Copy>(
+    p: *mut T,
+    count: *mut CK_ULONG,
+    items: &[T],
+) -> CkResult<()> {
+    if count.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    let n = items.len() as CK_ULONG;
+    if p.is_null() {
+        // SAFETY: `count` is non-null and writable by the caller's contract.
+        return unsafe { write(count, n) };
+    }
+    // SAFETY: non-null and readable by the caller's contract.
+    let cap = unsafe { read(count) }?;
+    // SAFETY: as above, writable.
+    unsafe { write(count, n) }?;
+    if cap < n {
+        return Err(CKR_BUFFER_TOO_SMALL);
+    }
+    // SAFETY: the caller's array holds `cap >= n` elements.
+    let out = unsafe { array_mut(p, n) }?;
+    out.copy_from_slice(items);
+    Ok(())
+}
+
+/// The engine's handle for a session.
+pub(crate) fn session(h: CK_SESSION_HANDLE) -> craton_store::SessionHandle {
+    craton_store::SessionHandle(h)
+}
+
+/// The engine's handle for an object.
+pub(crate) fn object(h: CK_OBJECT_HANDLE) -> craton_store::ObjectHandle {
+    craton_store::ObjectHandle(h)
+}
+
+/// Reads a template into typed attributes.
+///
+/// # Safety
+/// `p` is null or points to `n` `CK_ATTRIBUTE`s whose value pointers are valid for their
+/// stated lengths.
+pub(crate) unsafe fn template(
+    p: *const CK_ATTRIBUTE,
+    n: CK_ULONG,
+) -> CkResult<
+    Vec<(
+        craton_core::attribute::AttributeType,
+        craton_core::attribute::AttrValue,
+    )>,
+> {
+    // SAFETY: forwarded from the caller.
+    let raw = unsafe { array(p, n) }?;
+    let mut out = Vec::with_capacity(raw.len());
+    for a in raw {
+        let t = craton_core::attribute::AttributeType(a.type_);
+        // SAFETY: each value pointer is valid for its stated length (caller's contract).
+        let v = unsafe { bytes(a.pValue.cast_const().cast(), a.ulValueLen) }
+            .map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?;
+        out.push((t, crate::attrs::decode(t, v)?));
+    }
+    Ok(out)
+}
+
+/// Borrows `len` bytes at `p` for writing. A null pointer is accepted only with a zero length.
+///
+/// # Safety
+/// `p` is null or valid for writes of `len` bytes, not aliased for `'a`.
+pub(crate) unsafe fn bytes_mut<'a>(p: *mut u8, len: CK_ULONG) -> CkResult<&'a mut [u8]> {
+    let n = length(len, MAX_BUFFER)?;
+    if n == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    // SAFETY: non-null; the caller guarantees `n` writable bytes (checked ≤ 1 GiB).
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
+}

@@ -1,0 +1,267 @@
+//! Signing, MACs and verification with and without message recovery (PKCS#11 3.0 §5.12,
+//! §5.13).
+
+use super::crypt::ending;
+use super::params::mechanism;
+use super::{CkResult, bytes, entry, object, output, session};
+use crate::rv::check;
+use crate::state::module;
+use craton_store::OperationKind;
+use cryptoki_sys::*;
+
+#[derive(Clone, Copy)]
+enum Init {
+    Sign,
+    SignRecover,
+    Verify,
+    VerifyRecover,
+}
+
+fn init(h: CK_SESSION_HANDLE, what: Init, mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        // SAFETY: the mechanism and its parameters are valid for their stated lengths.
+        let mech = unsafe { mechanism(mech) }?;
+        let (s, k) = (session(h), object(key));
+        check(match what {
+            Init::Sign => m.hsm.sign_init(s, &mech, k),
+            Init::SignRecover => m.hsm.sign_recover_init(s, &mech, k),
+            Init::Verify => m.hsm.verify_init(s, &mech, k),
+            Init::VerifyRecover => m.hsm.verify_recover_init(s, &mech, k),
+        })
+    })
+}
+
+/// Runs `f` and ends the operation `kind` if it failed in a way that ends it.
+fn run(
+    h: CK_SESSION_HANDLE,
+    kind: OperationKind,
+    f: impl FnOnce(&crate::state::Module) -> CkResult<()>,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        let r = f(&m);
+        ending(&m, h, kind, r)
+    })
+}
+
+/// `C_SignInit`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignInit(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    init(h, Init::Sign, mech, key)
+}
+
+/// `C_Sign`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Sign(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    sig: *mut CK_BYTE,
+    sig_len: *mut CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Sign, |m| {
+        // SAFETY: the data is `data_len` bytes; the signature buffer holds `*sig_len` bytes.
+        let (data, mut out) = unsafe { (bytes(data, data_len)?, output(sig, sig_len)?) };
+        if !out.ready(check(m.hsm.signature_len(session(h)))?)? {
+            return Ok(());
+        }
+        out.put(&check(m.hsm.sign(session(h), data))?)
+    })
+}
+
+/// `C_SignUpdate`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignUpdate(
+    h: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Sign, |m| {
+        // SAFETY: the part is `len` bytes.
+        let part = unsafe { bytes(part, len) }?;
+        check(m.hsm.sign_update(session(h), part))
+    })
+}
+
+/// `C_SignFinal`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignFinal(
+    h: CK_SESSION_HANDLE,
+    sig: *mut CK_BYTE,
+    sig_len: *mut CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Sign, |m| {
+        // SAFETY: the signature buffer holds `*sig_len` bytes.
+        let mut out = unsafe { output(sig, sig_len) }?;
+        if !out.ready(check(m.hsm.signature_len(session(h)))?)? {
+            return Ok(());
+        }
+        out.put(&check(m.hsm.sign_final(session(h)))?)
+    })
+}
+
+/// `C_SignRecoverInit`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignRecoverInit(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    init(h, Init::SignRecover, mech, key)
+}
+
+/// `C_SignRecover`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignRecover(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    sig: *mut CK_BYTE,
+    sig_len: *mut CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Sign, |m| {
+        // SAFETY: the data is `data_len` bytes; the signature buffer holds `*sig_len` bytes.
+        let (data, mut out) = unsafe { (bytes(data, data_len)?, output(sig, sig_len)?) };
+        if !out.ready(check(m.hsm.signature_len(session(h)))?)? {
+            return Ok(());
+        }
+        out.put(&check(m.hsm.sign_recover(session(h), data))?)
+    })
+}
+
+/// `C_VerifyInit`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifyInit(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    init(h, Init::Verify, mech, key)
+}
+
+/// `C_Verify`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Verify(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    sig: *mut CK_BYTE,
+    sig_len: CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Verify, |m| {
+        // SAFETY: the data and signature are their stated lengths.
+        let (data, sig) = unsafe { (bytes(data, data_len)?, bytes(sig, sig_len)?) };
+        check(m.hsm.verify(session(h), data, sig))
+    })
+}
+
+/// `C_VerifyUpdate`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifyUpdate(
+    h: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Verify, |m| {
+        // SAFETY: the part is `len` bytes.
+        let part = unsafe { bytes(part, len) }?;
+        check(m.hsm.verify_update(session(h), part))
+    })
+}
+
+/// `C_VerifyFinal`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifyFinal(
+    h: CK_SESSION_HANDLE,
+    sig: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Verify, |m| {
+        // SAFETY: the signature is `len` bytes.
+        let sig = unsafe { bytes(sig, len) }?;
+        check(m.hsm.verify_final(session(h), sig))
+    })
+}
+
+/// `C_VerifyRecoverInit`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifyRecoverInit(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    init(h, Init::VerifyRecover, mech, key)
+}
+
+/// `C_VerifyRecover`: the recovered data is never longer than the signature (RSA), which is
+/// the length a query gets.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifyRecover(
+    h: CK_SESSION_HANDLE,
+    sig: *mut CK_BYTE,
+    sig_len: CK_ULONG,
+    data: *mut CK_BYTE,
+    data_len: *mut CK_ULONG,
+) -> CK_RV {
+    run(h, OperationKind::Verify, |m| {
+        // SAFETY: the signature is `sig_len` bytes; the data buffer holds `*data_len` bytes.
+        let (sig, mut out) = unsafe { (bytes(sig, sig_len)?, output(data, data_len)?) };
+        if !out.ready(sig.len())? {
+            return Ok(());
+        }
+        out.put(&check(m.hsm.verify_recover(session(h), sig))?)
+    })
+}

@@ -1,0 +1,128 @@
+//! The one mapping from the engine's errors to `CK_RV`.
+//!
+//! Each engine error names one thing the caller can act on, so most map one to one. Where the
+//! choice is not obvious the reason is written beside it.
+
+use craton_core::CryptoError;
+use craton_core::attribute::AttributeError;
+use craton_store::HsmError;
+use craton_store::persist::StoreError;
+use cryptoki_sys::*;
+
+/// The `CK_RV` for an engine error.
+pub(crate) fn from_hsm(e: &HsmError) -> CK_RV {
+    match e {
+        HsmError::SlotIdInvalid => CKR_SLOT_ID_INVALID,
+        // C_OpenSession and C_Login on a token that was never initialised: the token is
+        // present but has no identity yet.
+        HsmError::TokenNotInitialized => CKR_TOKEN_NOT_RECOGNIZED,
+        HsmError::SessionHandleInvalid => CKR_SESSION_HANDLE_INVALID,
+        HsmError::SessionReadOnly => CKR_SESSION_READ_ONLY,
+        HsmError::SessionReadOnlyExists => CKR_SESSION_READ_ONLY_EXISTS,
+        HsmError::SessionReadWriteSoExists => CKR_SESSION_READ_WRITE_SO_EXISTS,
+        HsmError::SessionExists => CKR_SESSION_EXISTS,
+        HsmError::UserAlreadyLoggedIn => CKR_USER_ALREADY_LOGGED_IN,
+        HsmError::UserAnotherAlreadyLoggedIn => CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+        HsmError::UserNotLoggedIn => CKR_USER_NOT_LOGGED_IN,
+        HsmError::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
+        HsmError::PinIncorrect => CKR_PIN_INCORRECT,
+        HsmError::PinLocked => CKR_PIN_LOCKED,
+        HsmError::PinLenRange => CKR_PIN_LEN_RANGE,
+        HsmError::ObjectHandleInvalid => CKR_OBJECT_HANDLE_INVALID,
+        HsmError::KeyHandleInvalid => CKR_KEY_HANDLE_INVALID,
+        HsmError::Attribute(a) => from_attribute(a),
+        HsmError::ActionProhibited(_) => CKR_ACTION_PROHIBITED,
+        HsmError::KeyFunctionNotPermitted(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
+        HsmError::KeyUnextractable(_) => CKR_KEY_UNEXTRACTABLE,
+        HsmError::WrappingKeyTooWeak => CKR_WRAPPING_KEY_SIZE_RANGE,
+        HsmError::OperationActive => CKR_OPERATION_ACTIVE,
+        HsmError::OperationNotInitialized => CKR_OPERATION_NOT_INITIALIZED,
+        HsmError::SavedStateInvalid => CKR_SAVED_STATE_INVALID,
+        HsmError::ArgumentsBad(_) => CKR_ARGUMENTS_BAD,
+        HsmError::Crypto(c) => from_crypto(c),
+        HsmError::Store(s) => from_store(s),
+        // Nothing is done unaudited: a log that cannot be written is a device failure.
+        HsmError::Audit(_) => CKR_DEVICE_ERROR,
+        HsmError::Config(_) => CKR_GENERAL_ERROR,
+        _ => CKR_GENERAL_ERROR,
+    }
+}
+
+/// The `CK_RV` for a template-rule violation.
+pub(crate) fn from_attribute(e: &AttributeError) -> CK_RV {
+    match e {
+        AttributeError::TypeInvalid(_) => CKR_ATTRIBUTE_TYPE_INVALID,
+        AttributeError::ValueInvalid(_) => CKR_ATTRIBUTE_VALUE_INVALID,
+        AttributeError::ReadOnly(_) => CKR_ATTRIBUTE_READ_ONLY,
+        AttributeError::Sensitive(_) => CKR_ATTRIBUTE_SENSITIVE,
+        AttributeError::Incomplete(_) => CKR_TEMPLATE_INCOMPLETE,
+        AttributeError::Inconsistent(_) => CKR_TEMPLATE_INCONSISTENT,
+        _ => CKR_TEMPLATE_INCONSISTENT,
+    }
+}
+
+/// The `CK_RV` for a cryptographic failure.
+pub(crate) fn from_crypto(e: &CryptoError) -> CK_RV {
+    match e {
+        CryptoError::MechanismUnsupported(_) => CKR_MECHANISM_INVALID,
+        CryptoError::MechanismParamInvalid(_) => CKR_MECHANISM_PARAM_INVALID,
+        CryptoError::KeyTypeInconsistent { .. } => CKR_KEY_TYPE_INCONSISTENT,
+        CryptoError::KeySizeRange { .. } => CKR_KEY_SIZE_RANGE,
+        // Key material that does not form a key arrives through a template (C_CreateObject,
+        // C_UnwrapKey's result): the value given is what is wrong.
+        CryptoError::KeyInvalid(_) => CKR_ATTRIBUTE_VALUE_INVALID,
+        CryptoError::KeyFunctionNotPermitted(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
+        CryptoError::DataLenRange => CKR_DATA_LEN_RANGE,
+        CryptoError::EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,
+        CryptoError::EncryptedDataLenRange => CKR_ENCRYPTED_DATA_LEN_RANGE,
+        CryptoError::SignatureInvalid => CKR_SIGNATURE_INVALID,
+        CryptoError::SignatureLenRange => CKR_SIGNATURE_LEN_RANGE,
+        CryptoError::WrappedKeyInvalid => CKR_WRAPPED_KEY_INVALID,
+        CryptoError::WrappedKeyLenRange => CKR_WRAPPED_KEY_LEN_RANGE,
+        CryptoError::BufferTooSmall { .. } => CKR_BUFFER_TOO_SMALL,
+        CryptoError::OperationState(_) => CKR_FUNCTION_FAILED,
+        // A failed self-test or random generator: the module refuses all cryptography.
+        CryptoError::ErrorState(_) | CryptoError::Rng(_) => CKR_DEVICE_ERROR,
+        CryptoError::Library => CKR_FUNCTION_FAILED,
+        _ => CKR_FUNCTION_FAILED,
+    }
+}
+
+fn from_store(e: &StoreError) -> CK_RV {
+    match e {
+        StoreError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+            CKR_DEVICE_MEMORY
+        }
+        StoreError::MasterKeyUnavailable => CKR_USER_NOT_LOGGED_IN,
+        _ => CKR_DEVICE_ERROR,
+    }
+}
+
+/// Maps an engine result.
+pub(crate) fn check<T>(r: craton_store::Result<T>) -> Result<T, CK_RV> {
+    r.map_err(|e| from_hsm(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_misuse_and_failures_get_distinct_codes() {
+        assert_eq!(from_hsm(&HsmError::OperationActive), CKR_OPERATION_ACTIVE);
+        assert_eq!(
+            from_crypto(&CryptoError::BufferTooSmall { required: 3 }),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(
+            from_hsm(&HsmError::Crypto(CryptoError::SignatureInvalid)),
+            CKR_SIGNATURE_INVALID
+        );
+        assert_eq!(
+            from_hsm(&HsmError::Attribute(AttributeError::Sensitive(
+                craton_core::attribute::AttributeType::VALUE
+            ))),
+            CKR_ATTRIBUTE_SENSITIVE
+        );
+    }
+}

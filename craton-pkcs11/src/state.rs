@@ -1,0 +1,244 @@
+//! The crate's one `static`: the engine `C_Initialize` opened, until `C_Finalize`.
+//!
+//! Every call takes a reference-counted handle to the module under a read lock and works with
+//! no lock of ours held; `C_Finalize` removes the module, and the engine closes (sealing its
+//! audit log) once the last call still running lets go of it. After `fork()` the child sees
+//! no module: the parent's engine, its store lock and its threads are not the child's to use
+//! or to close.
+
+use crate::ffi::{self, CkResult};
+use craton_core::post::PostFailure;
+use craton_store::config::ConfigSource;
+use craton_store::{Config, Event, Hsm};
+use cryptoki_sys::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+/// An initialised module.
+#[derive(Debug)]
+pub(crate) struct Module {
+    /// The engine.
+    pub(crate) hsm: Hsm,
+    /// Message-based operations (`C_Message*Init`) of every session.
+    pub(crate) messages: ffi::message::Messages,
+    /// The fork generation this module was opened in.
+    generation: u64,
+}
+
+static MODULE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
+
+/// Bumped in the child after every `fork()`.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Wakes `C_WaitForSlotEvent` callers when the module is finalised.
+static FINALIZED: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Called by the fork handler in the child.
+pub(crate) fn forked() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The initialised module, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
+pub(crate) fn module() -> CkResult<Arc<Module>> {
+    let guard = MODULE.read().unwrap_or_else(|e| e.into_inner());
+    match guard.as_ref() {
+        Some(m) if m.generation == FORK_GENERATION.load(Ordering::Acquire) => Ok(m.clone()),
+        _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
+    }
+}
+
+/// What `CK_C_INITIALIZE_ARGS` asked for, once checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InitOptions {
+    /// `CKF_LIBRARY_CANT_CREATE_OS_THREADS` was not set.
+    pub(crate) may_create_threads: bool,
+}
+
+/// `C_Initialize`: loads the configuration, opens the engine (which runs POST), checks the
+/// integrity of the module file and records the start in the audit log.
+pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
+    ffi::watch_fork();
+    let generation = FORK_GENERATION.load(Ordering::Acquire);
+    let mut guard = MODULE.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = guard.take() {
+        if m.generation == generation {
+            *guard = Some(m);
+            return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+        }
+        // Inherited from the parent across fork(): its store lock, log and threads belong to
+        // the parent, so it must be neither used nor closed (closing would seal the parent's
+        // audit log from here).
+        std::mem::forget(m);
+    }
+    let (config, _source): (Config, ConfigSource) =
+        Config::discover(None).map_err(|e| refuse(&e.to_string(), CKR_GENERAL_ERROR))?;
+    if config.client.is_some() {
+        return Err(refuse(
+            "remote mode ([client]) is not available in this build of the module",
+            CKR_GENERAL_ERROR,
+        ));
+    }
+    if !options.may_create_threads && config.audit.level != craton_store::config::AuditLevel::None {
+        // The audit log syncs per-operation entries from a background thread.
+        return Err(CKR_NEED_TO_CREATE_THREADS);
+    }
+    let development = config.security.development_build;
+    let integrity = check_integrity();
+    let hsm = Hsm::open(config).map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
+    let (module_path, outcome) = integrity;
+    hsm.report(Event::IntegrityChecked {
+        module: module_path.clone(),
+        passed: outcome.is_ok(),
+        detail: outcome.clone().err().unwrap_or_default(),
+        enforced: !development,
+    })
+    .map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
+    if let Err(why) = outcome
+        && !development
+    {
+        hsm.fail_self_test(PostFailure::Integrity);
+        return Err(refuse(
+            &format!("integrity check of {module_path} failed: {why}"),
+            CKR_FUNCTION_FAILED,
+        ));
+    }
+    hsm.report(Event::Frontend {
+        frontend: "pkcs11",
+        pid: std::process::id(),
+        attached: true,
+    })
+    .map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
+    *guard = Some(Arc::new(Module {
+        hsm,
+        messages: Default::default(),
+        generation,
+    }));
+    Ok(())
+}
+
+/// `C_Finalize`.
+pub(crate) fn finalize() -> CkResult<()> {
+    let m = {
+        let mut guard = MODULE.write().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(m) if m.generation == FORK_GENERATION.load(Ordering::Acquire) => guard.take(),
+            _ => return Err(CKR_CRYPTOKI_NOT_INITIALIZED),
+        }
+    };
+    if let Some(m) = m {
+        // The engine closes when the last running call drops its handle.
+        let _ = m.hsm.report(Event::Frontend {
+            frontend: "pkcs11",
+            pid: std::process::id(),
+            attached: false,
+        });
+    }
+    let (count, wake) = &FINALIZED;
+    *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    wake.notify_all();
+    Ok(())
+}
+
+/// Blocks until the module is finalised (the slots of this module never change otherwise).
+pub(crate) fn wait_for_finalize() {
+    let (count, wake) = &FINALIZED;
+    let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+    let start = *n;
+    while *n == start && module().is_ok() {
+        let (next, _) = wake
+            .wait_timeout(n, std::time::Duration::from_millis(200))
+            .unwrap_or_else(|e| e.into_inner());
+        n = next;
+    }
+}
+
+/// An initialisation failure: the reason goes to standard error (the caller only gets a
+/// number, and an operator needs the words), then the code.
+fn refuse(reason: &str, rv: CK_RV) -> CK_RV {
+    eprintln!("craton-hsm: C_Initialize failed: {reason}");
+    rv
+}
+
+/// Checks the file this code was loaded from against the sidecar beside it
+/// (`libcraton_hsm.so` → `libcraton_hsm.hmac`). Returns the path checked and the outcome.
+fn check_integrity() -> (String, Result<(), String>) {
+    let Some(path) = ffi::own_path() else {
+        return (
+            "<unknown>".to_owned(),
+            Err("cannot locate the module file".to_owned()),
+        );
+    };
+    let shown = path.display().to_string();
+    (shown, verify_file(&path))
+}
+
+/// The sidecar of a module file: same directory and stem, extension `.hmac`.
+pub(crate) fn sidecar_path(module: &Path) -> std::path::PathBuf {
+    module.with_extension("hmac")
+}
+
+fn verify_file(module: &Path) -> Result<(), String> {
+    let sidecar = sidecar_path(module);
+    let text = std::fs::read_to_string(&sidecar)
+        .map_err(|e| format!("cannot read sidecar {}: {e}", sidecar.display()))?;
+    let tag = parse_hex(text.trim())
+        .ok_or_else(|| format!("sidecar {} is not 64 hex digits", sidecar.display()))?;
+    let image =
+        std::fs::read(module).map_err(|e| format!("cannot read {}: {e}", module.display()))?;
+    craton_core::post::verify_integrity(&image, &tag)
+        .map_err(|_| format!("{} does not match {}", module.display(), sidecar.display()))
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_sits_beside_the_module() {
+        assert_eq!(
+            sidecar_path(Path::new("/usr/lib/libcraton_hsm.so")),
+            Path::new("/usr/lib/libcraton_hsm.hmac")
+        );
+    }
+
+    #[test]
+    fn verify_file_detects_missing_malformed_and_wrong_sidecars() {
+        let dir = std::env::temp_dir().join(format!("craton-integrity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let module = dir.join("libcraton_hsm.so");
+        std::fs::write(&module, b"not really an ELF file").expect("write");
+        assert!(
+            verify_file(&module)
+                .expect_err("missing")
+                .contains("cannot read sidecar")
+        );
+        std::fs::write(sidecar_path(&module), "xyz").expect("write");
+        assert!(
+            verify_file(&module)
+                .expect_err("bad")
+                .contains("64 hex digits")
+        );
+        let tag = craton_core::post::integrity_tag(b"not really an ELF file").expect("tag");
+        std::fs::write(sidecar_path(&module), format!("{}\n", hex::encode(tag))).expect("w");
+        assert_eq!(verify_file(&module), Ok(()));
+        std::fs::write(&module, b"not really an ELF filf").expect("write");
+        assert!(
+            verify_file(&module)
+                .expect_err("mismatch")
+                .contains("does not match")
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,233 @@
+//! Integration tests of the PKCS#11 module through its C ABI: each test calls the exported
+//! functions with the pointers, lengths and mistakes a C application would pass.
+//!
+//! The module is a process-wide singleton, so every test runs in a fresh child process of
+//! this binary ([`isolated`]) with its own state directory and configuration: tests can
+//! initialise, finalise and fork without seeing each other.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+// The exports are `unsafe extern "C" fn`s: calling them is what these tests are for.
+#![allow(unsafe_code)]
+// The arguments of `c!` are test expressions (pointers to locals), not hidden unsafe code.
+#![allow(clippy::macro_metavars_in_unsafe)]
+
+/// Calls an exported function.
+#[macro_export]
+macro_rules! c {
+    ($f:ident($($a:expr),* $(,)?)) => {{
+        // SAFETY: every pointer argument points to a live local of the calling test, valid
+        // for the length passed beside it (or is null where the test checks the refusal).
+        #[allow(unused_unsafe)]
+        unsafe {
+            $f($($a),*)
+        }
+    }};
+}
+
+mod abi_rules;
+mod client_expectations;
+mod crypto_calls;
+
+use craton_hsm::ffi::{general::*, keys::C_GenerateKeyPair, object::*, session::*, slot::*};
+use cryptoki_sys::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+pub const SO_PIN: &[u8] = b"so-pin-0000";
+pub const USER_PIN: &[u8] = b"user-pin-0000";
+
+const CHILD: &str = "CRATON_PKCS11_IT_CHILD";
+
+/// Runs `body` in a child process of this test binary, with `CRATON_HSM_CONFIG` naming a
+/// fresh configuration (development build: the test binary has no sidecar; cheap PBKDF2).
+/// `extra` is appended to the configuration file.
+pub fn isolated(test: &str, extra: &str, body: impl FnOnce()) {
+    if std::env::var_os(CHILD).is_some() {
+        body();
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "craton-pkcs11-it-{}-{}",
+        std::process::id(),
+        test.replace("::", "-")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("craton_hsm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[token]\nslots = 2\nstate_dir = \"{}\"\n\
+             [security]\ndevelopment_build = true\npbkdf2_iterations = 1000\n\
+             max_failed_logins = 3\n\
+             [audit]\npath = \"{}\"\n{extra}",
+            dir.join("state").display(),
+            dir.join("audit.log").display()
+        ),
+    )
+    .unwrap();
+    let test = test.strip_prefix("it::").unwrap_or(test);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("CRATON_HSM_CONFIG", &config)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "child for {test} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The directory of the running child's state (for tests that look at files).
+pub fn audit_path() -> PathBuf {
+    let config = std::env::var("CRATON_HSM_CONFIG").unwrap();
+    PathBuf::from(config).with_file_name("audit.log")
+}
+
+/// Asserts a return value, naming the call.
+#[track_caller]
+pub fn ok(rv: CK_RV) {
+    assert_eq!(rv, CKR_OK, "expected CKR_OK, got {rv:#x}");
+}
+
+/// `c!(C_Initialize(NULL))`, then token 0 initialised with a user PIN; returns a logged-in R/W
+/// user session.
+pub fn user_session() -> CK_SESSION_HANDLE {
+    ok(c!(C_Initialize(std::ptr::null_mut())));
+    init_token(0);
+    let h = open(0, true);
+    let mut pin = USER_PIN.to_vec();
+    ok(c!(C_Login(
+        h,
+        CKU_USER,
+        pin.as_mut_ptr(),
+        pin.len() as CK_ULONG,
+    )));
+    h
+}
+
+/// Initialises the token in `slot` and sets its user PIN.
+pub fn init_token(slot: CK_SLOT_ID) {
+    let mut so = SO_PIN.to_vec();
+    let mut label = [b' '; 32];
+    label[..4].copy_from_slice(b"test");
+    ok(c!(C_InitToken(
+        slot,
+        so.as_mut_ptr(),
+        so.len() as CK_ULONG,
+        label.as_mut_ptr(),
+    )));
+    let h = open(slot, true);
+    ok(c!(C_Login(
+        h,
+        CKU_SO,
+        so.as_mut_ptr(),
+        so.len() as CK_ULONG
+    )));
+    let mut pin = USER_PIN.to_vec();
+    ok(c!(C_InitPIN(h, pin.as_mut_ptr(), pin.len() as CK_ULONG)));
+    ok(c!(C_CloseSession(h)));
+}
+
+/// Opens a session.
+pub fn open(slot: CK_SLOT_ID, rw: bool) -> CK_SESSION_HANDLE {
+    let mut h = 0;
+    let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };
+    ok(c!(C_OpenSession(
+        slot,
+        flags,
+        std::ptr::null_mut(),
+        None,
+        &mut h,
+    )));
+    h
+}
+
+/// An attribute pointing at `value` (which must outlive the call).
+pub fn attr<T>(t: CK_ATTRIBUTE_TYPE, value: &mut T) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE {
+        type_: t,
+        pValue: (value as *mut T).cast(),
+        ulValueLen: size_of::<T>() as CK_ULONG,
+    }
+}
+
+/// An attribute pointing at a byte string.
+pub fn attr_bytes(t: CK_ATTRIBUTE_TYPE, value: &mut [u8]) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE {
+        type_: t,
+        pValue: value.as_mut_ptr().cast(),
+        ulValueLen: value.len() as CK_ULONG,
+    }
+}
+
+/// Reads one attribute's bytes with the two-call convention.
+pub fn read_attr(h: CK_SESSION_HANDLE, o: CK_OBJECT_HANDLE, t: CK_ATTRIBUTE_TYPE) -> Vec<u8> {
+    let mut a = CK_ATTRIBUTE {
+        type_: t,
+        pValue: std::ptr::null_mut(),
+        ulValueLen: 0,
+    };
+    ok(c!(C_GetAttributeValue(h, o, &mut a, 1)));
+    let mut buf = vec![0u8; a.ulValueLen as usize];
+    a.pValue = buf.as_mut_ptr().cast();
+    ok(c!(C_GetAttributeValue(h, o, &mut a, 1)));
+    buf.truncate(a.ulValueLen as usize);
+    buf
+}
+
+/// A mechanism without parameters.
+pub fn mech(m: CK_MECHANISM_TYPE) -> CK_MECHANISM {
+    CK_MECHANISM {
+        mechanism: m,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    }
+}
+
+/// Generates a P-256 key pair (session objects unless `token`), returning (public, private).
+pub fn ec_pair(h: CK_SESSION_HANDLE, token: bool) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+    let mut params = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut tok: CK_BBOOL = token.into();
+    let mut yes: CK_BBOOL = CK_TRUE;
+    let mut public = [
+        attr_bytes(CKA_EC_PARAMS, &mut params),
+        attr(CKA_TOKEN, &mut tok),
+        attr(CKA_VERIFY, &mut yes),
+    ];
+    let mut tok2: CK_BBOOL = token.into();
+    let mut yes2: CK_BBOOL = CK_TRUE;
+    let mut private = [attr(CKA_TOKEN, &mut tok2), attr(CKA_SIGN, &mut yes2)];
+    let mut m = mech(CKM_EC_KEY_PAIR_GEN);
+    let (mut pubh, mut privh) = (0, 0);
+    ok(c!(C_GenerateKeyPair(
+        h,
+        &mut m,
+        public.as_mut_ptr(),
+        public.len() as CK_ULONG,
+        private.as_mut_ptr(),
+        private.len() as CK_ULONG,
+        &mut pubh,
+        &mut privh,
+    )));
+    (pubh, privh)
+}
+
+/// The objects a search over `template` finds.
+pub fn find(h: CK_SESSION_HANDLE, template: &mut [CK_ATTRIBUTE]) -> Vec<CK_OBJECT_HANDLE> {
+    ok(c!(C_FindObjectsInit(
+        h,
+        template.as_mut_ptr(),
+        template.len() as CK_ULONG,
+    )));
+    let mut out = vec![0; 64];
+    let mut n = 0;
+    ok(c!(C_FindObjects(h, out.as_mut_ptr(), 64, &mut n)));
+    ok(c!(C_FindObjectsFinal(h)));
+    out.truncate(n as usize);
+    out
+}
