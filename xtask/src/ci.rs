@@ -37,6 +37,10 @@ pub fn run(extra_test_args: &[String]) -> Result<(), String> {
     doc.args(["test", "--workspace", "--locked", "--doc"]);
     exec(doc)?;
 
+    // The main job, through a client we did not write (pkcs11-tool), with the integrity
+    // check enforced: it must keep working after every change.
+    crate::demo::run(&[])?;
+
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 
 mod bench;
 mod ci;
+mod demo;
+mod sidecar;
 mod tidy;
 mod util;
 
@@ -14,7 +16,10 @@ const USAGE: &str = "\
 usage: cargo xtask <job>
 
 jobs:
+  demo    build libcraton_hsm.so and its sidecar, then keys, signatures and encryption
+          through the module with pkcs11-tool in a scratch token
   ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test
+  sidecar build libcraton_hsm.so and write its libcraton_hsm.hmac (args: --release)
   bench   criterion benchmarks of craton-core next to raw aws-lc-rs (args: a filter)
   tidy    fail on stray files at the repository root
   help    this text
@@ -24,6 +29,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
+        Some("sidecar") => sidecar::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("tidy") => tidy::run(),
         Some("help" | "-h" | "--help") | None => {

@@ -30,3 +30,41 @@ pub fn run(mut cmd: Command) -> Result<(), String> {
         Err(format!("{shown} failed with {status}"))
     }
 }
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the workspace).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Installs Debian packages when `probe` (a command) is missing. Needs root, as on CI and a
+/// fresh machine; elsewhere it says what to install.
+pub fn ensure_tool(probe: &str, packages: &[&str]) -> Result<(), String> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {probe}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root {
+        return Err(format!(
+            "{probe} is missing; install it with: sudo apt-get install {}",
+            packages.join(" ")
+        ));
+    }
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    run(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(install)
+}
