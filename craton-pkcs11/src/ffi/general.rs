@@ -232,9 +232,10 @@ pub unsafe extern "C" fn C_GetInterface(
     })
 }
 
-macro_rules! functions_2_40 {
-    ($version:expr, { $($extra:tt)* }) => {
-        CK_FUNCTION_LIST_3_0 {
+/// A function table: `$table` with the 2.40 functions, then `$extra` (the 3.0 additions).
+macro_rules! function_table {
+    ($table:ident, $version:expr, { $($extra:tt)* }) => {
+        $table {
             version: $version,
             C_Initialize: Some(C_Initialize),
             C_Finalize: Some(C_Finalize),
@@ -310,7 +311,7 @@ macro_rules! functions_2_40 {
 }
 
 /// The PKCS#11 3.0 table.
-pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 = functions_2_40!(CK_VERSION { major: 3, minor: 0 }, {
+pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 = function_table!(CK_FUNCTION_LIST_3_0, CK_VERSION { major: 3, minor: 0 }, {
     C_GetInterfaceList: Some(C_GetInterfaceList),
     C_GetInterface: Some(C_GetInterface),
     C_LoginUser: Some(C_LoginUser),
@@ -337,103 +338,12 @@ pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 = functions_2_40!(CK_VERSION { ma
     C_MessageVerifyFinal: Some(C_MessageVerifyFinal),
 });
 
-/// The PKCS#11 2.40 table: the 3.0 table's prefix, which is exactly `CK_FUNCTION_LIST`.
-pub static FUNCTIONS_2_40: CK_FUNCTION_LIST = {
-    let full = functions_2_40!(CK_VERSION { major: 2, minor: 40 }, {
-        C_GetInterfaceList: None,
-        C_GetInterface: None,
-        C_LoginUser: None,
-        C_SessionCancel: None,
-        C_MessageEncryptInit: None,
-        C_EncryptMessage: None,
-        C_EncryptMessageBegin: None,
-        C_EncryptMessageNext: None,
-        C_MessageEncryptFinal: None,
-        C_MessageDecryptInit: None,
-        C_DecryptMessage: None,
-        C_DecryptMessageBegin: None,
-        C_DecryptMessageNext: None,
-        C_MessageDecryptFinal: None,
-        C_MessageSignInit: None,
-        C_SignMessage: None,
-        C_SignMessageBegin: None,
-        C_SignMessageNext: None,
-        C_MessageSignFinal: None,
-        C_MessageVerifyInit: None,
-        C_VerifyMessage: None,
-        C_VerifyMessageBegin: None,
-        C_VerifyMessageNext: None,
-        C_MessageVerifyFinal: None,
-    });
-    CK_FUNCTION_LIST {
-        version: full.version,
-        C_Initialize: full.C_Initialize,
-        C_Finalize: full.C_Finalize,
-        C_GetInfo: full.C_GetInfo,
-        C_GetFunctionList: full.C_GetFunctionList,
-        C_GetSlotList: full.C_GetSlotList,
-        C_GetSlotInfo: full.C_GetSlotInfo,
-        C_GetTokenInfo: full.C_GetTokenInfo,
-        C_GetMechanismList: full.C_GetMechanismList,
-        C_GetMechanismInfo: full.C_GetMechanismInfo,
-        C_InitToken: full.C_InitToken,
-        C_InitPIN: full.C_InitPIN,
-        C_SetPIN: full.C_SetPIN,
-        C_OpenSession: full.C_OpenSession,
-        C_CloseSession: full.C_CloseSession,
-        C_CloseAllSessions: full.C_CloseAllSessions,
-        C_GetSessionInfo: full.C_GetSessionInfo,
-        C_GetOperationState: full.C_GetOperationState,
-        C_SetOperationState: full.C_SetOperationState,
-        C_Login: full.C_Login,
-        C_Logout: full.C_Logout,
-        C_CreateObject: full.C_CreateObject,
-        C_CopyObject: full.C_CopyObject,
-        C_DestroyObject: full.C_DestroyObject,
-        C_GetObjectSize: full.C_GetObjectSize,
-        C_GetAttributeValue: full.C_GetAttributeValue,
-        C_SetAttributeValue: full.C_SetAttributeValue,
-        C_FindObjectsInit: full.C_FindObjectsInit,
-        C_FindObjects: full.C_FindObjects,
-        C_FindObjectsFinal: full.C_FindObjectsFinal,
-        C_EncryptInit: full.C_EncryptInit,
-        C_Encrypt: full.C_Encrypt,
-        C_EncryptUpdate: full.C_EncryptUpdate,
-        C_EncryptFinal: full.C_EncryptFinal,
-        C_DecryptInit: full.C_DecryptInit,
-        C_Decrypt: full.C_Decrypt,
-        C_DecryptUpdate: full.C_DecryptUpdate,
-        C_DecryptFinal: full.C_DecryptFinal,
-        C_DigestInit: full.C_DigestInit,
-        C_Digest: full.C_Digest,
-        C_DigestUpdate: full.C_DigestUpdate,
-        C_DigestKey: full.C_DigestKey,
-        C_DigestFinal: full.C_DigestFinal,
-        C_SignInit: full.C_SignInit,
-        C_Sign: full.C_Sign,
-        C_SignUpdate: full.C_SignUpdate,
-        C_SignFinal: full.C_SignFinal,
-        C_SignRecoverInit: full.C_SignRecoverInit,
-        C_SignRecover: full.C_SignRecover,
-        C_VerifyInit: full.C_VerifyInit,
-        C_Verify: full.C_Verify,
-        C_VerifyUpdate: full.C_VerifyUpdate,
-        C_VerifyFinal: full.C_VerifyFinal,
-        C_VerifyRecoverInit: full.C_VerifyRecoverInit,
-        C_VerifyRecover: full.C_VerifyRecover,
-        C_DigestEncryptUpdate: full.C_DigestEncryptUpdate,
-        C_DecryptDigestUpdate: full.C_DecryptDigestUpdate,
-        C_SignEncryptUpdate: full.C_SignEncryptUpdate,
-        C_DecryptVerifyUpdate: full.C_DecryptVerifyUpdate,
-        C_GenerateKey: full.C_GenerateKey,
-        C_GenerateKeyPair: full.C_GenerateKeyPair,
-        C_WrapKey: full.C_WrapKey,
-        C_UnwrapKey: full.C_UnwrapKey,
-        C_DeriveKey: full.C_DeriveKey,
-        C_SeedRandom: full.C_SeedRandom,
-        C_GenerateRandom: full.C_GenerateRandom,
-        C_GetFunctionStatus: full.C_GetFunctionStatus,
-        C_CancelFunction: full.C_CancelFunction,
-        C_WaitForSlotEvent: full.C_WaitForSlotEvent,
-    }
-};
+/// The PKCS#11 2.40 table (`CK_FUNCTION_LIST`, the 3.0 table's prefix).
+pub static FUNCTIONS_2_40: CK_FUNCTION_LIST = function_table!(
+    CK_FUNCTION_LIST,
+    CK_VERSION {
+        major: 2,
+        minor: 40
+    },
+    {}
+);
