@@ -4,28 +4,12 @@
 //! (the two-call convention) and a key still awaiting its context-specific login.
 
 use super::params::mechanism;
-use super::{CkResult, bytes, entry, object, output, session};
+use super::{CkResult, bytes, entry, object, on_operation, output, session};
 use crate::rv::check;
 use crate::state::{Module, module};
 use craton_core::Direction;
 use craton_store::OperationKind;
 use cryptoki_sys::*;
-
-/// Ends the operation `kind` when `r` failed in a way that ends it.
-pub(crate) fn ending<T>(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    kind: OperationKind,
-    r: CkResult<T>,
-) -> CkResult<T> {
-    if let Err(rv) = r
-        && rv != CKR_BUFFER_TOO_SMALL
-        && rv != CKR_USER_NOT_LOGGED_IN
-    {
-        let _ = m.hsm.cancel(session(h), &[kind]);
-    }
-    r
-}
 
 fn kind(d: Direction) -> OperationKind {
     match d {
@@ -53,18 +37,13 @@ fn one_shot(
     input_len: CK_ULONG,
     out: *mut u8,
     out_len: *mut CK_ULONG,
-) -> CkResult<()> {
-    let m = module()?;
-    let r = (|| {
+) -> CK_RV {
+    on_operation(h, &[kind(d)], |m| {
         // SAFETY: the input is `input_len` bytes; the output holds `*out_len` bytes.
         let (input, mut out) = unsafe { (bytes(input, input_len)?, output(out, out_len)?) };
         let needed = check(m.hsm.cipher_len(session(h), d, input.len()))?;
-        if !out.ready(needed)? {
-            return Ok(());
-        }
-        out.put(&check(m.hsm.cipher(session(h), d, input))?)
-    })();
-    ending(&m, h, kind(d), r)
+        out.fill(needed, || check(m.hsm.cipher(session(h), d, input)))
+    })
 }
 
 fn update(
@@ -74,37 +53,22 @@ fn update(
     input_len: CK_ULONG,
     out: *mut u8,
     out_len: *mut CK_ULONG,
-) -> CkResult<()> {
-    let m = module()?;
-    let r = (|| {
+) -> CK_RV {
+    on_operation(h, &[kind(d)], |m| {
         // SAFETY: the input is `input_len` bytes; the output holds `*out_len` bytes.
         let (input, mut out) = unsafe { (bytes(input, input_len)?, output(out, out_len)?) };
         let needed = check(m.hsm.cipher_update_len(session(h), d, input.len()))?;
-        if !out.ready(needed)? {
-            return Ok(());
-        }
-        out.put(&check(m.hsm.cipher_update(session(h), d, input))?)
-    })();
-    ending(&m, h, kind(d), r)
+        out.fill(needed, || check(m.hsm.cipher_update(session(h), d, input)))
+    })
 }
 
-fn finish(
-    h: CK_SESSION_HANDLE,
-    d: Direction,
-    out: *mut u8,
-    out_len: *mut CK_ULONG,
-) -> CkResult<()> {
-    let m = module()?;
-    let r = (|| {
+fn finish(h: CK_SESSION_HANDLE, d: Direction, out: *mut u8, out_len: *mut CK_ULONG) -> CK_RV {
+    on_operation(h, &[kind(d)], |m| {
         // SAFETY: the output holds `*out_len` bytes.
         let mut out = unsafe { output(out, out_len) }?;
         let needed = check(m.hsm.cipher_final_len(session(h), d))?;
-        if !out.ready(needed)? {
-            return Ok(());
-        }
-        out.put(&check(m.hsm.cipher_final(session(h), d))?)
-    })();
-    ending(&m, h, kind(d), r)
+        out.fill(needed, || check(m.hsm.cipher_final(session(h), d)))
+    })
 }
 
 /// `C_EncryptInit`.
@@ -134,7 +98,7 @@ pub unsafe extern "C" fn C_Encrypt(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| one_shot(h, Direction::Encrypt, data, data_len, out, out_len))
+    one_shot(h, Direction::Encrypt, data, data_len, out, out_len)
 }
 
 /// `C_EncryptUpdate`.
@@ -150,7 +114,7 @@ pub unsafe extern "C" fn C_EncryptUpdate(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| update(h, Direction::Encrypt, part, part_len, out, out_len))
+    update(h, Direction::Encrypt, part, part_len, out, out_len)
 }
 
 /// `C_EncryptFinal`.
@@ -164,7 +128,7 @@ pub unsafe extern "C" fn C_EncryptFinal(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| finish(h, Direction::Encrypt, out, out_len))
+    finish(h, Direction::Encrypt, out, out_len)
 }
 
 /// `C_DecryptInit`.
@@ -194,7 +158,7 @@ pub unsafe extern "C" fn C_Decrypt(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| one_shot(h, Direction::Decrypt, data, data_len, out, out_len))
+    one_shot(h, Direction::Decrypt, data, data_len, out, out_len)
 }
 
 /// `C_DecryptUpdate`.
@@ -210,7 +174,7 @@ pub unsafe extern "C" fn C_DecryptUpdate(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| update(h, Direction::Decrypt, part, part_len, out, out_len))
+    update(h, Direction::Decrypt, part, part_len, out, out_len)
 }
 
 /// `C_DecryptFinal`.
@@ -224,7 +188,7 @@ pub unsafe extern "C" fn C_DecryptFinal(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| finish(h, Direction::Decrypt, out, out_len))
+    finish(h, Direction::Decrypt, out, out_len)
 }
 
 /// The other half of a dual-function call.
@@ -265,29 +229,23 @@ fn dual(
     input_len: CK_ULONG,
     out: *mut u8,
     out_len: *mut CK_ULONG,
-) -> CkResult<()> {
-    let m = module()?;
-    let r = (|| {
+) -> CK_RV {
+    on_operation(h, &[kind(d), companion.kind()], |m| {
         // SAFETY: the input is `input_len` bytes; the output holds `*out_len` bytes.
         let (input, mut out) = unsafe { (bytes(input, input_len)?, output(out, out_len)?) };
         let needed = check(m.hsm.cipher_update_len(session(h), d, input.len()))?;
-        if !out.ready(needed)? {
-            return Ok(());
-        }
-        match d {
+        out.fill(needed, || match d {
             Direction::Encrypt => {
-                companion.feed(&m, h, input)?;
-                out.put(&check(m.hsm.cipher_update(session(h), d, input))?)
+                companion.feed(m, h, input)?;
+                check(m.hsm.cipher_update(session(h), d, input))
             }
             Direction::Decrypt => {
                 let plain = check(m.hsm.cipher_update(session(h), d, input))?;
-                companion.feed(&m, h, &plain)?;
-                out.put(&plain)
+                companion.feed(m, h, &plain)?;
+                Ok(plain)
             }
-        }
-    })();
-    let r = ending(&m, h, kind(d), r);
-    ending(&m, h, companion.kind(), r)
+        })
+    })
 }
 
 /// `C_DigestEncryptUpdate`.
@@ -303,17 +261,15 @@ pub unsafe extern "C" fn C_DigestEncryptUpdate(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        dual(
-            h,
-            Direction::Encrypt,
-            Companion::Digest,
-            part,
-            part_len,
-            out,
-            out_len,
-        )
-    })
+    dual(
+        h,
+        Direction::Encrypt,
+        Companion::Digest,
+        part,
+        part_len,
+        out,
+        out_len,
+    )
 }
 
 /// `C_DecryptDigestUpdate`.
@@ -329,17 +285,15 @@ pub unsafe extern "C" fn C_DecryptDigestUpdate(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        dual(
-            h,
-            Direction::Decrypt,
-            Companion::Digest,
-            part,
-            part_len,
-            out,
-            out_len,
-        )
-    })
+    dual(
+        h,
+        Direction::Decrypt,
+        Companion::Digest,
+        part,
+        part_len,
+        out,
+        out_len,
+    )
 }
 
 /// `C_SignEncryptUpdate`.
@@ -355,17 +309,15 @@ pub unsafe extern "C" fn C_SignEncryptUpdate(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        dual(
-            h,
-            Direction::Encrypt,
-            Companion::Sign,
-            part,
-            part_len,
-            out,
-            out_len,
-        )
-    })
+    dual(
+        h,
+        Direction::Encrypt,
+        Companion::Sign,
+        part,
+        part_len,
+        out,
+        out_len,
+    )
 }
 
 /// `C_DecryptVerifyUpdate`.
@@ -381,15 +333,13 @@ pub unsafe extern "C" fn C_DecryptVerifyUpdate(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        dual(
-            h,
-            Direction::Decrypt,
-            Companion::Verify,
-            part,
-            part_len,
-            out,
-            out_len,
-        )
-    })
+    dual(
+        h,
+        Direction::Decrypt,
+        Companion::Verify,
+        part,
+        part_len,
+        out,
+        out_len,
+    )
 }

@@ -1,8 +1,7 @@
 //! Message digesting (PKCS#11 3.0 §5.11).
 
-use super::crypt::ending;
 use super::params::mechanism;
-use super::{bytes, entry, object, output, session};
+use super::{bytes, entry, object, on_operation, output, session};
 use crate::rv::check;
 use crate::state::module;
 use craton_store::OperationKind;
@@ -36,17 +35,11 @@ pub unsafe extern "C" fn C_Digest(
     digest: *mut CK_BYTE,
     digest_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        let m = module()?;
-        let r = (|| {
-            // SAFETY: the data is `data_len` bytes; the digest buffer holds `*digest_len`.
-            let (data, mut out) = unsafe { (bytes(data, data_len)?, output(digest, digest_len)?) };
-            if !out.ready(check(m.hsm.digest_len(session(h)))?)? {
-                return Ok(());
-            }
-            out.put(&check(m.hsm.digest(session(h), data))?)
-        })();
-        ending(&m, h, OperationKind::Digest, r)
+    on_operation(h, &[OperationKind::Digest], |m| {
+        // SAFETY: the data is `data_len` bytes; the digest buffer holds `*digest_len`.
+        let (data, mut out) = unsafe { (bytes(data, data_len)?, output(digest, digest_len)?) };
+        let needed = check(m.hsm.digest_len(session(h)))?;
+        out.fill(needed, || check(m.hsm.digest(session(h), data)))
     })
 }
 
@@ -61,11 +54,10 @@ pub unsafe extern "C" fn C_DigestUpdate(
     part: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        let m = module()?;
+    on_operation(h, &[OperationKind::Digest], |m| {
         // SAFETY: the part is `len` bytes.
-        let r = unsafe { bytes(part, len) }.and_then(|p| check(m.hsm.digest_update(session(h), p)));
-        ending(&m, h, OperationKind::Digest, r)
+        let part = unsafe { bytes(part, len) }?;
+        check(m.hsm.digest_update(session(h), part))
     })
 }
 
@@ -76,10 +68,8 @@ pub unsafe extern "C" fn C_DigestUpdate(
 /// points to (the length beside it, a structure, a writable output).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_DigestKey(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    entry(|| {
-        let m = module()?;
-        let r = check(m.hsm.digest_key(session(h), object(key)));
-        ending(&m, h, OperationKind::Digest, r)
+    on_operation(h, &[OperationKind::Digest], |m| {
+        check(m.hsm.digest_key(session(h), object(key)))
     })
 }
 
@@ -94,16 +84,10 @@ pub unsafe extern "C" fn C_DigestFinal(
     digest: *mut CK_BYTE,
     digest_len: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        let m = module()?;
-        let r = (|| {
-            // SAFETY: the digest buffer holds `*digest_len` bytes.
-            let mut out = unsafe { output(digest, digest_len) }?;
-            if !out.ready(check(m.hsm.digest_len(session(h)))?)? {
-                return Ok(());
-            }
-            out.put(&check(m.hsm.digest_final(session(h)))?)
-        })();
-        ending(&m, h, OperationKind::Digest, r)
+    on_operation(h, &[OperationKind::Digest], |m| {
+        // SAFETY: the digest buffer holds `*digest_len` bytes.
+        let mut out = unsafe { output(digest, digest_len) }?;
+        let needed = check(m.hsm.digest_len(session(h)))?;
+        out.fill(needed, || check(m.hsm.digest_final(session(h))))
     })
 }

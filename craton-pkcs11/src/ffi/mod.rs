@@ -45,6 +45,27 @@ pub(crate) fn entry(f: impl FnOnce() -> CkResult<()>) -> CK_RV {
     }
 }
 
+/// Runs a call on the session's running operation of each of `kinds`. A failed call ends
+/// them (PKCS#11 3.0 §5.2), except `CKR_BUFFER_TOO_SMALL` (the two-call convention) and
+/// `CKR_USER_NOT_LOGGED_IN` (a key still awaiting its context-specific login).
+pub(crate) fn on_operation(
+    h: CK_SESSION_HANDLE,
+    kinds: &[craton_store::OperationKind],
+    f: impl FnOnce(&crate::state::Module) -> CkResult<()>,
+) -> CK_RV {
+    entry(|| {
+        let m = crate::state::module()?;
+        let r = f(&m);
+        if let Err(rv) = r
+            && rv != CKR_BUFFER_TOO_SMALL
+            && rv != CKR_USER_NOT_LOGGED_IN
+        {
+            let _ = m.hsm.cancel(session(h), kinds);
+        }
+        r
+    })
+}
+
 fn length(len: CK_ULONG, max: usize) -> CkResult<usize> {
     usize::try_from(len)
         .ok()
@@ -193,6 +214,20 @@ impl Output<'_> {
             }
             Some(_) => Ok(true),
         }
+    }
+
+    /// The two-call convention around an operation: answers a query or refuses a short
+    /// buffer with `needed` (which may be an upper bound) without running `produce`;
+    /// otherwise runs it and copies its output out.
+    pub(crate) fn fill<R: AsRef<[u8]>>(
+        &mut self,
+        needed: usize,
+        produce: impl FnOnce() -> CkResult<R>,
+    ) -> CkResult<()> {
+        if !self.ready(needed)? {
+            return Ok(());
+        }
+        self.put(produce()?.as_ref())
     }
 
     /// Copies `data` out (the two-call convention applies when the buffer is short) and sets

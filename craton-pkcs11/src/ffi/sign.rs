@@ -1,9 +1,8 @@
 //! Signing, MACs and verification with and without message recovery (PKCS#11 3.0 §5.12,
 //! §5.13).
 
-use super::crypt::ending;
 use super::params::mechanism;
-use super::{CkResult, bytes, entry, object, output, session};
+use super::{bytes, entry, object, on_operation, output, session};
 use crate::rv::check;
 use crate::state::module;
 use craton_store::OperationKind;
@@ -29,19 +28,6 @@ fn init(h: CK_SESSION_HANDLE, what: Init, mech: *mut CK_MECHANISM, key: CK_OBJEC
             Init::Verify => m.hsm.verify_init(s, &mech, k),
             Init::VerifyRecover => m.hsm.verify_recover_init(s, &mech, k),
         })
-    })
-}
-
-/// Runs `f` and ends the operation `kind` if it failed in a way that ends it.
-fn run(
-    h: CK_SESSION_HANDLE,
-    kind: OperationKind,
-    f: impl FnOnce(&crate::state::Module) -> CkResult<()>,
-) -> CK_RV {
-    entry(|| {
-        let m = module()?;
-        let r = f(&m);
-        ending(&m, h, kind, r)
     })
 }
 
@@ -72,13 +58,11 @@ pub unsafe extern "C" fn C_Sign(
     sig: *mut CK_BYTE,
     sig_len: *mut CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Sign, |m| {
+    on_operation(h, &[OperationKind::Sign], |m| {
         // SAFETY: the data is `data_len` bytes; the signature buffer holds `*sig_len` bytes.
         let (data, mut out) = unsafe { (bytes(data, data_len)?, output(sig, sig_len)?) };
-        if !out.ready(check(m.hsm.signature_len(session(h)))?)? {
-            return Ok(());
-        }
-        out.put(&check(m.hsm.sign(session(h), data))?)
+        let needed = check(m.hsm.signature_len(session(h)))?;
+        out.fill(needed, || check(m.hsm.sign(session(h), data)))
     })
 }
 
@@ -93,7 +77,7 @@ pub unsafe extern "C" fn C_SignUpdate(
     part: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Sign, |m| {
+    on_operation(h, &[OperationKind::Sign], |m| {
         // SAFETY: the part is `len` bytes.
         let part = unsafe { bytes(part, len) }?;
         check(m.hsm.sign_update(session(h), part))
@@ -111,13 +95,11 @@ pub unsafe extern "C" fn C_SignFinal(
     sig: *mut CK_BYTE,
     sig_len: *mut CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Sign, |m| {
+    on_operation(h, &[OperationKind::Sign], |m| {
         // SAFETY: the signature buffer holds `*sig_len` bytes.
         let mut out = unsafe { output(sig, sig_len) }?;
-        if !out.ready(check(m.hsm.signature_len(session(h)))?)? {
-            return Ok(());
-        }
-        out.put(&check(m.hsm.sign_final(session(h)))?)
+        let needed = check(m.hsm.signature_len(session(h)))?;
+        out.fill(needed, || check(m.hsm.sign_final(session(h))))
     })
 }
 
@@ -148,13 +130,11 @@ pub unsafe extern "C" fn C_SignRecover(
     sig: *mut CK_BYTE,
     sig_len: *mut CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Sign, |m| {
+    on_operation(h, &[OperationKind::Sign], |m| {
         // SAFETY: the data is `data_len` bytes; the signature buffer holds `*sig_len` bytes.
         let (data, mut out) = unsafe { (bytes(data, data_len)?, output(sig, sig_len)?) };
-        if !out.ready(check(m.hsm.signature_len(session(h)))?)? {
-            return Ok(());
-        }
-        out.put(&check(m.hsm.sign_recover(session(h), data))?)
+        let needed = check(m.hsm.signature_len(session(h)))?;
+        out.fill(needed, || check(m.hsm.sign_recover(session(h), data)))
     })
 }
 
@@ -185,7 +165,7 @@ pub unsafe extern "C" fn C_Verify(
     sig: *mut CK_BYTE,
     sig_len: CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Verify, |m| {
+    on_operation(h, &[OperationKind::Verify], |m| {
         // SAFETY: the data and signature are their stated lengths.
         let (data, sig) = unsafe { (bytes(data, data_len)?, bytes(sig, sig_len)?) };
         check(m.hsm.verify(session(h), data, sig))
@@ -203,7 +183,7 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     part: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Verify, |m| {
+    on_operation(h, &[OperationKind::Verify], |m| {
         // SAFETY: the part is `len` bytes.
         let part = unsafe { bytes(part, len) }?;
         check(m.hsm.verify_update(session(h), part))
@@ -221,7 +201,7 @@ pub unsafe extern "C" fn C_VerifyFinal(
     sig: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Verify, |m| {
+    on_operation(h, &[OperationKind::Verify], |m| {
         // SAFETY: the signature is `len` bytes.
         let sig = unsafe { bytes(sig, len) }?;
         check(m.hsm.verify_final(session(h), sig))
@@ -256,12 +236,9 @@ pub unsafe extern "C" fn C_VerifyRecover(
     data: *mut CK_BYTE,
     data_len: *mut CK_ULONG,
 ) -> CK_RV {
-    run(h, OperationKind::Verify, |m| {
+    on_operation(h, &[OperationKind::Verify], |m| {
         // SAFETY: the signature is `sig_len` bytes; the data buffer holds `*data_len` bytes.
         let (sig, mut out) = unsafe { (bytes(sig, sig_len)?, output(data, data_len)?) };
-        if !out.ready(sig.len())? {
-            return Ok(());
-        }
-        out.put(&check(m.hsm.verify_recover(session(h), sig))?)
+        out.fill(sig.len(), || check(m.hsm.verify_recover(session(h), sig)))
     })
 }
