@@ -39,6 +39,28 @@ impl std::fmt::Debug for GcmIv {
     }
 }
 
+impl GcmIv {
+    /// The IV an operation in `direction` uses: the given one, or for encryption a fresh one
+    /// (SP 800-38D §8.2.2: the caller's fixed field, then at least 96 bits from `rng`).
+    pub fn resolve(&self, direction: Direction, rng: &Rng) -> Result<Vec<u8>> {
+        match (self, direction) {
+            (GcmIv::Given(iv), _) => Ok(iv.clone()),
+            (GcmIv::Generate { fixed, len }, Direction::Encrypt) => {
+                if *len < 12 || *len > 256 || fixed.len() > len - 12 {
+                    return Err(CryptoError::MechanismParamInvalid("GCM IV generator"));
+                }
+                let mut iv = fixed.clone();
+                iv.resize(*len, 0);
+                rng.fill(&mut iv[fixed.len()..])?;
+                Ok(iv)
+            }
+            (GcmIv::Generate { .. }, Direction::Decrypt) => Err(
+                CryptoError::MechanismParamInvalid("GCM decryption needs the IV"),
+            ),
+        }
+    }
+}
+
 /// `CK_GCM_PARAMS`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcmParams {
@@ -185,23 +207,7 @@ impl AesContext {
                 if !valid_tag_bits(p.tag_bits) {
                     return Err(CryptoError::MechanismParamInvalid("GCM tag length"));
                 }
-                let iv = match (&p.iv, direction) {
-                    (GcmIv::Given(iv), _) => iv.clone(),
-                    (GcmIv::Generate { fixed, len }, Direction::Encrypt) => {
-                        if *len < 12 || *len > 256 || fixed.len() > len - 12 {
-                            return Err(CryptoError::MechanismParamInvalid("GCM IV generator"));
-                        }
-                        let mut iv = fixed.clone();
-                        iv.resize(*len, 0);
-                        rng.fill(&mut iv[fixed.len()..])?;
-                        iv
-                    }
-                    (GcmIv::Generate { .. }, Direction::Decrypt) => {
-                        return Err(CryptoError::MechanismParamInvalid(
-                            "GCM decryption needs the IV",
-                        ));
-                    }
-                };
+                let iv = p.iv.resolve(direction, rng)?;
                 // SP 800-38D allows IVs up to 2^64 bits; 4 KiB bounds the work a caller can ask for.
                 if iv.is_empty() || iv.len() > MAX_GCM_IV {
                     return Err(CryptoError::MechanismParamInvalid("GCM IV length"));

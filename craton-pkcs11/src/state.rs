@@ -8,7 +8,6 @@
 
 use crate::ffi::{self, CkResult};
 use craton_core::post::PostFailure;
-use craton_store::config::ConfigSource;
 use craton_store::{Config, Event, Hsm};
 use cryptoki_sys::*;
 use std::path::Path;
@@ -20,8 +19,6 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 pub(crate) struct Module {
     /// The engine.
     pub(crate) hsm: Hsm,
-    /// Message-based operations (`C_Message*Init`) of every session.
-    pub(crate) messages: ffi::message::Messages,
     /// The fork generation this module was opened in.
     generation: u64,
 }
@@ -71,7 +68,7 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
         // audit log from here).
         std::mem::forget(m);
     }
-    let (config, _source): (Config, ConfigSource) =
+    let (config, _) =
         Config::discover(None).map_err(|e| refuse(&e.to_string(), CKR_GENERAL_ERROR))?;
     if config.client.is_some() {
         return Err(refuse(
@@ -109,11 +106,7 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
         attached: true,
     })
     .map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
-    *guard = Some(Arc::new(Module {
-        hsm,
-        messages: Default::default(),
-        generation,
-    }));
+    *guard = Some(Arc::new(Module { hsm, generation }));
     Ok(())
 }
 

@@ -63,4 +63,4 @@ pub use error::{HsmError, Result};
 pub use event::{Event, EventSink, KeyOrigin, NoEvents, UserType};
 pub use hsm::{Hsm, ObjectHandle, PinStatus, SessionHandle, SessionInfo, SessionState, TokenInfo};
 pub use objects::Template;
-pub use operations::OperationKind;
+pub use operations::{MessageKind, MessageOutput, OperationKind};

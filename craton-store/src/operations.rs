@@ -41,6 +41,80 @@ pub(crate) struct SessionOps {
     pub(crate) decrypt: Option<Running<CipherContext>>,
     pub(crate) digest: Option<DigestContext>,
     pub(crate) find: Option<Vec<u64>>,
+    /// Message-based operations, by [`MessageKind`].
+    messages: [Option<MessageOp>; 4],
+}
+
+/// A message-based operation (`C_MessageEncryptInit` and friends): the key and mechanism are
+/// fixed; each message is its own operation.
+struct MessageOp {
+    key: u64,
+    mechanism: Mechanism,
+    /// The message being sent in parts: its own mechanism (IV, AAD) and the parts so far.
+    pending: Option<(Mechanism, Zeroizing<Vec<u8>>)>,
+}
+
+/// The four kinds of message-based operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// `C_MessageEncryptInit`.
+    Encrypt,
+    /// `C_MessageDecryptInit`.
+    Decrypt,
+    /// `C_MessageSignInit`.
+    Sign,
+    /// `C_MessageVerifyInit`.
+    Verify,
+}
+
+impl MessageKind {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn usage(self) -> &'static Use {
+        match self {
+            MessageKind::Encrypt => &ENCRYPT,
+            MessageKind::Decrypt => &DECRYPT,
+            MessageKind::Sign => &SIGN,
+            MessageKind::Verify => &VERIFY,
+        }
+    }
+
+    /// The message-based cipher operation of a direction.
+    pub fn of_direction(direction: Direction) -> MessageKind {
+        match direction {
+            Direction::Encrypt => MessageKind::Encrypt,
+            Direction::Decrypt => MessageKind::Decrypt,
+        }
+    }
+}
+
+/// Which message a message-based call processes.
+enum Which<'a> {
+    /// A whole message, with its own mechanism or (`None`) the operation's.
+    Whole(Option<&'a Mechanism>),
+    /// The last part of the message sent in parts.
+    LastPart,
+}
+
+impl Which<'_> {
+    fn of(last_part: bool) -> Self {
+        if last_part {
+            Which::LastPart
+        } else {
+            Which::Whole(None)
+        }
+    }
+}
+
+/// The output of one message of a message-based encryption or decryption.
+#[derive(Debug)]
+pub struct MessageOutput {
+    /// Ciphertext (with the tag at its end, for AES-GCM) or plaintext.
+    pub data: Zeroizing<Vec<u8>>,
+    /// The IV used, when the module generated it.
+    pub iv: Option<Vec<u8>>,
 }
 
 impl SessionOps {
@@ -66,6 +140,7 @@ impl SessionOps {
             decrypt: cipher(&self.decrypt)?,
             digest: self.digest.clone(),
             find: None,
+            messages: Default::default(),
         })
     }
 
@@ -107,6 +182,8 @@ pub enum OperationKind {
     Digest,
     /// An object search.
     Find,
+    /// A message-based operation.
+    Message(MessageKind),
 }
 
 /// Which attribute a use needs, and whether the key's dates bind it (they bind creating
@@ -339,6 +416,7 @@ impl Hsm {
                 OperationKind::Decrypt => ops.decrypt = None,
                 OperationKind::Digest => ops.digest = None,
                 OperationKind::Find => ops.find = None,
+                OperationKind::Message(k) => ops.messages[k.index()] = None,
             }
         }
         Ok(())
@@ -346,61 +424,177 @@ impl Hsm {
 
     // ---- message-based operations (PKCS#11 3.0 §5.9-§5.13, C_*Message*) ----
 
-    fn message_use(kind: OperationKind) -> Result<&'static Use> {
-        Ok(match kind {
-            OperationKind::Sign => &SIGN,
-            OperationKind::Verify => &VERIFY,
-            OperationKind::Encrypt => &ENCRYPT,
-            OperationKind::Decrypt => &DECRYPT,
-            _ => return Err(HsmError::ArgumentsBad("not a message-based operation")),
-        })
-    }
-
-    /// Checks that `key` may serve `mechanism` for message-based operations of `kind`
-    /// (`C_MessageEncryptInit` and friends). A `CKA_ALWAYS_AUTHENTICATE` key is refused: its
-    /// context-specific login covers one operation, and a message-based one has no end.
+    /// `C_Message*Init`: fixes the key and mechanism for the session's message-based
+    /// operations of `kind`. A `CKA_ALWAYS_AUTHENTICATE` key is refused: its context-specific
+    /// login covers one operation, and a message-based one has no end.
     pub fn message_init(
         &self,
         h: SessionHandle,
-        kind: OperationKind,
+        kind: MessageKind,
         mechanism: &Mechanism,
         key: ObjectHandle,
     ) -> Result<()> {
         self.check_module()?;
         let s = self.session(h)?;
-        let (o, _) = self.usable_key(&s, key, mechanism, Self::message_use(kind)?)?;
+        if self.lock_ops(&s)?.messages[kind.index()].is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        let (o, _) = self.usable_key(&s, key, mechanism, kind.usage())?;
         if o.flag(A::ALWAYS_AUTHENTICATE) {
             return Err(not_permitted(
                 "a key that needs a context-specific login cannot serve message-based operations",
             ));
         }
+        let slot = &mut self.lock_ops(&s)?.messages[kind.index()];
+        if slot.is_some() {
+            return Err(HsmError::OperationActive);
+        }
+        *slot = Some(MessageOp {
+            key: key.0,
+            mechanism: mechanism.clone(),
+            pending: None,
+        });
         Ok(())
     }
 
-    /// One message of a message-based encryption or decryption: the operation begins and
-    /// ends in this call and leaves the session's other operations alone.
+    /// `C_Message*Final`: ends the message-based operations of `kind`.
+    pub fn message_final(&self, h: SessionHandle, kind: MessageKind) -> Result<()> {
+        let s = self.session(h)?;
+        self.lock_ops(&s)?.messages[kind.index()]
+            .take()
+            .map(|_| ())
+            .ok_or(HsmError::OperationNotInitialized)
+    }
+
+    /// Runs `f` on the session's message-based operation of `kind`.
+    fn with_message<T>(
+        &self,
+        h: SessionHandle,
+        kind: MessageKind,
+        f: impl FnOnce(&mut MessageOp) -> Result<T>,
+    ) -> Result<T> {
+        let s = self.session(h)?;
+        let mut ops = self.lock_ops(&s)?;
+        f(ops.messages[kind.index()]
+            .as_mut()
+            .ok_or(HsmError::OperationNotInitialized)?)
+    }
+
+    /// How many bytes of a message sent in parts have arrived (`None`: no message is in
+    /// parts). Fails when no message-based operation of `kind` is initialised.
+    pub fn message_pending_len(
+        &self,
+        h: SessionHandle,
+        kind: MessageKind,
+    ) -> Result<Option<usize>> {
+        self.with_message(h, kind, |op| Ok(op.pending.as_ref().map(|(_, d)| d.len())))
+    }
+
+    /// `C_*MessageBegin`: starts a message sent in parts. Cipher messages bring their own
+    /// mechanism (IV, AAD, tag length); a module-generated GCM IV is drawn now and returned,
+    /// so the caller has it before the first part.
+    pub fn message_begin(
+        &self,
+        h: SessionHandle,
+        kind: MessageKind,
+        per_message: Option<Mechanism>,
+    ) -> Result<Option<Vec<u8>>> {
+        self.check_module()?;
+        let mut iv = None;
+        let per_message = match per_message {
+            Some(Mechanism::Aes(craton_core::aes::AesMode::Gcm(mut p))) => {
+                let direction = match kind {
+                    MessageKind::Encrypt => Direction::Encrypt,
+                    _ => Direction::Decrypt,
+                };
+                let resolved = p.iv.resolve(direction, &self.rng)?;
+                p.iv = craton_core::aes::GcmIv::Given(resolved.clone());
+                iv = Some(resolved);
+                Some(Mechanism::Aes(craton_core::aes::AesMode::Gcm(p)))
+            }
+            other => other,
+        };
+        self.with_message(h, kind, |op| {
+            if op.pending.is_some() {
+                return Err(HsmError::OperationActive);
+            }
+            let mechanism = per_message.unwrap_or_else(|| op.mechanism.clone());
+            op.pending = Some((mechanism, Zeroizing::new(Vec::new())));
+            Ok(())
+        })?;
+        Ok(iv)
+    }
+
+    /// `C_*MessageNext` without the end flag: adds a part to the message sent in parts.
+    pub fn message_part(&self, h: SessionHandle, kind: MessageKind, part: &[u8]) -> Result<()> {
+        self.with_message(h, kind, |op| Self::collect(op, part))
+    }
+
+    fn collect(op: &mut MessageOp, part: &[u8]) -> Result<()> {
+        let (_, data) = op
+            .pending
+            .as_mut()
+            .ok_or(HsmError::OperationNotInitialized)?;
+        if data.len() + part.len() > ops::MAX_SINGLE_PART {
+            op.pending = None;
+            return Err(craton_core::CryptoError::DataLenRange.into());
+        }
+        data.extend_from_slice(part);
+        Ok(())
+    }
+
+    /// The key, and the mechanism plus data of the message to process now: `input` as a
+    /// whole message (refused while a message is in parts), or the message in parts
+    /// completed by `input`.
+    fn message_input(
+        &self,
+        h: SessionHandle,
+        kind: MessageKind,
+        input: &[u8],
+        which: Which<'_>,
+    ) -> Result<(ObjectHandle, Mechanism, Zeroizing<Vec<u8>>)> {
+        self.with_message(h, kind, |op| {
+            let key = ObjectHandle(op.key);
+            match which {
+                Which::Whole(_) if op.pending.is_some() => Err(HsmError::OperationActive),
+                Which::Whole(m) => Ok((
+                    key,
+                    m.unwrap_or(&op.mechanism).clone(),
+                    Zeroizing::new(input.to_vec()),
+                )),
+                Which::LastPart => {
+                    Self::collect(op, input)?;
+                    let (m, data) = op.pending.take().ok_or(HsmError::OperationNotInitialized)?;
+                    Ok((key, m, data))
+                }
+            }
+        })
+    }
+
+    /// One message of a message-based encryption or decryption, begun and ended in this
+    /// call: `per_message` is a whole message's mechanism (IV or IV generator, AAD), or
+    /// `None` to finish the message sent in parts with `input` as its last part.
     pub fn cipher_message(
         &self,
         h: SessionHandle,
         direction: Direction,
-        mechanism: &Mechanism,
-        key: ObjectHandle,
+        per_message: Option<&Mechanism>,
         input: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    ) -> Result<MessageOutput> {
         self.check_module()?;
+        let kind = MessageKind::of_direction(direction);
+        let which = per_message.map_or(Which::LastPart, |m| Which::Whole(Some(m)));
+        let (key, mechanism, input) = self.message_input(h, kind, input, which)?;
         let s = self.session(h)?;
-        let kind = match direction {
-            Direction::Encrypt => OperationKind::Encrypt,
-            Direction::Decrypt => OperationKind::Decrypt,
-        };
-        let (o, material) = self.usable_key(&s, key, mechanism, Self::message_use(kind)?)?;
+        let (o, material) = self.usable_key(&s, key, &mechanism, kind.usage())?;
         if direction == Direction::Encrypt
             && matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_)))
         {
             self.count_gcm(&s, &o)?;
         }
-        let ctx = CipherContext::new(mechanism, material, direction, &self.rng)?;
-        let out = ctx.one_shot(input);
+        let ctx = CipherContext::new(&mechanism, material, direction, &self.rng)?;
+        let iv = ctx.gcm_iv().map(<[u8]>::to_vec);
+        let out = ctx.one_shot(&input);
         self.audit_op(
             &s,
             Self::direction_name(direction),
@@ -408,50 +602,46 @@ impl Hsm {
             key.0,
             out.is_ok(),
         )?;
-        Ok(out?)
+        Ok(MessageOutput { data: out?, iv })
     }
 
-    /// One message of a message-based signing (`C_SignMessage`).
-    pub fn sign_message(
-        &self,
-        h: SessionHandle,
-        mechanism: &Mechanism,
-        key: ObjectHandle,
-        data: &[u8],
-    ) -> Result<Vec<u8>> {
-        self.check_module()?;
+    /// The length of a message-based signature.
+    pub fn message_signature_len(&self, h: SessionHandle) -> Result<usize> {
+        let (key, mechanism) = self.with_message(h, MessageKind::Sign, |op| {
+            Ok((op.key, op.mechanism.clone()))
+        })?;
         let s = self.session(h)?;
-        let (_, material) = self.usable_key(&s, key, mechanism, &SIGN)?;
-        let out = SignContext::new(mechanism, material)?.sign(data, &self.rng);
+        let (_, material) = self.usable_key(&s, ObjectHandle(key), &mechanism, &SIGN)?;
+        Ok(SignContext::new(&mechanism, material)?.signature_len())
+    }
+
+    /// One message of a message-based signing: `data` is a whole message (`last_part`
+    /// false) or the last part of the message sent in parts.
+    pub fn sign_message(&self, h: SessionHandle, data: &[u8], last_part: bool) -> Result<Vec<u8>> {
+        self.check_module()?;
+        let (key, mechanism, data) =
+            self.message_input(h, MessageKind::Sign, data, Which::of(last_part))?;
+        let s = self.session(h)?;
+        let (_, material) = self.usable_key(&s, key, &mechanism, &SIGN)?;
+        let out = SignContext::new(&mechanism, material)?.sign(&data, &self.rng);
         self.audit_op(&s, "sign", mechanism.mechanism_type(), key.0, out.is_ok())?;
         Ok(out?)
     }
 
-    /// The length of a message-based signature with `key`.
-    pub fn message_signature_len(
-        &self,
-        h: SessionHandle,
-        mechanism: &Mechanism,
-        key: ObjectHandle,
-    ) -> Result<usize> {
-        let s = self.session(h)?;
-        let (_, material) = self.usable_key(&s, key, mechanism, &SIGN)?;
-        Ok(SignContext::new(mechanism, material)?.signature_len())
-    }
-
-    /// One message of a message-based verification (`C_VerifyMessage`).
+    /// One message of a message-based verification (see [`Hsm::sign_message`]).
     pub fn verify_message(
         &self,
         h: SessionHandle,
-        mechanism: &Mechanism,
-        key: ObjectHandle,
         data: &[u8],
+        last_part: bool,
         signature: &[u8],
     ) -> Result<()> {
         self.check_module()?;
+        let (key, mechanism, data) =
+            self.message_input(h, MessageKind::Verify, data, Which::of(last_part))?;
         let s = self.session(h)?;
-        let (_, material) = self.usable_key(&s, key, mechanism, &VERIFY)?;
-        let out = VerifyContext::new(mechanism, material)?.verify(data, signature);
+        let (_, material) = self.usable_key(&s, key, &mechanism, &VERIFY)?;
+        let out = VerifyContext::new(&mechanism, material)?.verify(&data, signature);
         self.audit_op(&s, "verify", mechanism.mechanism_type(), key.0, out.is_ok())?;
         Ok(out?)
     }

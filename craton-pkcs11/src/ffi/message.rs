@@ -1,277 +1,174 @@
 //! Message-based encryption, decryption, signing and verification (PKCS#11 3.0 §5.9, §5.10,
 //! §5.12, §5.13): one `C_Message*Init` fixes the key and mechanism, then each message is its
-//! own operation with its own parameters.
+//! own operation with its own parameters. The engine keeps the operations
+//! ([`craton_store::MessageKind`]); this file reads and writes the C structures.
 //!
 //! Encryption is AES-GCM with IVs the module generates (`CKG_GENERATE` / `CKG_GENERATE_RANDOM`,
 //! the caller's fixed field first); a caller-chosen IV for encryption is refused, so an IV can
 //! never be reused by mistake. Signing takes every signature or MAC mechanism the token offers.
-//! A message sent in parts (`*MessageBegin` / `*MessageNext`) is collected and processed when
-//! its last part arrives (AES-GCM cannot release plaintext before the tag is checked anyway).
+//! A message sent in parts (`*MessageBegin` / `*MessageNext`) is processed when its last part
+//! arrives (AES-GCM cannot release plaintext before the tag is checked anyway), so earlier
+//! parts produce no output.
 
 use super::params::mechanism;
-use super::{CkResult, bytes, bytes_mut, entry, object, output, read, read_param, session};
+use super::{CkResult, Output, bytes, bytes_mut, entry, object, output, read, read_param, session};
 use crate::rv::check;
 use crate::state::{Module, module};
 use craton_core::Direction;
 use craton_core::aes::{AesMode, GcmIv, GcmParams};
-use craton_core::ops::{MAX_SINGLE_PART, Mechanism};
-use craton_store::OperationKind;
+use craton_core::ops::Mechanism;
+use craton_store::MessageKind;
 use cryptoki_sys::*;
-use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::Mutex;
-use zeroize::Zeroizing;
-
-/// A message-based operation set up by `C_Message*Init`.
-struct MessageOp {
-    mechanism: Mechanism,
-    key: CK_OBJECT_HANDLE,
-    /// The message being sent in parts, if any.
-    pending: Option<Pending>,
-}
-
-struct Pending {
-    /// The per-message mechanism (with this message's IV, AAD and tag length).
-    mechanism: Mechanism,
-    data: Zeroizing<Vec<u8>>,
-}
-
-/// Message-based operations of every session, keyed by session and kind.
-#[derive(Default)]
-pub(crate) struct Messages(Mutex<HashMap<(CK_SESSION_HANDLE, u8), MessageOp>>);
-
-impl std::fmt::Debug for Messages {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Messages")
-    }
-}
-
-fn code(kind: OperationKind) -> u8 {
-    match kind {
-        OperationKind::Encrypt => 0,
-        OperationKind::Decrypt => 1,
-        OperationKind::Sign => 2,
-        _ => 3,
-    }
-}
-
-impl Messages {
-    fn with<T>(
-        &self,
-        h: CK_SESSION_HANDLE,
-        kind: OperationKind,
-        f: impl FnOnce(&mut MessageOp) -> CkResult<T>,
-    ) -> CkResult<T> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let op = map
-            .get_mut(&(h, code(kind)))
-            .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        f(op)
-    }
-
-    /// Forgets every operation of a closed session.
-    pub(crate) fn forget_session(&self, h: CK_SESSION_HANDLE) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(s, _), _| *s != h);
-    }
-
-    /// Forgets the operations of sessions that no longer exist.
-    pub(crate) fn forget_closed(&self, hsm: &craton_store::Hsm) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(s, _), _| hsm.session_info(session(*s)).is_ok());
-    }
-}
-
-/// `C_SessionCancel`'s message-based part.
-pub(crate) fn cancel(m: &Module, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> CkResult<()> {
-    let mut map = m.messages.0.lock().unwrap_or_else(|e| e.into_inner());
-    for (flag, kind) in [
-        (CKF_MESSAGE_ENCRYPT, OperationKind::Encrypt),
-        (CKF_MESSAGE_DECRYPT, OperationKind::Decrypt),
-        (CKF_MESSAGE_SIGN, OperationKind::Sign),
-        (CKF_MESSAGE_VERIFY, OperationKind::Verify),
-    ] {
-        if flags & flag != 0 {
-            map.remove(&(h, code(kind)));
-        }
-    }
-    Ok(())
-}
 
 fn init(
     h: CK_SESSION_HANDLE,
-    kind: OperationKind,
+    kind: MessageKind,
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        // SAFETY: the mechanism is valid; message operations take their parameters per
-        // message, so only the mechanism number and key matter here.
-        let raw = unsafe { read(mech) }?;
         let mechanism = match kind {
-            OperationKind::Encrypt | OperationKind::Decrypt => {
-                if raw.mechanism != CKM_AES_GCM {
+            MessageKind::Encrypt | MessageKind::Decrypt => {
+                // SAFETY: the caller passes a valid CK_MECHANISM; message ciphers take their
+                // parameters per message, so only the mechanism number matters here.
+                if unsafe { read(mech) }?.mechanism != CKM_AES_GCM {
                     return Err(CKR_MECHANISM_INVALID);
                 }
-                gcm_template()
+                // The key is checked against AES-GCM; each message brings its own IV.
+                Mechanism::Aes(AesMode::Gcm(GcmParams {
+                    iv: GcmIv::Given(vec![0; 12]),
+                    aad: Vec::new(),
+                    tag_bits: 128,
+                }))
             }
-            // SAFETY: as above, with the mechanism's own parameters.
+            // SAFETY: the mechanism and its parameters are valid for their stated lengths.
             _ => unsafe { mechanism(mech) }?,
         };
         check(
             m.hsm
                 .message_init(session(h), kind, &mechanism, object(key)),
-        )?;
-        let mut map = m.messages.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.contains_key(&(h, code(kind))) {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        map.insert(
-            (h, code(kind)),
-            MessageOp {
-                mechanism,
-                key,
-                pending: None,
-            },
-        );
-        Ok(())
+        )
     })
 }
 
-fn finish(h: CK_SESSION_HANDLE, kind: OperationKind) -> CK_RV {
-    entry(|| {
-        let m = module()?;
-        check(m.hsm.session_info(session(h)))?;
-        let mut map = m.messages.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&(h, code(kind)))
-            .map(|_| ())
-            .ok_or(CKR_OPERATION_NOT_INITIALIZED)
-    })
+fn finish(h: CK_SESSION_HANDLE, kind: MessageKind) -> CK_RV {
+    entry(|| check(module()?.hsm.message_final(session(h), kind)))
 }
 
-/// The mechanism the key is checked against at init (the IV comes per message).
-fn gcm_template() -> Mechanism {
-    Mechanism::Aes(AesMode::Gcm(GcmParams {
-        iv: GcmIv::Given(vec![0; 12]),
-        aad: Vec::new(),
-        tag_bits: 128,
-    }))
-}
-
-/// A message's `CK_GCM_MESSAGE_PARAMS`, read.
-struct GcmMessage {
-    iv: *mut u8,
-    iv_len: usize,
+/// A message's `CK_GCM_MESSAGE_PARAMS`: the IV field (read for decryption, written for
+/// encryption) and the tag field (written by encryption, read by decryption).
+struct GcmMessage<'a> {
+    iv: &'a mut [u8],
     fixed_bits: usize,
     generator: CK_GENERATOR_FUNCTION,
-    tag: *mut u8,
-    tag_bits: usize,
+    tag: &'a mut [u8],
 }
 
 /// # Safety
-/// `p` is valid for `len` bytes.
-unsafe fn gcm_message(p: *mut c_void, len: CK_ULONG) -> CkResult<GcmMessage> {
+/// `p` is valid for `len` bytes, and the IV and tag pointers in it for the lengths stated.
+unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> CkResult<GcmMessage<'a>> {
     // SAFETY: forwarded from the caller.
     let g: CK_GCM_MESSAGE_PARAMS = unsafe { read_param(p, len) }?;
     let bad = |_| CKR_MECHANISM_PARAM_INVALID;
-    let out = GcmMessage {
-        iv: g.pIv,
-        iv_len: usize::try_from(g.ulIvLen).map_err(bad)?,
-        fixed_bits: usize::try_from(g.ulIvFixedBits).map_err(bad)?,
-        generator: g.ivGenerator,
-        tag: g.pTag,
-        tag_bits: usize::try_from(g.ulTagBits).map_err(bad)?,
-    };
-    if out.iv.is_null() || out.tag.is_null() || !out.tag_bits.is_multiple_of(8) || out.tag_bits == 0
-    {
+    let tag_bits = usize::try_from(g.ulTagBits).map_err(bad)?;
+    if g.pIv.is_null() || g.pTag.is_null() || tag_bits == 0 || !tag_bits.is_multiple_of(8) {
         return Err(CKR_MECHANISM_PARAM_INVALID);
     }
-    Ok(out)
-}
-
-/// The per-message mechanism: for encryption a fresh IV (the caller's fixed leading bits,
-/// then DRBG output) written back to the caller's `pIv`; for decryption the caller's IV.
-///
-/// # Safety
-/// The pointers in `g` are valid for the lengths it states.
-unsafe fn message_mechanism(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    d: Direction,
-    g: &GcmMessage,
-    aad: &[u8],
-) -> CkResult<Mechanism> {
-    // SAFETY: `iv` holds `iv_len` bytes by the caller's contract.
-    let iv = unsafe { bytes_mut(g.iv, g.iv_len as CK_ULONG) }?;
-    let iv = match d {
-        Direction::Encrypt => {
-            if !matches!(g.generator, CKG_GENERATE | CKG_GENERATE_RANDOM) {
-                // Counter IVs need state per key across sessions; caller IVs can repeat.
-                return Err(CKR_MECHANISM_PARAM_INVALID);
-            }
-            if !g.fixed_bits.is_multiple_of(8) || g.fixed_bits / 8 + 12 > iv.len() {
-                return Err(CKR_MECHANISM_PARAM_INVALID);
-            }
-            let fixed = g.fixed_bits / 8;
-            check(m.hsm.generate_random(session(h), &mut iv[fixed..]))?;
-            iv.to_vec()
-        }
-        Direction::Decrypt => iv.to_vec(),
+    // SAFETY: the IV and tag buffers hold `ulIvLen` and `ulTagBits / 8` bytes.
+    let (iv, tag) = unsafe {
+        (
+            bytes_mut(g.pIv, g.ulIvLen)?,
+            bytes_mut(g.pTag, (tag_bits / 8) as CK_ULONG)?,
+        )
     };
-    Ok(Mechanism::Aes(AesMode::Gcm(GcmParams {
-        iv: GcmIv::Given(iv),
-        aad: aad.to_vec(),
-        tag_bits: g.tag_bits,
-    })))
+    Ok(GcmMessage {
+        iv,
+        fixed_bits: usize::try_from(g.ulIvFixedBits).map_err(bad)?,
+        generator: g.ivGenerator,
+        tag,
+    })
 }
 
-/// Encrypts or decrypts one whole message; the tag travels in the parameters.
-///
-/// # Safety
-/// The pointers in `g` are valid for the lengths it states.
-unsafe fn run_cipher(
+impl GcmMessage<'_> {
+    /// This message's mechanism: for encryption an IV the engine generates after the
+    /// caller's fixed field; for decryption the caller's IV.
+    fn mechanism(&self, d: Direction, aad: &[u8]) -> CkResult<Mechanism> {
+        let iv = match d {
+            Direction::Encrypt => {
+                if !matches!(self.generator, CKG_GENERATE | CKG_GENERATE_RANDOM)
+                    || !self.fixed_bits.is_multiple_of(8)
+                    || self.fixed_bits / 8 > self.iv.len()
+                {
+                    // Counter IVs need state per key across sessions; caller IVs can repeat.
+                    return Err(CKR_MECHANISM_PARAM_INVALID);
+                }
+                GcmIv::Generate {
+                    fixed: self.iv[..self.fixed_bits / 8].to_vec(),
+                    len: self.iv.len(),
+                }
+            }
+            Direction::Decrypt => GcmIv::Given(self.iv.to_vec()),
+        };
+        Ok(Mechanism::Aes(AesMode::Gcm(GcmParams {
+            iv,
+            aad: aad.to_vec(),
+            tag_bits: self.tag.len() * 8,
+        })))
+    }
+
+    /// Writes a generated IV back to the caller.
+    fn set_iv(&mut self, iv: Option<&[u8]>) {
+        if let Some(iv) = iv
+            && iv.len() == self.iv.len()
+        {
+            self.iv.copy_from_slice(iv);
+        }
+    }
+}
+
+fn direction(kind: MessageKind) -> Direction {
+    if kind == MessageKind::Encrypt {
+        Direction::Encrypt
+    } else {
+        Direction::Decrypt
+    }
+}
+
+/// Encrypts or decrypts one message (`whole`: its mechanism), or the message in parts
+/// completed by `input` (`whole` is `None`); the tag travels in the parameters.
+fn run_cipher(
     m: &Module,
     h: CK_SESSION_HANDLE,
     d: Direction,
-    key: CK_OBJECT_HANDLE,
-    mechanism: &Mechanism,
-    g: &GcmMessage,
+    g: &mut GcmMessage<'_>,
+    whole: Option<&Mechanism>,
     input: &[u8],
-) -> CkResult<Zeroizing<Vec<u8>>> {
-    let tag_len = g.tag_bits / 8;
-    // SAFETY: `tag` holds `tag_bits / 8` bytes by the caller's contract.
-    let tag = unsafe { bytes_mut(g.tag, tag_len as CK_ULONG) }?;
-    match d {
-        Direction::Encrypt => {
-            let mut out =
-                check(
-                    m.hsm
-                        .cipher_message(session(h), d, mechanism, object(key), input),
-                )?;
-            let body = out.len().checked_sub(tag_len).ok_or(CKR_FUNCTION_FAILED)?;
-            tag.copy_from_slice(&out[body..]);
-            out.truncate(body);
-            Ok(out)
-        }
+    out: &mut Output<'_>,
+) -> CkResult<()> {
+    let tag_len = g.tag.len();
+    let input = match d {
+        Direction::Encrypt => zeroize::Zeroizing::new(input.to_vec()),
         Direction::Decrypt => {
-            let mut joined = Zeroizing::new(Vec::with_capacity(input.len() + tag_len));
+            let mut joined = zeroize::Zeroizing::new(Vec::with_capacity(input.len() + tag_len));
             joined.extend_from_slice(input);
-            joined.extend_from_slice(tag);
-            let out = check(
-                m.hsm
-                    .cipher_message(session(h), d, mechanism, object(key), &joined),
-            )?;
-            Ok(out)
+            joined.extend_from_slice(g.tag);
+            joined
         }
+    };
+    let mut result = check(m.hsm.cipher_message(session(h), d, whole, &input))?;
+    if d == Direction::Encrypt {
+        let body = result
+            .data
+            .len()
+            .checked_sub(tag_len)
+            .ok_or(CKR_FUNCTION_FAILED)?;
+        g.tag.copy_from_slice(&result.data[body..]);
+        result.data.truncate(body);
+        g.set_iv(result.iv.as_deref());
     }
-}
-
-fn kind_of(d: Direction) -> OperationKind {
-    match d {
-        Direction::Encrypt => OperationKind::Encrypt,
-        Direction::Decrypt => OperationKind::Decrypt,
-    }
+    out.put(&result.data)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -290,7 +187,7 @@ fn cipher_message(
     entry(|| {
         let m = module()?;
         // SAFETY: every pointer is valid for the length stated beside it.
-        let (g, aad, input, mut out) = unsafe {
+        let (mut g, aad, input, mut out) = unsafe {
             (
                 gcm_message(param, param_len)?,
                 bytes(aad, aad_len)?,
@@ -298,28 +195,22 @@ fn cipher_message(
                 output(out, out_len)?,
             )
         };
+        let kind = MessageKind::of_direction(d);
+        if check(m.hsm.message_pending_len(session(h), kind))?.is_some() {
+            return Err(CKR_OPERATION_ACTIVE);
+        }
         // GCM output is exactly as long as its input (the tag goes to the parameters).
         if !out.ready(input.len())? {
             return Ok(());
         }
-        let key = m.messages.with(h, kind_of(d), |op| {
-            if op.pending.is_some() {
-                return Err(CKR_OPERATION_ACTIVE);
-            }
-            Ok(op.key)
-        })?;
-        // SAFETY: the pointers in `g` are valid for their lengths.
-        let result = unsafe {
-            let mech = message_mechanism(&m, h, d, &g, aad)?;
-            run_cipher(&m, h, d, key, &mech, &g, input)?
-        };
-        out.put(&result)
+        let mech = g.mechanism(d, aad)?;
+        run_cipher(&m, h, d, &mut g, Some(&mech), input, &mut out)
     })
 }
 
 fn begin(
     h: CK_SESSION_HANDLE,
-    kind: OperationKind,
+    kind: MessageKind,
     param: *mut c_void,
     param_len: CK_ULONG,
     aad: *mut CK_BYTE,
@@ -327,44 +218,22 @@ fn begin(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        let mechanism = match kind {
-            OperationKind::Encrypt | OperationKind::Decrypt => {
-                let d = if kind == OperationKind::Encrypt {
-                    Direction::Encrypt
-                } else {
-                    Direction::Decrypt
-                };
+        match kind {
+            MessageKind::Encrypt | MessageKind::Decrypt => {
                 // SAFETY: every pointer is valid for the length stated beside it.
-                unsafe {
-                    let g = gcm_message(param, param_len)?;
-                    let aad = bytes(aad, aad_len)?;
-                    Some(message_mechanism(&m, h, d, &g, aad)?)
-                }
+                let (mut g, aad) =
+                    unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
+                let mech = g.mechanism(direction(kind), aad)?;
+                let iv = check(m.hsm.message_begin(session(h), kind, Some(mech)))?;
+                g.set_iv(iv.as_deref());
+                Ok(())
             }
-            _ => None,
-        };
-        m.messages.with(h, kind, |op| {
-            if op.pending.is_some() {
-                return Err(CKR_OPERATION_ACTIVE);
+            MessageKind::Sign | MessageKind::Verify => {
+                no_message_params(param, param_len)?;
+                check(m.hsm.message_begin(session(h), kind, None)).map(|_| ())
             }
-            op.pending = Some(Pending {
-                mechanism: mechanism.unwrap_or_else(|| op.mechanism.clone()),
-                data: Zeroizing::new(Vec::new()),
-            });
-            Ok(())
-        })
+        }
     })
-}
-
-/// Appends a part to the pending message, refusing messages larger than one call could take.
-fn collect(op: &mut MessageOp, part: &[u8]) -> CkResult<()> {
-    let p = op.pending.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-    if p.data.len() + part.len() > MAX_SINGLE_PART {
-        op.pending = None;
-        return Err(CKR_DATA_LEN_RANGE);
-    }
-    p.data.extend_from_slice(part);
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -381,36 +250,31 @@ fn cipher_next(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
+        if flags & !CKF_END_OF_MESSAGE != 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
         // SAFETY: every pointer is valid for the length stated beside it.
-        let (g, input, mut out) = unsafe {
+        let (mut g, input, mut out) = unsafe {
             (
                 gcm_message(param, param_len)?,
                 bytes(input, input_len)?,
                 output(out, out_len)?,
             )
         };
-        let last = flags & CKF_END_OF_MESSAGE != 0;
-        if flags & !CKF_END_OF_MESSAGE != 0 {
-            return Err(CKR_ARGUMENTS_BAD);
-        }
-        // Output is released with the last part; earlier parts produce none.
-        let collected = m.messages.with(h, kind_of(d), |op| {
-            let have = op.pending.as_ref().map_or(0, |p| p.data.len());
-            Ok(have)
-        })?;
-        if !out.ready(if last { collected + input.len() } else { 0 })? {
+        let kind = MessageKind::of_direction(d);
+        let collected = check(m.hsm.message_pending_len(session(h), kind))?
+            .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        if flags & CKF_END_OF_MESSAGE == 0 {
+            if out.ready(0)? {
+                check(m.hsm.message_part(session(h), kind, input))?;
+                out.put(&[])?;
+            }
             return Ok(());
         }
-        let (key, pending) = m.messages.with(h, kind_of(d), |op| {
-            collect(op, input)?;
-            Ok((op.key, if last { op.pending.take() } else { None }))
-        })?;
-        let Some(p) = pending else {
-            return out.put(&[]);
-        };
-        // SAFETY: the pointers in `g` are valid for their lengths.
-        let result = unsafe { run_cipher(&m, h, d, key, &p.mechanism, &g, &p.data) }?;
-        out.put(&result)
+        if !out.ready(collected + input.len())? {
+            return Ok(());
+        }
+        run_cipher(&m, h, d, &mut g, None, input, &mut out)
     })
 }
 
@@ -425,7 +289,7 @@ pub unsafe extern "C" fn C_MessageEncryptInit(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    init(h, OperationKind::Encrypt, mech, key)
+    init(h, MessageKind::Encrypt, mech, key)
 }
 
 /// `C_EncryptMessage`.
@@ -472,7 +336,7 @@ pub unsafe extern "C" fn C_EncryptMessageBegin(
     aad: *mut CK_BYTE,
     aad_len: CK_ULONG,
 ) -> CK_RV {
-    begin(h, OperationKind::Encrypt, param, param_len, aad, aad_len)
+    begin(h, MessageKind::Encrypt, param, param_len, aad, aad_len)
 }
 
 /// `C_EncryptMessageNext`.
@@ -511,7 +375,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
 /// points to (the length beside it, a structure, a writable output).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_MessageEncryptFinal(h: CK_SESSION_HANDLE) -> CK_RV {
-    finish(h, OperationKind::Encrypt)
+    finish(h, MessageKind::Encrypt)
 }
 
 /// `C_MessageDecryptInit`.
@@ -525,7 +389,7 @@ pub unsafe extern "C" fn C_MessageDecryptInit(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    init(h, OperationKind::Decrypt, mech, key)
+    init(h, MessageKind::Decrypt, mech, key)
 }
 
 /// `C_DecryptMessage`.
@@ -572,7 +436,7 @@ pub unsafe extern "C" fn C_DecryptMessageBegin(
     aad: *mut CK_BYTE,
     aad_len: CK_ULONG,
 ) -> CK_RV {
-    begin(h, OperationKind::Decrypt, param, param_len, aad, aad_len)
+    begin(h, MessageKind::Decrypt, param, param_len, aad, aad_len)
 }
 
 /// `C_DecryptMessageNext`.
@@ -611,7 +475,7 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
 /// points to (the length beside it, a structure, a writable output).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_MessageDecryptFinal(h: CK_SESSION_HANDLE) -> CK_RV {
-    finish(h, OperationKind::Decrypt)
+    finish(h, MessageKind::Decrypt)
 }
 
 /// Refuses per-message parameters for signature mechanisms: theirs are fixed at init.
@@ -621,6 +485,20 @@ fn no_message_params(param: *mut c_void, param_len: CK_ULONG) -> CkResult<()> {
     } else {
         Err(CKR_MECHANISM_PARAM_INVALID)
     }
+}
+
+/// Signs a whole message, or the message in parts completed by `data`.
+fn sign_into(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    data: &[u8],
+    last_part: bool,
+    out: &mut Output<'_>,
+) -> CkResult<()> {
+    let needed = check(m.hsm.message_signature_len(session(h)))?;
+    out.fill(needed, || {
+        check(m.hsm.sign_message(session(h), data, last_part))
+    })
 }
 
 /// `C_MessageSignInit`.
@@ -634,30 +512,7 @@ pub unsafe extern "C" fn C_MessageSignInit(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    init(h, OperationKind::Sign, mech, key)
-}
-
-fn sign_out(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    mechanism: &Mechanism,
-    key: CK_OBJECT_HANDLE,
-    data: &[u8],
-    out: &mut super::Output<'_>,
-) -> CkResult<()> {
-    let needed = check(
-        m.hsm
-            .message_signature_len(session(h), mechanism, object(key)),
-    )?;
-    if !out.ready(needed)? {
-        return Ok(());
-    }
-    out.put(&check(m.hsm.sign_message(
-        session(h),
-        mechanism,
-        object(key),
-        data,
-    ))?)
+    init(h, MessageKind::Sign, mech, key)
 }
 
 /// `C_SignMessage`.
@@ -680,13 +535,10 @@ pub unsafe extern "C" fn C_SignMessage(
         no_message_params(param, param_len)?;
         // SAFETY: the data is `data_len` bytes; the signature buffer `*sig_len` bytes.
         let (data, mut out) = unsafe { (bytes(data, data_len)?, output(sig, sig_len)?) };
-        let (mech, key) = m.messages.with(h, OperationKind::Sign, |op| {
-            if op.pending.is_some() {
-                return Err(CKR_OPERATION_ACTIVE);
-            }
-            Ok((op.mechanism.clone(), op.key))
-        })?;
-        sign_out(&m, h, &mech, key, data, &mut out)
+        if check(m.hsm.message_pending_len(session(h), MessageKind::Sign))?.is_some() {
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        sign_into(&m, h, data, false, &mut out)
     })
 }
 
@@ -701,12 +553,9 @@ pub unsafe extern "C" fn C_SignMessageBegin(
     param: *mut c_void,
     param_len: CK_ULONG,
 ) -> CK_RV {
-    if let Err(rv) = no_message_params(param, param_len) {
-        return rv;
-    }
     begin(
         h,
-        OperationKind::Sign,
+        MessageKind::Sign,
         param,
         param_len,
         std::ptr::null_mut(),
@@ -736,27 +585,11 @@ pub unsafe extern "C" fn C_SignMessageNext(
         // SAFETY: the data is `data_len` bytes.
         let data = unsafe { bytes(data, data_len) }?;
         if sig_len.is_null() {
-            return m
-                .messages
-                .with(h, OperationKind::Sign, |op| collect(op, data));
+            return check(m.hsm.message_part(session(h), MessageKind::Sign, data));
         }
         // SAFETY: the signature buffer holds `*sig_len` bytes.
         let mut out = unsafe { output(sig, sig_len) }?;
-        let (mech, key) = m.messages.with(h, OperationKind::Sign, |op| {
-            if op.pending.is_none() {
-                return Err(CKR_OPERATION_NOT_INITIALIZED);
-            }
-            Ok((op.mechanism.clone(), op.key))
-        })?;
-        let needed = check(m.hsm.message_signature_len(session(h), &mech, object(key)))?;
-        if !out.ready(needed)? {
-            return Ok(());
-        }
-        let p = m.messages.with(h, OperationKind::Sign, |op| {
-            collect(op, data)?;
-            op.pending.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)
-        })?;
-        sign_out(&m, h, &mech, key, &p.data, &mut out)
+        sign_into(&m, h, data, true, &mut out)
     })
 }
 
@@ -767,7 +600,7 @@ pub unsafe extern "C" fn C_SignMessageNext(
 /// points to (the length beside it, a structure, a writable output).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_MessageSignFinal(h: CK_SESSION_HANDLE) -> CK_RV {
-    finish(h, OperationKind::Sign)
+    finish(h, MessageKind::Sign)
 }
 
 /// `C_MessageVerifyInit`.
@@ -781,7 +614,7 @@ pub unsafe extern "C" fn C_MessageVerifyInit(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    init(h, OperationKind::Verify, mech, key)
+    init(h, MessageKind::Verify, mech, key)
 }
 
 /// `C_VerifyMessage`.
@@ -804,16 +637,7 @@ pub unsafe extern "C" fn C_VerifyMessage(
         no_message_params(param, param_len)?;
         // SAFETY: the data and signature are their stated lengths.
         let (data, sig) = unsafe { (bytes(data, data_len)?, bytes(sig, sig_len)?) };
-        let (mech, key) = m.messages.with(h, OperationKind::Verify, |op| {
-            if op.pending.is_some() {
-                return Err(CKR_OPERATION_ACTIVE);
-            }
-            Ok((op.mechanism.clone(), op.key))
-        })?;
-        check(
-            m.hsm
-                .verify_message(session(h), &mech, object(key), data, sig),
-        )
+        check(m.hsm.verify_message(session(h), data, false, sig))
     })
 }
 
@@ -828,12 +652,9 @@ pub unsafe extern "C" fn C_VerifyMessageBegin(
     param: *mut c_void,
     param_len: CK_ULONG,
 ) -> CK_RV {
-    if let Err(rv) = no_message_params(param, param_len) {
-        return rv;
-    }
     begin(
         h,
-        OperationKind::Verify,
+        MessageKind::Verify,
         param,
         param_len,
         std::ptr::null_mut(),
@@ -862,21 +683,11 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
         // SAFETY: the data is `data_len` bytes.
         let data = unsafe { bytes(data, data_len) }?;
         if sig.is_null() {
-            return m
-                .messages
-                .with(h, OperationKind::Verify, |op| collect(op, data));
+            return check(m.hsm.message_part(session(h), MessageKind::Verify, data));
         }
         // SAFETY: the signature is `sig_len` bytes.
         let sig = unsafe { bytes(sig, sig_len) }?;
-        let (mech, key, p) = m.messages.with(h, OperationKind::Verify, |op| {
-            collect(op, data)?;
-            let p = op.pending.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-            Ok((op.mechanism.clone(), op.key, p))
-        })?;
-        check(
-            m.hsm
-                .verify_message(session(h), &mech, object(key), &p.data, sig),
-        )
+        check(m.hsm.verify_message(session(h), data, true, sig))
     })
 }
 
@@ -887,5 +698,5 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
 /// points to (the length beside it, a structure, a writable output).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_MessageVerifyFinal(h: CK_SESSION_HANDLE) -> CK_RV {
-    finish(h, OperationKind::Verify)
+    finish(h, MessageKind::Verify)
 }

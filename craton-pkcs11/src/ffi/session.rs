@@ -5,7 +5,7 @@ use super::slot::pin;
 use super::{CkResult, bytes, entry, output, session, write};
 use crate::rv::check;
 use crate::state::module;
-use craton_store::{OperationKind, SessionState, UserType};
+use craton_store::{MessageKind, OperationKind, SessionState, UserType};
 use cryptoki_sys::*;
 
 /// `C_OpenSession`. Callbacks (`Notify`) are accepted and never called: the module has no
@@ -43,12 +43,7 @@ pub unsafe extern "C" fn C_OpenSession(
 /// points to (the length beside it, a structure, a writable output).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_CloseSession(h: CK_SESSION_HANDLE) -> CK_RV {
-    entry(|| {
-        let m = module()?;
-        check(m.hsm.close_session(session(h)))?;
-        m.messages.forget_session(h);
-        Ok(())
-    })
+    entry(|| check(module()?.hsm.close_session(session(h))))
 }
 
 /// `C_CloseAllSessions`.
@@ -58,12 +53,7 @@ pub unsafe extern "C" fn C_CloseSession(h: CK_SESSION_HANDLE) -> CK_RV {
 /// points to (the length beside it, a structure, a writable output).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
-    entry(|| {
-        let m = module()?;
-        check(m.hsm.close_all_sessions(slot))?;
-        m.messages.forget_closed(&m.hsm);
-        Ok(())
-    })
+    entry(|| check(module()?.hsm.close_all_sessions(slot)))
 }
 
 /// `C_GetSessionInfo`.
@@ -97,7 +87,7 @@ pub unsafe extern "C" fn C_GetSessionInfo(
 
 /// The operation kinds a `C_SessionCancel` flag word names.
 fn kinds(flags: CK_FLAGS) -> CkResult<Vec<OperationKind>> {
-    const MAP: [(CK_FLAGS, OperationKind); 8] = [
+    const MAP: [(CK_FLAGS, OperationKind); 12] = [
         (CKF_ENCRYPT, OperationKind::Encrypt),
         (CKF_DECRYPT, OperationKind::Decrypt),
         (CKF_DIGEST, OperationKind::Digest),
@@ -106,9 +96,21 @@ fn kinds(flags: CK_FLAGS) -> CkResult<Vec<OperationKind>> {
         (CKF_VERIFY, OperationKind::Verify),
         (CKF_VERIFY_RECOVER, OperationKind::Verify),
         (CKF_FIND_OBJECTS, OperationKind::Find),
+        (
+            CKF_MESSAGE_ENCRYPT,
+            OperationKind::Message(MessageKind::Encrypt),
+        ),
+        (
+            CKF_MESSAGE_DECRYPT,
+            OperationKind::Message(MessageKind::Decrypt),
+        ),
+        (CKF_MESSAGE_SIGN, OperationKind::Message(MessageKind::Sign)),
+        (
+            CKF_MESSAGE_VERIFY,
+            OperationKind::Message(MessageKind::Verify),
+        ),
     ];
-    let message = CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY;
-    let known = MAP.iter().fold(message, |acc, (f, _)| acc | f);
+    let known = MAP.iter().fold(0, |acc, (f, _)| acc | f);
     if flags & !known != 0 {
         return Err(CKR_ARGUMENTS_BAD);
     }
@@ -129,8 +131,7 @@ pub unsafe extern "C" fn C_SessionCancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) 
     entry(|| {
         let m = module()?;
         let k = kinds(flags)?;
-        check(m.hsm.cancel(session(h), &k))?;
-        super::message::cancel(&m, h, flags)
+        check(m.hsm.cancel(session(h), &k))
     })
 }
 

@@ -471,3 +471,100 @@ fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
         },
     );
 }
+
+#[test]
+fn message_gcm_in_parts_decrypts_whole_and_session_cancel_ends_it() {
+    isolated(
+        "crypto_calls::message_gcm_in_parts_decrypts_whole_and_session_cancel_ends_it",
+        "",
+        || {
+            let h = user_session();
+            let k = aes_key(h);
+            let mut m = mech(CKM_AES_GCM);
+            ok(c!(C_MessageEncryptInit(h, &mut m, k)));
+            let mut iv = [0u8; 12];
+            let mut tag = [0u8; 16];
+            let mut params = CK_GCM_MESSAGE_PARAMS {
+                pIv: iv.as_mut_ptr(),
+                ulIvLen: 12,
+                ulIvFixedBits: 0,
+                ivGenerator: CKG_GENERATE_RANDOM,
+                pTag: tag.as_mut_ptr(),
+                ulTagBits: 128,
+            };
+            let plen = size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+            let pp = (&mut params as *mut CK_GCM_MESSAGE_PARAMS).cast();
+            let mut aad = *b"hdr";
+            ok(c!(C_EncryptMessageBegin(h, pp, plen, aad.as_mut_ptr(), 3)));
+            let mut plain = *b"first part, second part";
+            let mut ct = [0u8; 23];
+            // Earlier parts produce nothing; the last part releases the whole ciphertext.
+            let mut n: CK_ULONG = 23;
+            ok(c!(C_EncryptMessageNext(
+                h,
+                pp,
+                plen,
+                plain.as_mut_ptr(),
+                12,
+                ct.as_mut_ptr(),
+                &mut n,
+                0
+            )));
+            assert_eq!(n, 0);
+            // A whole message is refused while one is in parts.
+            let mut n2: CK_ULONG = 23;
+            assert_eq!(
+                c!(C_EncryptMessage(
+                    h,
+                    pp,
+                    plen,
+                    aad.as_mut_ptr(),
+                    3,
+                    plain.as_mut_ptr(),
+                    23,
+                    ct.as_mut_ptr(),
+                    &mut n2
+                )),
+                CKR_OPERATION_ACTIVE
+            );
+            let mut n: CK_ULONG = 23;
+            ok(c!(C_EncryptMessageNext(
+                h,
+                pp,
+                plen,
+                plain[12..].as_mut_ptr(),
+                11,
+                ct.as_mut_ptr(),
+                &mut n,
+                CKF_END_OF_MESSAGE
+            )));
+            assert_eq!(n, 23);
+            assert_ne!(iv, [0u8; 12], "the IV was generated at Begin");
+            ok(c!(C_MessageDecryptInit(h, &mut m, k)));
+            params.pIv = iv.as_mut_ptr();
+            params.pTag = tag.as_mut_ptr();
+            let pp = (&mut params as *mut CK_GCM_MESSAGE_PARAMS).cast();
+            let mut out = [0u8; 23];
+            let mut olen: CK_ULONG = 23;
+            ok(c!(C_DecryptMessage(
+                h,
+                pp,
+                plen,
+                aad.as_mut_ptr(),
+                3,
+                ct.as_mut_ptr(),
+                23,
+                out.as_mut_ptr(),
+                &mut olen
+            )));
+            assert_eq!(out, plain);
+            // C_SessionCancel ends message-based operations too.
+            ok(c!(C_SessionCancel(
+                h,
+                CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT
+            )));
+            assert_eq!(c!(C_MessageDecryptFinal(h)), CKR_OPERATION_NOT_INITIALIZED);
+            assert_eq!(c!(C_MessageEncryptFinal(h)), CKR_OPERATION_NOT_INITIALIZED);
+        },
+    );
+}
