@@ -107,7 +107,7 @@ fn initialize_arguments_are_checked() {
 fn a_module_without_threads_works_when_the_audit_log_is_off() {
     isolated(
         "abi_rules::a_module_without_threads_works_when_the_audit_log_is_off",
-        "level = \"none\"\n",
+        "audit.level = \"none\"",
         || {
             let mut args = CK_C_INITIALIZE_ARGS {
                 flags: CKF_LIBRARY_CANT_CREATE_OS_THREADS,

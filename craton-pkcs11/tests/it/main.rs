@@ -27,6 +27,7 @@ macro_rules! c {
 mod abi_rules;
 mod client_expectations;
 mod crypto_calls;
+mod integrity_and_fork;
 
 use craton_hsm::ffi::{general::*, keys::C_GenerateKeyPair, object::*, session::*, slot::*};
 use cryptoki_sys::*;
@@ -40,8 +41,8 @@ const CHILD: &str = "CRATON_PKCS11_IT_CHILD";
 
 /// Runs `body` in a child process of this test binary, with `CRATON_HSM_CONFIG` naming a
 /// fresh configuration (development build: the test binary has no sidecar; cheap PBKDF2).
-/// `extra` is appended to the configuration file.
-pub fn isolated(test: &str, extra: &str, body: impl FnOnce()) {
+/// `overrides` are dotted-key lines (`audit.level = "none"`) that replace or add to it.
+pub fn isolated(test: &str, overrides: &str, body: impl FnOnce()) {
     if std::env::var_os(CHILD).is_some() {
         body();
         return;
@@ -54,18 +55,30 @@ pub fn isolated(test: &str, extra: &str, body: impl FnOnce()) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("craton_hsm.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[token]\nslots = 2\nstate_dir = \"{}\"\n\
-             [security]\ndevelopment_build = true\npbkdf2_iterations = 1000\n\
-             max_failed_logins = 3\n\
-             [audit]\npath = \"{}\"\n{extra}",
-            dir.join("state").display(),
-            dir.join("audit.log").display()
+    let mut lines = vec![
+        ("token.slots".to_owned(), "2".to_owned()),
+        (
+            "token.state_dir".to_owned(),
+            format!("{:?}", dir.join("state")),
         ),
-    )
-    .unwrap();
+        ("security.development_build".to_owned(), "true".to_owned()),
+        ("security.pbkdf2_iterations".to_owned(), "1000".to_owned()),
+        ("security.max_failed_logins".to_owned(), "3".to_owned()),
+        (
+            "audit.path".to_owned(),
+            format!("{:?}", dir.join("audit.log")),
+        ),
+    ];
+    for line in overrides.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, value) = line.split_once('=').unwrap();
+        let (key, value) = (key.trim().to_owned(), value.trim().to_owned());
+        match lines.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = value,
+            None => lines.push((key, value)),
+        }
+    }
+    let text: String = lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    std::fs::write(&config, text).unwrap();
     let test = test.strip_prefix("it::").unwrap_or(test);
     let out = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])

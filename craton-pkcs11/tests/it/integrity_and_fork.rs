@@ -1,0 +1,136 @@
+//! `C_Initialize`'s integrity check against the sidecar, through the real entry point, and
+//! the module as a forked child sees it.
+
+use crate::*;
+use cryptoki_sys::*;
+
+/// The audit entries named `event`.
+fn audit_entries(event: &str) -> Vec<String> {
+    let needle = format!("\"event\":\"{event}\"");
+    std::fs::read_to_string(audit_path())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_missing_sidecar_stops_a_production_module_and_is_audited() {
+    isolated(
+        "integrity_and_fork::a_missing_sidecar_stops_a_production_module_and_is_audited",
+        "security.development_build = false",
+        || {
+            // This test binary has no sidecar beside it.
+            assert_eq!(c!(C_Initialize(std::ptr::null_mut())), CKR_FUNCTION_FAILED);
+            let mut info = CK_INFO::default();
+            assert_eq!(c!(C_GetInfo(&mut info)), CKR_CRYPTOKI_NOT_INITIALIZED);
+            let entries = audit_entries("integrity_check");
+            assert_eq!(entries.len(), 1, "{entries:?}");
+            assert!(
+                entries[0].contains("\"result\":\"failed\""),
+                "{}",
+                entries[0]
+            );
+            assert!(entries[0].contains("\"enforced\":true"), "{}", entries[0]);
+            assert!(audit_entries("frontend_attached").is_empty());
+        },
+    );
+}
+
+#[test]
+fn a_development_build_runs_without_a_sidecar_but_audits_it() {
+    isolated(
+        "integrity_and_fork::a_development_build_runs_without_a_sidecar_but_audits_it",
+        "",
+        || {
+            ok(c!(C_Initialize(std::ptr::null_mut())));
+            let entries = audit_entries("integrity_check");
+            assert_eq!(entries.len(), 1, "{entries:?}");
+            assert!(
+                entries[0].contains("\"result\":\"failed\""),
+                "{}",
+                entries[0]
+            );
+            assert!(entries[0].contains("\"enforced\":false"), "{}", entries[0]);
+            assert_eq!(audit_entries("frontend_attached").len(), 1);
+            ok(c!(C_Finalize(std::ptr::null_mut())));
+            assert_eq!(audit_entries("frontend_detached").len(), 1);
+        },
+    );
+}
+
+#[test]
+fn a_matching_sidecar_passes_and_a_stale_one_fails() {
+    isolated(
+        "integrity_and_fork::a_matching_sidecar_passes_and_a_stale_one_fails",
+        "security.development_build = false",
+        || {
+            // The code runs from this test executable, so its sidecar sits beside it. Only
+            // this test writes it; the others run as development builds and ignore it.
+            let exe = std::env::current_exe().unwrap();
+            let sidecar = exe.with_extension("hmac");
+            let tag = craton_core::post::integrity_tag(&std::fs::read(&exe).unwrap()).unwrap();
+            std::fs::write(&sidecar, format!("{}\n", hex::encode(tag))).unwrap();
+            let first = c!(C_Initialize(std::ptr::null_mut()));
+            ok(c!(C_Finalize(std::ptr::null_mut())));
+            let mut stale = tag;
+            stale[0] ^= 1;
+            std::fs::write(&sidecar, hex::encode(stale)).unwrap();
+            let second = c!(C_Initialize(std::ptr::null_mut()));
+            std::fs::remove_file(&sidecar).unwrap();
+            ok(first);
+            assert_eq!(second, CKR_FUNCTION_FAILED);
+            let entries = audit_entries("integrity_check");
+            assert_eq!(entries.len(), 2, "{entries:?}");
+            assert!(entries[0].contains("\"result\":\"ok\""), "{}", entries[0]);
+            assert!(
+                entries[1].contains("\"result\":\"failed\""),
+                "{}",
+                entries[1]
+            );
+        },
+    );
+}
+
+#[test]
+fn a_forked_child_sees_the_module_as_not_initialised() {
+    isolated(
+        "integrity_and_fork::a_forked_child_sees_the_module_as_not_initialised",
+        "",
+        || {
+            ok(c!(C_Initialize(std::ptr::null_mut())));
+            // SAFETY: the child only calls C_GetInfo (an atomic load, a read lock and a
+            // fixed-size write, no allocation) and _exit, which is safe after fork() in a
+            // process with other threads.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let mut info = CK_INFO::default();
+                let rv = c!(C_GetInfo(&mut info));
+                let code = if rv == CKR_CRYPTOKI_NOT_INITIALIZED {
+                    0
+                } else {
+                    1
+                };
+                // SAFETY: ends the child at once, running no destructors of the parent's
+                // state (its engine belongs to the parent).
+                unsafe { libc::_exit(code) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+            let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+            assert_eq!(waited, pid);
+            assert!(libc::WIFEXITED(status), "child did not exit normally");
+            assert_eq!(
+                libc::WEXITSTATUS(status),
+                0,
+                "child saw an initialised module"
+            );
+            // The parent is untouched.
+            let mut info = CK_INFO::default();
+            ok(c!(C_GetInfo(&mut info)));
+            ok(c!(C_Finalize(std::ptr::null_mut())));
+        },
+    );
+}
