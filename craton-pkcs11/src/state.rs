@@ -138,11 +138,10 @@ pub(crate) fn wait_for_finalize() {
     let (count, wake) = &FINALIZED;
     let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
     let start = *n;
+    // `finalize` clears the module before it bumps the count under this lock, so either the
+    // module is already gone here or the bump (and its notification) comes after the wait.
     while *n == start && module().is_ok() {
-        let (next, _) = wake
-            .wait_timeout(n, std::time::Duration::from_millis(200))
-            .unwrap_or_else(|e| e.into_inner());
-        n = next;
+        n = wake.wait(n).unwrap_or_else(|e| e.into_inner());
     }
 }
 

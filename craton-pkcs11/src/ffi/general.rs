@@ -10,7 +10,7 @@ use super::object::*;
 use super::session::*;
 use super::sign::*;
 use super::slot::*;
-use super::{CkResult, array_mut, entry, padded, read, write};
+use super::{CkResult, entry, output_array, padded, read, write};
 use crate::state;
 use cryptoki_sys::*;
 use std::ffi::c_void;
@@ -166,27 +166,8 @@ pub unsafe extern "C" fn C_GetInterfaceList(
     list: *mut CK_INTERFACE,
     count: *mut CK_ULONG,
 ) -> CK_RV {
-    entry(|| {
-        let n = INTERFACES.0.len() as CK_ULONG;
-        if count.is_null() {
-            return Err(CKR_ARGUMENTS_BAD);
-        }
-        if list.is_null() {
-            // SAFETY: `count` is non-null and writable by the caller's contract.
-            return unsafe { write(count, n) };
-        }
-        // SAFETY: `count` is non-null and readable.
-        let cap = unsafe { read(count) }?;
-        // SAFETY: as above, writable.
-        unsafe { write(count, n) }?;
-        if cap < n {
-            return Err(CKR_BUFFER_TOO_SMALL);
-        }
-        // SAFETY: the caller's array holds `cap >= n` CK_INTERFACE entries.
-        let out = unsafe { array_mut(list, n) }?;
-        out.copy_from_slice(&INTERFACES.0);
-        Ok(())
-    })
+    // SAFETY: the caller's list holds `*count` CK_INTERFACE entries when non-null.
+    entry(|| unsafe { output_array(list, count, &INTERFACES.0) })
 }
 
 /// `C_GetInterface`: by name ("PKCS 11" or null), version (or null for the newest) and flags

@@ -2,7 +2,7 @@
 //! wrap, unwrap, derive, seed, random.
 
 use super::params::mechanism;
-use super::{bytes, bytes_mut, entry, object, output, session, template, write};
+use super::{bytes, bytes_mut, entry, new_object, object, output, session, template, write};
 use crate::rv::check;
 use crate::state::module;
 use cryptoki_sys::*;
@@ -22,14 +22,12 @@ pub unsafe extern "C" fn C_GenerateKey(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        if key.is_null() {
-            return Err(CKR_ARGUMENTS_BAD);
+        // SAFETY: the mechanism and template are valid for their stated lengths; `key` is a
+        // writable handle.
+        unsafe {
+            let (mech, t) = (mechanism(mech)?, template(attrs, count)?);
+            new_object(key, || check(m.hsm.generate_key(session(h), &mech, &t)))
         }
-        // SAFETY: the mechanism and template are valid for their stated lengths.
-        let (mech, t) = unsafe { (mechanism(mech)?, template(attrs, count)?) };
-        let o = check(m.hsm.generate_key(session(h), &mech, &t))?;
-        // SAFETY: `key` is non-null and writable.
-        unsafe { write(key, o.0) }
     })
 }
 
@@ -119,23 +117,18 @@ pub unsafe extern "C" fn C_UnwrapKey(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        if key.is_null() {
-            return Err(CKR_ARGUMENTS_BAD);
+        // SAFETY: the mechanism, wrapped bytes and template are valid for their lengths;
+        // `key` is a writable handle.
+        unsafe {
+            let (mech, blob) = (mechanism(mech)?, bytes(wrapped, wrapped_len)?);
+            let t = template(attrs, count)?;
+            new_object(key, || {
+                check(
+                    m.hsm
+                        .unwrap_key(session(h), &mech, object(unwrapping), blob, &t),
+                )
+            })
         }
-        // SAFETY: the mechanism, wrapped bytes and template are valid for their lengths.
-        let (mech, blob, t) = unsafe {
-            (
-                mechanism(mech)?,
-                bytes(wrapped, wrapped_len)?,
-                template(attrs, count)?,
-            )
-        };
-        let o = check(
-            m.hsm
-                .unwrap_key(session(h), &mech, object(unwrapping), blob, &t),
-        )?;
-        // SAFETY: `key` is non-null and writable.
-        unsafe { write(key, o.0) }
     })
 }
 
@@ -155,14 +148,14 @@ pub unsafe extern "C" fn C_DeriveKey(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        if key.is_null() {
-            return Err(CKR_ARGUMENTS_BAD);
+        // SAFETY: the mechanism and template are valid for their stated lengths; `key` is a
+        // writable handle.
+        unsafe {
+            let (mech, t) = (mechanism(mech)?, template(attrs, count)?);
+            new_object(key, || {
+                check(m.hsm.derive_key(session(h), &mech, object(base), &t))
+            })
         }
-        // SAFETY: the mechanism and template are valid for their stated lengths.
-        let (mech, t) = unsafe { (mechanism(mech)?, template(attrs, count)?) };
-        let o = check(m.hsm.derive_key(session(h), &mech, object(base), &t))?;
-        // SAFETY: `key` is non-null and writable.
-        unsafe { write(key, o.0) }
     })
 }
 

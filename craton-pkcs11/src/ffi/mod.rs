@@ -180,16 +180,12 @@ pub(crate) unsafe fn output<'a>(p: *mut u8, len: *mut CK_ULONG) -> CkResult<Outp
     let buf = if p.is_null() {
         None
     } else {
-        // SAFETY: `len` is non-null and readable by the caller's contract.
-        let cap = length(unsafe { len.read_unaligned() }, usize::MAX)?;
-        // SAFETY: the caller guarantees `cap` writable bytes at `p`; a length beyond the
-        // address space cannot describe a real buffer, and `from_raw_parts_mut` needs
-        // `cap <= isize::MAX`.
-        (cap <= isize::MAX as usize).then(|| unsafe { std::slice::from_raw_parts_mut(p, cap) })
+        // SAFETY: `len` is non-null and readable by the caller's contract. A capacity beyond
+        // `isize::MAX` cannot describe a real buffer and is refused.
+        let cap = length(unsafe { len.read_unaligned() }, isize::MAX as usize)?;
+        // SAFETY: the caller guarantees `cap` writable bytes at `p`.
+        Some(unsafe { std::slice::from_raw_parts_mut(p, cap) })
     };
-    if !p.is_null() && buf.is_none() {
-        return Err(CKR_ARGUMENTS_BAD);
-    }
     Ok(Output { buf, len })
 }
 
@@ -334,6 +330,23 @@ pub(crate) unsafe fn output_array<T: Copy>(
 /// The engine's handle for a session.
 pub(crate) fn session(h: CK_SESSION_HANDLE) -> craton_store::SessionHandle {
     craton_store::SessionHandle(h)
+}
+
+/// Creates an object with `create` and writes its handle to `out`; a null `out` is refused
+/// before anything is created.
+///
+/// # Safety
+/// `out` is null or valid for a write of a `CK_OBJECT_HANDLE`.
+pub(crate) unsafe fn new_object(
+    out: *mut CK_OBJECT_HANDLE,
+    create: impl FnOnce() -> CkResult<craton_store::ObjectHandle>,
+) -> CkResult<()> {
+    if out.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    let handle = create()?;
+    // SAFETY: non-null and writable by the caller's contract.
+    unsafe { write(out, handle.0) }
 }
 
 /// The engine's handle for an object.

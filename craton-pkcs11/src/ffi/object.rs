@@ -1,6 +1,6 @@
 //! Object management (PKCS#11 3.0 §5.7): create, copy, destroy, attributes, search.
 
-use super::{array_mut, bytes_mut, entry, object, session, template, write};
+use super::{array_mut, bytes_mut, entry, new_object, object, session, template, write};
 use crate::rv::{check, from_attribute};
 use crate::state::module;
 use craton_core::attribute::AttributeType;
@@ -20,14 +20,12 @@ pub unsafe extern "C" fn C_CreateObject(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        if out.is_null() {
-            return Err(CKR_ARGUMENTS_BAD);
+        // SAFETY: the template holds `count` attributes with valid value pointers; `out` is
+        // a writable handle.
+        unsafe {
+            let t = template(attrs, count)?;
+            new_object(out, || check(m.hsm.create_object(session(h), &t)))
         }
-        // SAFETY: the template holds `count` attributes with valid value pointers.
-        let t = unsafe { template(attrs, count) }?;
-        let o = check(m.hsm.create_object(session(h), &t))?;
-        // SAFETY: `out` is non-null and writable.
-        unsafe { write(out, o.0) }
     })
 }
 
@@ -46,14 +44,14 @@ pub unsafe extern "C" fn C_CopyObject(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        if out.is_null() {
-            return Err(CKR_ARGUMENTS_BAD);
+        // SAFETY: the template holds `count` attributes with valid value pointers; `out` is
+        // a writable handle.
+        unsafe {
+            let t = template(attrs, count)?;
+            new_object(out, || {
+                check(m.hsm.copy_object(session(h), object(source), &t))
+            })
         }
-        // SAFETY: the template holds `count` attributes with valid value pointers.
-        let t = unsafe { template(attrs, count) }?;
-        let o = check(m.hsm.copy_object(session(h), object(source), &t))?;
-        // SAFETY: `out` is non-null and writable.
-        unsafe { write(out, o.0) }
     })
 }
 
