@@ -308,3 +308,22 @@ fn null_pointers_bad_slots_and_short_buffers_get_their_codes() {
         },
     );
 }
+
+#[test]
+fn a_blocking_slot_event_wait_ends_with_c_finalize() {
+    isolated(
+        "abi_rules::a_blocking_slot_event_wait_ends_with_c_finalize",
+        "",
+        || {
+            ok(c!(C_Initialize(std::ptr::null_mut())));
+            let waiter = std::thread::spawn(|| {
+                let mut slot = 0;
+                c!(C_WaitForSlotEvent(0, &mut slot, std::ptr::null_mut()))
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(!waiter.is_finished(), "no slot event may occur");
+            ok(c!(C_Finalize(std::ptr::null_mut())));
+            assert_eq!(waiter.join().unwrap(), CKR_CRYPTOKI_NOT_INITIALIZED);
+        },
+    );
+}
