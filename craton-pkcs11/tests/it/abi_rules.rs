@@ -327,3 +327,18 @@ fn a_blocking_slot_event_wait_ends_with_c_finalize() {
         },
     );
 }
+
+#[test]
+fn remote_mode_is_refused_until_it_exists() {
+    isolated(
+        "abi_rules::remote_mode_is_refused_until_it_exists",
+        "client.endpoint = \"https://127.0.0.1:5696\"\nclient.ca = \"/nonexistent/ca.pem\"\n\
+         client.cert = \"/nonexistent/c.pem\"\nclient.key = \"/nonexistent/k.pem\"",
+        || {
+            // A configuration asking for the daemon must not silently run a local token.
+            assert_eq!(c!(C_Initialize(std::ptr::null_mut())), CKR_GENERAL_ERROR);
+            let mut info = CK_INFO::default();
+            assert_eq!(c!(C_GetInfo(&mut info)), CKR_CRYPTOKI_NOT_INITIALIZED);
+        },
+    );
+}
