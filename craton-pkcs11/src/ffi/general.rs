@@ -127,33 +127,37 @@ struct Interfaces([CK_INTERFACE; 2]);
 // which every thread may read.
 unsafe impl Sync for Interfaces {}
 
+const fn interface(list: *const std::ffi::c_void) -> CK_INTERFACE {
+    CK_INTERFACE {
+        pInterfaceName: NAME.as_ptr().cast_mut(),
+        pFunctionList: list.cast_mut(),
+        flags: 0,
+    }
+}
+
 static INTERFACES: Interfaces = Interfaces([
-    CK_INTERFACE {
-        pInterfaceName: NAME.as_ptr().cast_mut(),
-        pFunctionList: std::ptr::from_ref(&FUNCTIONS_3_0).cast_mut().cast(),
-        flags: 0,
-    },
-    CK_INTERFACE {
-        pInterfaceName: NAME.as_ptr().cast_mut(),
-        pFunctionList: std::ptr::from_ref(&FUNCTIONS_2_40).cast_mut().cast(),
-        flags: 0,
-    },
+    interface(std::ptr::from_ref(&FUNCTIONS_3_0).cast()),
+    interface(std::ptr::from_ref(&FUNCTIONS_2_40).cast()),
+]);
+
+/// The entries `C_GetInterface` hands out, one per entry of `INTERFACES`, in writable memory.
+/// The specification makes them the library's, but real clients write to them: OpenSC's
+/// pkcs11-spy replaces `pFunctionList` with its own table. A read-only entry would crash such
+/// a client, so these live apart from `INTERFACES`, which stays pristine for the list.
+struct HandedOut([std::cell::UnsafeCell<CK_INTERFACE>; 2]);
+
+// SAFETY: the module only ever hands out pointers to these entries and never reads or writes
+// them after start-up; what a client does with its pointer is the client's business.
+unsafe impl Sync for HandedOut {}
+
+static HANDED_OUT: HandedOut = HandedOut([
+    std::cell::UnsafeCell::new(interface(std::ptr::from_ref(&FUNCTIONS_3_0).cast())),
+    std::cell::UnsafeCell::new(interface(std::ptr::from_ref(&FUNCTIONS_2_40).cast())),
 ]);
 
 /// The interfaces `C_GetInterfaceList` reports, as static entries.
 pub fn interface_table() -> &'static [CK_INTERFACE; 2] {
     &INTERFACES.0
-}
-
-fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
-    if std::ptr::eq(
-        i.pFunctionList.cast_const(),
-        std::ptr::from_ref(&FUNCTIONS_3_0).cast(),
-    ) {
-        FUNCTIONS_3_0.version
-    } else {
-        FUNCTIONS_2_40.version
-    }
 }
 
 /// `C_GetInterfaceList`.
@@ -200,16 +204,17 @@ pub unsafe extern "C" fn C_GetInterface(
             // SAFETY: a non-null version points to a CK_VERSION.
             Some(unsafe { read(version) }?)
         };
-        let found = INTERFACES.0.iter().find(|i| {
-            let v = interface_version(i);
+        let versions = [FUNCTIONS_3_0.version, FUNCTIONS_2_40.version];
+        let found = INTERFACES.0.iter().zip(versions).position(|(i, v)| {
             wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor)
                 && i.flags & flags == flags
         });
         let Some(found) = found else {
             return Err(CKR_ARGUMENTS_BAD);
         };
-        // SAFETY: `interface` is non-null and writable; the entry is static and read-only.
-        unsafe { write(interface, std::ptr::from_ref(found).cast_mut()) }
+        // SAFETY: `interface` is non-null and writable; the entry is a static that outlives
+        // every caller.
+        unsafe { write(interface, HANDED_OUT.0[found].get()) }
     })
 }
 

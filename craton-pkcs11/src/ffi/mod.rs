@@ -272,12 +272,27 @@ pub(crate) fn own_path() -> Option<std::path::PathBuf> {
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
     use std::os::unix::ffi::OsStrExt;
     let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
-    // A bare name means the main executable in some loaders; /proc/self/exe is exact.
     if path.is_absolute() {
-        Some(path)
-    } else {
-        std::fs::read_link("/proc/self/exe").ok()
+        return Some(path);
     }
+    // dladdr echoes whatever name the application passed to dlopen, so a relative module
+    // path (`--module ./libcraton_hsm.so`) or a bare executable name comes back as given.
+    // The kernel's map of this process names the file behind our own code exactly.
+    mapped_file(addr as usize)
+}
+
+/// The absolute path of the file mapped at `addr` in this process, from `/proc/self/maps`.
+fn mapped_file(addr: usize) -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        // start-end perms offset dev inode   path
+        let mut fields = line.splitn(6, ' ');
+        let (start, end) = fields.next()?.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        let path = fields.nth(4)?.trim_start();
+        (start <= addr && addr < end && path.starts_with('/')).then(|| path.into())
+    })
 }
 
 /// Registers the fork handler once per process: a child sees every module initialisation of
@@ -395,4 +410,17 @@ pub(crate) unsafe fn bytes_mut<'a>(p: *mut u8, len: CK_ULONG) -> CkResult<&'a mu
     }
     // SAFETY: non-null; the caller guarantees `n` writable bytes (checked ≤ 1 GiB).
     Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_code_maps_to_the_file_that_holds_it() {
+        // In a test binary this crate is linked into the executable itself.
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let addr = super::mapped_file as *const () as usize;
+        assert_eq!(super::mapped_file(addr), Some(exe.clone()));
+        assert_eq!(super::own_path(), Some(exe));
+        assert_eq!(super::mapped_file(0), None);
+    }
 }
