@@ -143,10 +143,19 @@ impl Token {
 
 pub(crate) struct Session {
     pub(crate) handle: u64,
+    pub(crate) app: Application,
     pub(crate) slot: usize,
     pub(crate) read_write: bool,
     pub(crate) ops: Mutex<SessionOps>,
 }
+
+/// The application a session belongs to. PKCS#11 shares a session object among every
+/// session of the application that created it (Java's SunPKCS11, for one, creates a key in one
+/// pooled session and uses it in another) and hides it from every other application. A
+/// process that loads the module is one application; the daemon gives each client identity
+/// its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Application(pub u64);
 
 const SHARDS: usize = 32;
 
@@ -644,6 +653,17 @@ impl Hsm {
 
     /// `C_OpenSession`.
     pub fn open_session(&self, slot: u64, read_write: bool) -> Result<SessionHandle> {
+        self.open_session_for(slot, read_write, Application::default())
+    }
+
+    /// `C_OpenSession` on behalf of `app`: its session objects are shared with the other
+    /// sessions of `app` only.
+    pub fn open_session_for(
+        &self,
+        slot: u64,
+        read_write: bool,
+        app: Application,
+    ) -> Result<SessionHandle> {
         let lock = self.token(slot)?;
         let mut t = lock.write().map_err(poisoned)?;
         if !t.record.initialized() {
@@ -656,6 +676,7 @@ impl Hsm {
         t.sessions.insert(handle, read_write);
         let session = Arc::new(Session {
             handle,
+            app,
             slot: slot as usize,
             read_write,
             ops: Mutex::new(SessionOps::default()),
@@ -678,7 +699,8 @@ impl Hsm {
             .ok_or(HsmError::SessionHandleInvalid)?;
         let mut t = self.write_token(session.slot)?;
         t.sessions.remove(&h.0);
-        t.objects.retain(|_, o| o.session != Some(h.0));
+        t.objects
+            .retain(|_, o| o.session.is_none_or(|w| w.session != h.0));
         if t.sessions.is_empty() {
             Self::forget_login(&mut t, &self.store)?;
         }

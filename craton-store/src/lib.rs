@@ -61,6 +61,8 @@ pub mod persist;
 pub use config::Config;
 pub use error::{HsmError, Result};
 pub use event::{Event, EventSink, KeyOrigin, NoEvents, UserType};
-pub use hsm::{Hsm, ObjectHandle, PinStatus, SessionHandle, SessionInfo, SessionState, TokenInfo};
+pub use hsm::{
+    Application, Hsm, ObjectHandle, PinStatus, SessionHandle, SessionInfo, SessionState, TokenInfo,
+};
 pub use objects::Template;
 pub use operations::{MessageKind, MessageOutput, OperationKind};

@@ -26,6 +26,14 @@ use craton_core::pq::{MlDsaParams, MlKemParams, SlhDsaParams};
 use craton_core::{KeyType, MechanismType as M, Operations};
 use std::sync::{Arc, OnceLock};
 
+/// The session that created a session object (which destroys it on closing) and its
+/// application (whose sessions may all use it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) session: u64,
+    pub(crate) app: crate::hsm::Application,
+}
+
 /// A template: attribute values as the caller gave them.
 pub type Template = [(A, AttrValue)];
 
@@ -34,7 +42,7 @@ pub struct Object {
     pub(crate) handle: u64,
     pub(crate) attrs: Attributes,
     /// The owning session of a session object.
-    pub(crate) session: Option<u64>,
+    pub(crate) session: Option<Owner>,
     /// A public key object whose secret part is sealed and the user is not logged in.
     pub(crate) secret_closed: bool,
     /// `CKA_CLASS`, read once.
@@ -71,7 +79,7 @@ impl Object {
         obj
     }
 
-    fn new(handle: u64, mut attrs: Attributes, session: Option<u64>) -> Object {
+    fn new(handle: u64, mut attrs: Attributes, session: Option<Owner>) -> Object {
         // CKA_UNIQUE_ID (PKCS#11 3.0): the handle, which is never reused for another object
         // (token object ids come from a persistent counter, session handles from their own).
         attrs.insert(
@@ -219,11 +227,10 @@ pub(crate) struct NewSecret<'a> {
 }
 
 impl Hsm {
-    /// Visibility: a session sees token objects and its own session objects, and private
-    /// objects only while the user is logged in.
+    /// Visibility: a session sees token objects and the session objects of its application,
+    /// and private objects only while the user is logged in.
     pub(crate) fn visible(t: &Token, s: &Session, o: &Object) -> bool {
-        (o.session.is_none() || o.session == Some(s.handle))
-            && (!o.flag(A::PRIVATE) || t.login == Login::User)
+        o.session.is_none_or(|w| w.app == s.app) && (!o.flag(A::PRIVATE) || t.login == Login::User)
     }
 
     pub(crate) fn object(
@@ -284,7 +291,10 @@ impl Hsm {
             self.next_session_object
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         };
-        let session = if token_object { None } else { Some(s.handle) };
+        let session = (!token_object).then_some(Owner {
+            session: s.handle,
+            app: s.app,
+        });
         t.objects
             .insert(handle, Arc::new(Object::new(handle, attrs, session)));
         Ok(handle)

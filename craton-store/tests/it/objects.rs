@@ -129,11 +129,14 @@ fn init_token_wipes_every_object_for_good() {
 }
 
 #[test]
-fn session_objects_vanish_with_their_session_and_destroy_respects_destroyable() {
+fn session_objects_are_shared_by_their_application_and_vanish_with_their_session() {
     let dir = Scratch::new("session-objects");
     let hsm = ready(dir.path());
     let s = user_session(&hsm);
-    let other = hsm.open_session(0, true).unwrap();
+    let other = hsm.open_session(0, false).unwrap();
+    let stranger = hsm
+        .open_session_for(0, true, craton_store::Application(7))
+        .unwrap();
     let ephemeral = hsm
         .generate_key(
             s,
@@ -141,11 +144,18 @@ fn session_objects_vanish_with_their_session_and_destroy_respects_destroyable() 
             &[(A::VALUE_LEN, AttrValue::Ulong(16))],
         )
         .unwrap();
-    // Another session cannot see it.
+    // Every session of the application may use it (a read-only one too); another
+    // application's session cannot see it, by handle or by search.
+    assert!(hsm.attribute_values(other, ephemeral, &[A::CLASS]).is_ok());
+    hsm.find_objects_init(other, &[]).unwrap();
+    assert!(hsm.find_objects(other, 10).unwrap().contains(&ephemeral));
+    hsm.find_objects_final(other).unwrap();
     assert!(matches!(
-        hsm.attribute_values(other, ephemeral, &[A::CLASS]),
+        hsm.attribute_values(stranger, ephemeral, &[A::CLASS]),
         Err(HsmError::ObjectHandleInvalid)
     ));
+    hsm.find_objects_init(stranger, &[]).unwrap();
+    assert!(!hsm.find_objects(stranger, 10).unwrap().contains(&ephemeral));
     let pinned = aes_key(&hsm, s, &[(A::DESTROYABLE, b(false))]);
     assert!(matches!(
         hsm.destroy_object(s, pinned),
