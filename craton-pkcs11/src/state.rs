@@ -68,7 +68,7 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
         // audit log from here).
         std::mem::forget(m);
     }
-    let (config, _) =
+    let (mut config, _) =
         Config::discover(None).map_err(|e| refuse(&e.to_string(), CKR_GENERAL_ERROR))?;
     if config.client.is_some() {
         return Err(refuse(
@@ -76,9 +76,12 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
             CKR_GENERAL_ERROR,
         ));
     }
-    if !options.may_create_threads && config.audit.level != craton_store::config::AuditLevel::None {
-        // The audit log syncs per-operation entries from a background thread.
-        return Err(CKR_NEED_TO_CREATE_THREADS);
+    if !options.may_create_threads {
+        // The engine's only thread syncs per-operation audit entries in the background;
+        // without it every entry is synced before its call returns (p11-kit, and so GnuTLS,
+        // always initialise modules this way).
+        config.audit.sync_operation_entries = true;
+        config.audit.batch_operation_entries = false;
     }
     let development = config.security.development_build;
     let integrity = check_integrity();

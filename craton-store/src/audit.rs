@@ -902,7 +902,8 @@ impl EventSink for AuditLog {
         let (name, fields) = event_name_and_fields(event, &self.registry);
         // Per-operation entries are written before the call returns and synced within
         // SYNC_INTERVAL; everything else is synced before the call returns.
-        let durable = !matches!(event, Event::Operation { .. });
+        let durable =
+            self.config.sync_operation_entries || !matches!(event, Event::Operation { .. });
         // A failed audit write is sticky (`broken`). The event sink interface has no error
         // path; the engine checks `is_failed` after recording and fails the call.
         let _ = self.append_with(name, fields, false, durable);

@@ -169,6 +169,12 @@ pub struct AuditConfig {
     /// which `verify` and the next start both report). Authentication and key-management
     /// entries are always synced before their call returns.
     pub batch_operation_entries: bool,
+    /// Per-operation entries are synced (`fdatasync`) before their call returns, like every
+    /// other entry, instead of within 50 ms by a background thread. Concurrent callers still
+    /// share syncs. The engine then starts no thread of its own, which is how the PKCS#11
+    /// module runs for an application that forbids it (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`).
+    /// Cannot be combined with `batch_operation_entries`.
+    pub sync_operation_entries: bool,
 }
 
 impl Default for AuditConfig {
@@ -179,6 +185,7 @@ impl Default for AuditConfig {
             rotate_bytes: 64 << 20,
             seal_every: 1000,
             batch_operation_entries: false,
+            sync_operation_entries: false,
         }
     }
 }
@@ -345,6 +352,12 @@ impl Config {
         if self.audit.seal_every == 0 {
             return invalid("audit.seal_every", "must be at least 1");
         }
+        if self.audit.batch_operation_entries && self.audit.sync_operation_entries {
+            return invalid(
+                "audit.sync_operation_entries",
+                "cannot be combined with audit.batch_operation_entries",
+            );
+        }
         if self.daemon.max_request_bytes < 1024 {
             return invalid("daemon.max_request_bytes", "must be at least 1024");
         }
@@ -433,6 +446,9 @@ mod tests {
         assert!(e.to_string().contains("security.pbkdf2_iterations"));
         let e = Config::from_toml("[security]\nmax_failed_logins = \"x\"\n", "t").unwrap_err();
         assert!(e.to_string().contains("max_failed_logins"));
+        let both = "[audit]\nbatch_operation_entries = true\nsync_operation_entries = true\n";
+        let e = Config::from_toml(both, "t").unwrap_err();
+        assert!(e.to_string().contains("audit.sync_operation_entries"));
     }
 
     #[test]

@@ -252,21 +252,23 @@ impl Hsm {
                 store.audit_head()?,
             )?;
             let log = Arc::new(log);
-            // Syncs per-operation entries within SYNC_INTERVAL; exits when the log is gone.
-            let weak = Arc::downgrade(&log);
-            std::thread::Builder::new()
-                .name("craton-audit-sync".into())
-                .spawn(move || {
-                    while let Some(log) = weak.upgrade() {
-                        let _ = log.sync_pending();
-                        drop(log);
-                        std::thread::sleep(crate::audit::FLUSH_INTERVAL);
-                    }
-                })
-                .map_err(|source| crate::audit::AuditError::Io {
-                    path: config.audit_path(),
-                    source,
-                })?;
+            if !config.audit.sync_operation_entries {
+                // Syncs per-operation entries within SYNC_INTERVAL; exits when the log is gone.
+                let weak = Arc::downgrade(&log);
+                std::thread::Builder::new()
+                    .name("craton-audit-sync".into())
+                    .spawn(move || {
+                        while let Some(log) = weak.upgrade() {
+                            let _ = log.sync_pending();
+                            drop(log);
+                            std::thread::sleep(crate::audit::FLUSH_INTERVAL);
+                        }
+                    })
+                    .map_err(|source| crate::audit::AuditError::Io {
+                        path: config.audit_path(),
+                        source,
+                    })?;
+            }
             Some(log)
         };
         let events: Arc<dyn EventSink> = match &audit {

@@ -3,6 +3,7 @@
 
 use crate::{isolated, ok, open};
 use craton_hsm::ffi::general::*;
+use craton_hsm::ffi::keys::C_GenerateRandom;
 use craton_hsm::ffi::session::*;
 use craton_hsm::ffi::slot::*;
 use cryptoki_sys::*;
@@ -64,17 +65,6 @@ fn initialize_arguments_are_checked() {
             )),
             CKR_ARGUMENTS_BAD
         );
-        let mut no_threads = CK_C_INITIALIZE_ARGS {
-            flags: CKF_LIBRARY_CANT_CREATE_OS_THREADS,
-            ..Default::default()
-        };
-        // The audit log syncs from a background thread.
-        assert_eq!(
-            c!(C_Initialize(
-                (&mut no_threads as *mut CK_C_INITIALIZE_ARGS).cast()
-            )),
-            CKR_NEED_TO_CREATE_THREADS
-        );
         let mut full = CK_C_INITIALIZE_ARGS {
             CreateMutex: Some(create_mutex),
             DestroyMutex: Some(mutex_op),
@@ -104,18 +94,37 @@ fn initialize_arguments_are_checked() {
 }
 
 #[test]
-fn a_module_without_threads_works_when_the_audit_log_is_off() {
+fn an_application_that_forbids_threads_gets_a_module_that_starts_none() {
+    // p11-kit (and so GnuTLS's p11tool) initialises every module with exactly these flags.
     isolated(
-        "abi_rules::a_module_without_threads_works_when_the_audit_log_is_off",
-        "audit.level = \"none\"",
+        "abi_rules::an_application_that_forbids_threads_gets_a_module_that_starts_none",
+        "",
         || {
+            let threads = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+            let before = threads();
             let mut args = CK_C_INITIALIZE_ARGS {
-                flags: CKF_LIBRARY_CANT_CREATE_OS_THREADS,
+                flags: CKF_LIBRARY_CANT_CREATE_OS_THREADS | CKF_OS_LOCKING_OK,
                 ..Default::default()
             };
             ok(c!(C_Initialize(
                 (&mut args as *mut CK_C_INITIALIZE_ARGS).cast(),
             )));
+            assert_eq!(threads(), before, "the module started a thread");
+            crate::init_token(0);
+            let s = open(0, false);
+            let mut pin = crate::USER_PIN.to_vec();
+            ok(c!(C_Login(
+                s,
+                CKU_USER,
+                pin.as_mut_ptr(),
+                pin.len() as CK_ULONG
+            )));
+            let mut random = [0u8; 16];
+            ok(c!(C_GenerateRandom(s, random.as_mut_ptr(), 16)));
+            // Audit entries are still written (and synced) before each call returns.
+            let log = std::fs::read_to_string(crate::audit_path()).unwrap();
+            assert!(log.contains("\"event\":\"login\""), "{log}");
+            assert_eq!(threads(), before, "the module started a thread");
             ok(c!(C_Finalize(std::ptr::null_mut())));
         },
     );
