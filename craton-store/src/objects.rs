@@ -173,6 +173,43 @@ fn refuse_token_managed(template: &Attributes) -> Result<()> {
     Ok(())
 }
 
+/// The attributes that say what a key may be used for.
+const USAGE: [A; 11] = [
+    A::ENCRYPT,
+    A::DECRYPT,
+    A::SIGN,
+    A::VERIFY,
+    A::SIGN_RECOVER,
+    A::VERIFY_RECOVER,
+    A::WRAP,
+    A::UNWRAP,
+    A::DERIVE,
+    A::ENCAPSULATE,
+    A::DECAPSULATE,
+];
+
+/// The usage a generated key gets when its template names none: what its type is for.
+/// Applications such as Java's SunPKCS11 leave usage to the token, and a key that may do
+/// nothing is useless to them. A template that names any usage attribute gets exactly what
+/// it names (the rest default to false), and wrapping is never granted implicitly.
+fn natural_usage(spec: KeySpec, class: ObjectClass) -> &'static [A] {
+    let private = class != ObjectClass::PUBLIC_KEY;
+    match spec {
+        KeySpec::Aes { .. } => &[A::ENCRYPT, A::DECRYPT],
+        KeySpec::GenericSecret { .. } => &[A::SIGN, A::VERIFY],
+        KeySpec::Rsa { .. } if private => &[A::SIGN, A::DECRYPT],
+        KeySpec::Rsa { .. } => &[A::VERIFY, A::ENCRYPT],
+        KeySpec::Ec(_) | KeySpec::Ed25519 | KeySpec::MlDsa(_) | KeySpec::SlhDsa(_) if private => {
+            &[A::SIGN]
+        }
+        KeySpec::Ec(_) | KeySpec::Ed25519 | KeySpec::MlDsa(_) | KeySpec::SlhDsa(_) => &[A::VERIFY],
+        KeySpec::X25519 if private => &[A::DERIVE],
+        KeySpec::X25519 => &[],
+        KeySpec::MlKem(_) if private => &[A::DECAPSULATE],
+        KeySpec::MlKem(_) => &[A::ENCAPSULATE],
+    }
+}
+
 /// Applies `defaults` for what the template leaves out.
 fn with_defaults(class: ObjectClass, mut attrs: Attributes) -> Attributes {
     for (a, v) in attribute::defaults(class) {
@@ -460,6 +497,12 @@ impl Hsm {
             && !matches!(spec, KeySpec::GenericSecret { .. })
         {
             return Err(AttributeError::Inconsistent(A::KEY_TYPE).into());
+        }
+        let mut tpl = tpl;
+        if !USAGE.iter().any(|a| tpl.contains_key(a)) {
+            for a in natural_usage(spec, class) {
+                tpl.insert(*a, AttrValue::Bool(true));
+            }
         }
         let mut attrs = with_defaults(class, tpl);
         attrs.insert(A::CLASS, AttrValue::Ulong(class.0));

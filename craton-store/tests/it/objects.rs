@@ -517,3 +517,54 @@ fn every_object_has_a_unique_id_the_caller_cannot_set() {
         .unwrap();
     assert_eq!(hsm.find_objects(s, 5).unwrap(), vec![b_key]);
 }
+
+#[test]
+fn generated_keys_without_usage_in_the_template_get_what_their_type_is_for() {
+    let dir = Scratch::new("natural-usage");
+    let hsm = ready(dir.path());
+    let s = user_session(&hsm);
+    let p256 = (
+        A::EC_PARAMS,
+        AttrValue::Bytes(craton_core::ec::Curve::P256.ec_params().to_vec()),
+    );
+    let read = |h, a| hsm.attribute_values(s, h, &[a]).unwrap()[0].clone();
+    // Java's SunPKCS11 sends nothing but the curve.
+    let (public, private) = hsm
+        .generate_key_pair(
+            s,
+            &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
+            &[p256.clone()],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(read(private, A::SIGN), Ok(b(true)));
+    assert_eq!(read(public, A::VERIFY), Ok(b(true)));
+    for (h, a) in [
+        (private, A::DECRYPT),
+        (private, A::UNWRAP),
+        (private, A::DERIVE),
+    ] {
+        assert_eq!(read(h, a), Ok(b(false)), "{a:?}");
+    }
+    let aes = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::AES_KEY_GEN),
+            &[(A::VALUE_LEN, AttrValue::Ulong(32))],
+        )
+        .unwrap();
+    assert_eq!(read(aes, A::ENCRYPT), Ok(b(true)));
+    assert_eq!(read(aes, A::DECRYPT), Ok(b(true)));
+    assert_eq!(read(aes, A::WRAP), Ok(b(false)));
+    // A template that names any usage gets exactly that.
+    let (_, only_derive) = hsm
+        .generate_key_pair(
+            s,
+            &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
+            &[p256],
+            &[(A::DERIVE, b(true))],
+        )
+        .unwrap();
+    assert_eq!(read(only_derive, A::SIGN), Ok(b(false)));
+    assert_eq!(read(only_derive, A::DERIVE), Ok(b(true)));
+}
