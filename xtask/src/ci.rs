@@ -41,6 +41,9 @@ pub fn run(extra_test_args: &[String]) -> Result<(), String> {
     // check enforced: it must keep working after every change.
     crate::demo::run(&[])?;
 
+    // Clients we did not write, each next to SoftHSMv2.
+    crate::interop::run(&[])?;
+
     Ok(())
 }
 

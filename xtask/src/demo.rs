@@ -2,7 +2,7 @@
 //!
 //! Builds `libcraton_hsm.so`, writes its sidecar, and then, through the real module and
 //! OpenSC's `pkcs11-tool` (installed from Debian when missing), initialises a token in a
-//! scratch state directory, generates RSA, EC, Ed25519 and AES keys, signs and verifies,
+//! scratch state directory, generates RSA, EC, Ed25519, ML-DSA and AES keys, signs and verifies,
 //! encrypts and decrypts, and prints a short summary. No configuration file is needed: the
 //! module runs on its embedded default, with its state under the scratch directory
 //! (`XDG_DATA_HOME`).
@@ -153,6 +153,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
     d.sign_verify("01", "SHA256-RSA-PKCS-PSS")?;
     d.sign_verify("02", "ECDSA-SHA256")?;
     d.sign_verify("03", "EDDSA")?;
+
+    // pkcs11-tool cannot set CKA_PARAMETER_SET, so ML-DSA goes through the cryptoki crate.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut ml_dsa = Command::new(exe);
+    ml_dsa
+        .args([crate::native::JOB, "ml-dsa"])
+        .arg(&d.module)
+        .args(["demo", USER_PIN])
+        .env("XDG_DATA_HOME", d.scratch.join("data"))
+        .env_remove("CRATON_HSM_CONFIG");
+    let out = ml_dsa
+        .output()
+        .map_err(|e| format!("cannot run the ML-DSA client: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ML-DSA-65 through the cryptoki crate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    d.step("generate ML-DSA-65 key pair (cryptoki crate)", "ok");
+    d.step(
+        "ML-DSA-65 sign + verify",
+        String::from_utf8_lossy(&out.stdout).trim(),
+    );
 
     let iv = "000102030405060708090a0b0c0d0e0f";
     d.user(&[

@@ -6,6 +6,8 @@
 mod bench;
 mod ci;
 mod demo;
+mod interop;
+mod native;
 mod sidecar;
 mod tidy;
 mod util;
@@ -18,7 +20,10 @@ usage: cargo xtask <job>
 jobs:
   demo    build libcraton_hsm.so and its sidecar, then keys, signatures and encryption
           through the module with pkcs11-tool in a scratch token
-  ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test
+  ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test, the
+          demo and the interop job
+  interop libcraton_hsm.so and SoftHSMv2 side by side under pkcs11-tool, p11tool, OpenSSL,
+          Java SunPKCS11, PyKCS11 and the cryptoki crate (installs what is missing)
   sidecar build libcraton_hsm.so and write its libcraton_hsm.hmac (args: --release)
   bench   criterion benchmarks of craton-core next to raw aws-lc-rs (args: a filter)
   tidy    fail on stray files at the repository root
@@ -30,6 +35,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("interop") => interop::run(&args[1..]),
+        Some(native::JOB) => native::run(&args[1..]),
         Some("sidecar") => sidecar::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("tidy") => tidy::run(),

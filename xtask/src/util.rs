@@ -41,10 +41,16 @@ pub fn target_dir() -> PathBuf {
 /// Installs Debian packages when `probe` (a command) is missing. Needs root, as on CI and a
 /// fresh machine; elsewhere it says what to install.
 pub fn ensure_tool(probe: &str, packages: &[&str]) -> Result<(), String> {
+    ensure_packages(&format!("command -v {probe}"), probe, packages)
+}
+
+/// Installs Debian packages when the shell command `check` fails; `what` names the missing
+/// piece in the message for a user who is not root.
+pub fn ensure_packages(check: &str, what: &str, packages: &[&str]) -> Result<(), String> {
     let found = Command::new("sh")
-        .args(["-c", &format!("command -v {probe}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
+        .args(["-c", &format!("{check} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success());
     if found {
         return Ok(());
     }
@@ -54,13 +60,19 @@ pub fn ensure_tool(probe: &str, packages: &[&str]) -> Result<(), String> {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !root {
         return Err(format!(
-            "{probe} is missing; install it with: sudo apt-get install {}",
+            "{what} is missing; install it with: sudo apt-get install {}",
             packages.join(" ")
         ));
     }
-    let mut update = Command::new("apt-get");
-    update.args(["update", "-qq"]);
-    run(update)?;
+    // One package-list refresh per run, however many tools are missing.
+    static UPDATED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    UPDATED
+        .get_or_init(|| {
+            let mut update = Command::new("apt-get");
+            update.args(["update", "-qq"]);
+            run(update)
+        })
+        .clone()?;
     let mut install = Command::new("apt-get");
     install
         .args(["install", "-y", "-qq", "--no-install-recommends"])
