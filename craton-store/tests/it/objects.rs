@@ -533,7 +533,7 @@ fn generated_keys_without_usage_in_the_template_get_what_their_type_is_for() {
         .generate_key_pair(
             s,
             &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
-            &[p256.clone()],
+            std::slice::from_ref(&p256),
             &[],
         )
         .unwrap();
