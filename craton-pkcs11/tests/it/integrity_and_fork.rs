@@ -16,29 +16,6 @@ fn audit_entries(event: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_missing_sidecar_stops_a_production_module_and_is_audited() {
-    isolated(
-        "integrity_and_fork::a_missing_sidecar_stops_a_production_module_and_is_audited",
-        "security.development_build = false",
-        || {
-            // This test binary has no sidecar beside it.
-            assert_eq!(c!(C_Initialize(std::ptr::null_mut())), CKR_FUNCTION_FAILED);
-            let mut info = CK_INFO::default();
-            assert_eq!(c!(C_GetInfo(&mut info)), CKR_CRYPTOKI_NOT_INITIALIZED);
-            let entries = audit_entries("integrity_check");
-            assert_eq!(entries.len(), 1, "{entries:?}");
-            assert!(
-                entries[0].contains("\"result\":\"failed\""),
-                "{}",
-                entries[0]
-            );
-            assert!(entries[0].contains("\"enforced\":true"), "{}", entries[0]);
-            assert!(audit_entries("frontend_attached").is_empty());
-        },
-    );
-}
-
-#[test]
 fn a_development_build_runs_without_a_sidecar_but_audits_it() {
     isolated(
         "integrity_and_fork::a_development_build_runs_without_a_sidecar_but_audits_it",
@@ -61,15 +38,30 @@ fn a_development_build_runs_without_a_sidecar_but_audits_it() {
 }
 
 #[test]
-fn a_matching_sidecar_passes_and_a_stale_one_fails() {
+fn a_production_module_needs_a_matching_sidecar_and_audits_the_check() {
     isolated(
-        "integrity_and_fork::a_matching_sidecar_passes_and_a_stale_one_fails",
+        "integrity_and_fork::a_production_module_needs_a_matching_sidecar_and_audits_the_check",
         "security.development_build = false",
         || {
             // The code runs from this test executable, so its sidecar sits beside it. Only
-            // this test writes it; the others run as development builds and ignore it.
+            // this test writes it (the others run as development builds and ignore it), and
+            // it checks the missing case first, so no other test can race it.
             let exe = std::env::current_exe().unwrap();
             let sidecar = exe.with_extension("hmac");
+            let _ = std::fs::remove_file(&sidecar);
+            assert_eq!(c!(C_Initialize(std::ptr::null_mut())), CKR_FUNCTION_FAILED);
+            let mut info = CK_INFO::default();
+            assert_eq!(c!(C_GetInfo(&mut info)), CKR_CRYPTOKI_NOT_INITIALIZED);
+            let missing = audit_entries("integrity_check");
+            assert_eq!(missing.len(), 1, "{missing:?}");
+            assert!(
+                missing[0].contains("\"result\":\"failed\""),
+                "{}",
+                missing[0]
+            );
+            assert!(missing[0].contains("\"enforced\":true"), "{}", missing[0]);
+            assert!(audit_entries("frontend_attached").is_empty());
+
             let tag = craton_core::post::integrity_tag(&std::fs::read(&exe).unwrap()).unwrap();
             std::fs::write(&sidecar, format!("{}\n", hex::encode(tag))).unwrap();
             let first = c!(C_Initialize(std::ptr::null_mut()));
@@ -82,12 +74,12 @@ fn a_matching_sidecar_passes_and_a_stale_one_fails() {
             ok(first);
             assert_eq!(second, CKR_FUNCTION_FAILED);
             let entries = audit_entries("integrity_check");
-            assert_eq!(entries.len(), 2, "{entries:?}");
-            assert!(entries[0].contains("\"result\":\"ok\""), "{}", entries[0]);
+            assert_eq!(entries.len(), 3, "{entries:?}");
+            assert!(entries[1].contains("\"result\":\"ok\""), "{}", entries[1]);
             assert!(
-                entries[1].contains("\"result\":\"failed\""),
+                entries[2].contains("\"result\":\"failed\""),
                 "{}",
-                entries[1]
+                entries[2]
             );
         },
     );
