@@ -70,12 +70,14 @@ impl Curve {
                 b"prime256v1" | b"secp256r1" | b"P-256" => Ok(Curve::P256),
                 b"secp384r1" | b"P-384" => Ok(Curve::P384),
                 b"secp521r1" | b"P-521" => Ok(Curve::P521),
-                _ => Err(CryptoError::KeyInvalid("unsupported curve")),
+                _ => Err(CryptoError::CurveNotSupported),
             };
         }
-        Err(CryptoError::KeyInvalid(
-            "unsupported or malformed EC parameters",
-        ))
+        // A well-formed OID of some other curve, as opposed to malformed parameters.
+        if der.len() >= 3 && der[0] == 0x06 && der[1] as usize == der.len() - 2 {
+            return Err(CryptoError::CurveNotSupported);
+        }
+        Err(CryptoError::KeyInvalid("malformed EC parameters"))
     }
 
     /// The curve with AWS-LC's NID `nid`.
@@ -318,7 +320,14 @@ mod tests {
         let mut name = vec![0x13, 10];
         name.extend_from_slice(b"prime256v1");
         assert_eq!(Curve::from_ec_params(&name), Ok(Curve::P256));
-        assert!(Curve::from_ec_params(&[0x06, 0x03, 1, 2, 3]).is_err());
+        assert_eq!(
+            Curve::from_ec_params(&[0x06, 0x03, 1, 2, 3]),
+            Err(CryptoError::CurveNotSupported)
+        );
+        assert!(matches!(
+            Curve::from_ec_params(&[0x06, 0x09, 1, 2]),
+            Err(CryptoError::KeyInvalid(_))
+        ));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum CryptoError {
         /// Largest allowed size in bits.
         max: usize,
     },
+    /// Well-formed domain parameters naming a curve this token does not implement.
+    #[error("curve not supported")]
+    CurveNotSupported,
     /// Key material that does not form a valid key (bad point, inconsistent RSA components…).
     #[error("key material invalid: {0}")]
     KeyInvalid(&'static str),

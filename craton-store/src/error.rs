@@ -72,9 +72,25 @@ pub enum HsmError {
     /// dates, an `CKA_ALWAYS_AUTHENTICATE` key without the context login…).
     #[error("key function not permitted: {0}")]
     KeyFunctionNotPermitted(&'static str),
+    /// `C_DigestKey` on a key whose value may not be digested (not a secret key, or a
+    /// sensitive one).
+    #[error("key cannot be digested: {0}")]
+    KeyIndigestible(&'static str),
     /// The key cannot be wrapped (unextractable, or needs a trusted wrapping key).
     #[error("key cannot be wrapped: {0}")]
     KeyUnextractable(&'static str),
+    /// `C_WrapKey`'s wrapping key does not exist or is not visible.
+    #[error("wrapping key handle is invalid")]
+    WrappingKeyHandleInvalid,
+    /// `C_WrapKey`'s wrapping key is of the wrong type for the mechanism.
+    #[error("wrapping key type does not fit the mechanism")]
+    WrappingKeyTypeInconsistent,
+    /// `C_UnwrapKey`'s unwrapping key does not exist or is not visible.
+    #[error("unwrapping key handle is invalid")]
+    UnwrappingKeyHandleInvalid,
+    /// `C_UnwrapKey`'s unwrapping key is of the wrong type for the mechanism.
+    #[error("unwrapping key type does not fit the mechanism")]
+    UnwrappingKeyTypeInconsistent,
     /// The wrapping key is weaker than the key it would wrap.
     #[error("wrapping key is weaker than the key to be wrapped")]
     WrappingKeyTooWeak,

@@ -445,10 +445,10 @@ impl Hsm {
             }
             M::EC_KEY_PAIR_GEN => {
                 let p = bytes(tpl, A::EC_PARAMS).ok_or(AttributeError::Incomplete(A::EC_PARAMS))?;
-                KeySpec::Ec(
-                    Curve::from_ec_params(p)
-                        .map_err(|_| AttributeError::ValueInvalid(A::EC_PARAMS))?,
-                )
+                KeySpec::Ec(Curve::from_ec_params(p).map_err(|e| match e {
+                    craton_core::CryptoError::CurveNotSupported => HsmError::Crypto(e),
+                    _ => AttributeError::ValueInvalid(A::EC_PARAMS).into(),
+                })?)
             }
             M::EC_EDWARDS_KEY_PAIR_GEN => {
                 if let Some(p) = bytes(tpl, A::EC_PARAMS)
@@ -536,6 +536,14 @@ impl Hsm {
                 craton_core::CryptoError::MechanismUnsupported(mechanism.mechanism_type()).into(),
             );
         };
+        // A mechanism this call cannot use is refused before the template is looked at.
+        if !self
+            .registry
+            .get(*m)
+            .is_some_and(|row| row.operations.contains(Operations::GENERATE))
+        {
+            return Err(craton_core::CryptoError::MechanismUnsupported(*m).into());
+        }
         let tpl = to_map(template)?;
         refuse_token_managed(&tpl)?;
         let spec = Self::spec_from_template(*m, &tpl)?;
@@ -727,6 +735,11 @@ impl Hsm {
         if o.secret_closed {
             // Rewriting the record needs its sealed secret part, which only the user can open.
             return Err(HsmError::UserNotLoggedIn);
+        }
+        if !changes.is_empty()
+            && matches!(o.attrs.get(&A::MODIFIABLE), Some(AttrValue::Bool(false)))
+        {
+            return Err(HsmError::ActionProhibited("object is not modifiable"));
         }
         let is_so = t.login == Login::So;
         let mut attrs = o.attrs.clone();

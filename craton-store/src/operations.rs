@@ -1041,14 +1041,14 @@ impl Hsm {
         let s = self.session(h)?;
         let o = self.object(&s, key, HsmError::KeyHandleInvalid)?;
         if o.class() != ObjectClass::SECRET_KEY || o.flag(A::SENSITIVE) {
-            return Err(not_permitted(
+            return Err(HsmError::KeyIndigestible(
                 "only non-sensitive secret keys can be digested",
             ));
         }
         let material = o.material()?;
         let value = material
             .secret_value()
-            .ok_or(not_permitted("not a secret key"))?;
+            .ok_or(HsmError::KeyIndigestible("not a secret key"))?;
         let mut ops = self.lock_ops(&s)?;
         ops.digest
             .as_mut()
@@ -1083,7 +1083,15 @@ impl Hsm {
     ) -> Result<Vec<u8>> {
         self.check_module()?;
         let s = self.session(h)?;
-        let (w, wkey) = self.usable_key(&s, wrapping, mechanism, &WRAP)?;
+        let (w, wkey) = self
+            .usable_key(&s, wrapping, mechanism, &WRAP)
+            .map_err(|e| match e {
+                HsmError::KeyHandleInvalid => HsmError::WrappingKeyHandleInvalid,
+                HsmError::Crypto(craton_core::CryptoError::KeyTypeInconsistent { .. }) => {
+                    HsmError::WrappingKeyTypeInconsistent
+                }
+                e => e,
+            })?;
         let t = self.object(&s, target, HsmError::KeyHandleInvalid)?;
         if !t.flag(A::EXTRACTABLE) {
             return Err(HsmError::KeyUnextractable(
@@ -1131,7 +1139,15 @@ impl Hsm {
     ) -> Result<ObjectHandle> {
         self.check_module()?;
         let s = self.session(h)?;
-        let (_, ukey) = self.usable_key(&s, unwrapping, mechanism, &UNWRAP)?;
+        let (_, ukey) = self
+            .usable_key(&s, unwrapping, mechanism, &UNWRAP)
+            .map_err(|e| match e {
+                HsmError::KeyHandleInvalid => HsmError::UnwrappingKeyHandleInvalid,
+                HsmError::Crypto(craton_core::CryptoError::KeyTypeInconsistent { .. }) => {
+                    HsmError::UnwrappingKeyTypeInconsistent
+                }
+                e => e,
+            })?;
         let value = ops::unwrap_key(mechanism, &ukey, wrapped, &self.rng);
         self.audit_op(
             &s,

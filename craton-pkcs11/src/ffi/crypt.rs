@@ -3,11 +3,12 @@
 //! A call that fails ends its operation, except a length query and `CKR_BUFFER_TOO_SMALL`
 //! (the two-call convention) and a key still awaiting its context-specific login.
 
-use super::params::mechanism;
+use super::params::mechanism_for;
 use super::{CkResult, bytes, entry, object, on_operation, output, session};
 use crate::rv::check;
 use crate::state::{Module, module};
 use craton_core::Direction;
+use craton_core::Operations;
 use craton_store::OperationKind;
 use cryptoki_sys::*;
 
@@ -25,8 +26,12 @@ fn init(
     key: CK_OBJECT_HANDLE,
 ) -> CkResult<()> {
     let m = module()?;
+    let op = match d {
+        Direction::Encrypt => Operations::ENCRYPT,
+        Direction::Decrypt => Operations::DECRYPT,
+    };
     // SAFETY: the mechanism and its parameters are valid for their stated lengths.
-    let mech = unsafe { mechanism(mech) }?;
+    let mech = unsafe { mechanism_for(mech, m.hsm.registry(), op) }?;
     check(m.hsm.cipher_init(session(h), d, &mech, object(key)))
 }
 

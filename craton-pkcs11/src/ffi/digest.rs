@@ -1,9 +1,10 @@
 //! Message digesting (PKCS#11 3.0 §5.11).
 
-use super::params::mechanism;
+use super::params::mechanism_for;
 use super::{bytes, entry, object, on_operation, output, session};
 use crate::rv::check;
 use crate::state::module;
+use craton_core::Operations;
 use craton_store::OperationKind;
 use cryptoki_sys::*;
 
@@ -17,7 +18,7 @@ pub unsafe extern "C" fn C_DigestInit(h: CK_SESSION_HANDLE, mech: *mut CK_MECHAN
     entry(|| {
         let m = module()?;
         // SAFETY: the mechanism and its parameters are valid for their stated lengths.
-        let mech = unsafe { mechanism(mech) }?;
+        let mech = unsafe { mechanism_for(mech, m.hsm.registry(), Operations::DIGEST) }?;
         check(m.hsm.digest_init(session(h), &mech))
     })
 }

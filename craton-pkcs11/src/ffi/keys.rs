@@ -1,10 +1,11 @@
 //! Key management (PKCS#11 3.0 §5.15) and random numbers (§5.16): generate, generate pair,
 //! wrap, unwrap, derive, seed, random.
 
-use super::params::mechanism;
+use super::params::mechanism_for;
 use super::{bytes, bytes_mut, entry, new_object, object, output, session, template, write};
 use crate::rv::check;
 use crate::state::module;
+use craton_core::Operations;
 use cryptoki_sys::*;
 
 /// `C_GenerateKey`.
@@ -25,7 +26,11 @@ pub unsafe extern "C" fn C_GenerateKey(
         // SAFETY: the mechanism and template are valid for their stated lengths; `key` is a
         // writable handle.
         unsafe {
-            let (mech, t) = (mechanism(mech)?, template(attrs, count)?);
+            let reg = m.hsm.registry();
+            let (mech, t) = (
+                mechanism_for(mech, reg, Operations::GENERATE)?,
+                template(attrs, count)?,
+            );
             new_object(key, || check(m.hsm.generate_key(session(h), &mech, &t)))
         }
     })
@@ -55,7 +60,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         // SAFETY: the mechanism and both templates are valid for their stated lengths.
         let (mech, public, private) = unsafe {
             (
-                mechanism(mech)?,
+                mechanism_for(mech, m.hsm.registry(), Operations::GENERATE_KEY_PAIR)?,
                 template(public_attrs, public_count)?,
                 template(private_attrs, private_count)?,
             )
@@ -90,7 +95,12 @@ pub unsafe extern "C" fn C_WrapKey(
     entry(|| {
         let m = module()?;
         // SAFETY: the mechanism is valid; the output holds `*wrapped_len` bytes.
-        let (mech, mut out) = unsafe { (mechanism(mech)?, output(wrapped, wrapped_len)?) };
+        let (mech, mut out) = unsafe {
+            (
+                mechanism_for(mech, m.hsm.registry(), Operations::WRAP)?,
+                output(wrapped, wrapped_len)?,
+            )
+        };
         let blob = check(
             m.hsm
                 .wrap_key(session(h), &mech, object(wrapping), object(key)),
@@ -120,7 +130,10 @@ pub unsafe extern "C" fn C_UnwrapKey(
         // SAFETY: the mechanism, wrapped bytes and template are valid for their lengths;
         // `key` is a writable handle.
         unsafe {
-            let (mech, blob) = (mechanism(mech)?, bytes(wrapped, wrapped_len)?);
+            let (mech, blob) = (
+                mechanism_for(mech, m.hsm.registry(), Operations::UNWRAP)?,
+                bytes(wrapped, wrapped_len)?,
+            );
             let t = template(attrs, count)?;
             new_object(key, || {
                 check(
@@ -151,7 +164,10 @@ pub unsafe extern "C" fn C_DeriveKey(
         // SAFETY: the mechanism and template are valid for their stated lengths; `key` is a
         // writable handle.
         unsafe {
-            let (mech, t) = (mechanism(mech)?, template(attrs, count)?);
+            let (mech, t) = (
+                mechanism_for(mech, m.hsm.registry(), Operations::DERIVE)?,
+                template(attrs, count)?,
+            );
             new_object(key, || {
                 check(m.hsm.derive_key(session(h), &mech, object(base), &t))
             })

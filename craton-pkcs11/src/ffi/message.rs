@@ -10,11 +10,12 @@
 //! arrives (AES-GCM cannot release plaintext before the tag is checked anyway), so earlier
 //! parts produce no output.
 
-use super::params::mechanism;
+use super::params::mechanism_for;
 use super::{CkResult, Output, bytes, bytes_mut, entry, object, output, read, read_param, session};
 use crate::rv::check;
 use crate::state::{Module, module};
 use craton_core::Direction;
+use craton_core::Operations;
 use craton_core::aes::{AesMode, GcmIv, GcmParams};
 use craton_core::ops::Mechanism;
 use craton_store::MessageKind;
@@ -43,8 +44,15 @@ fn init(
                     tag_bits: 128,
                 }))
             }
-            // SAFETY: the mechanism and its parameters are valid for their stated lengths.
-            _ => unsafe { mechanism(mech) }?,
+            MessageKind::Sign | MessageKind::Verify => {
+                let op = if kind == MessageKind::Sign {
+                    Operations::SIGN
+                } else {
+                    Operations::VERIFY
+                };
+                // SAFETY: the mechanism and its parameters are valid for their stated lengths.
+                unsafe { mechanism_for(mech, m.hsm.registry(), op) }?
+            }
         };
         check(
             m.hsm

@@ -64,6 +64,29 @@ unsafe fn ulong_param(m: &CK_MECHANISM) -> CkResult<usize> {
     usize::try_from(v).map_err(bad)
 }
 
+/// Reads a `CK_MECHANISM` for `operation`: a mechanism the token does not offer for that
+/// operation is `CKR_MECHANISM_INVALID` whatever its parameters, and only then are the
+/// parameters parsed (`CKR_MECHANISM_PARAM_INVALID` for bad ones).
+///
+/// # Safety
+/// As for [`mechanism`].
+pub(crate) unsafe fn mechanism_for(
+    p: *const CK_MECHANISM,
+    registry: &craton_core::mechanism::Registry,
+    operation: craton_core::Operations,
+) -> CkResult<Mechanism> {
+    // SAFETY: forwarded from the caller.
+    let m = unsafe { read(p) }?;
+    let offered = registry
+        .get(M(m.mechanism))
+        .is_some_and(|row| row.operations.contains(operation));
+    if !offered {
+        return Err(CKR_MECHANISM_INVALID);
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { mechanism(p) }
+}
+
 /// Reads a `CK_MECHANISM` and parses its parameters.
 ///
 /// # Safety

@@ -1,10 +1,11 @@
 //! Signing, MACs and verification with and without message recovery (PKCS#11 3.0 §5.12,
 //! §5.13).
 
-use super::params::mechanism;
+use super::params::mechanism_for;
 use super::{bytes, entry, object, on_operation, output, session};
 use crate::rv::check;
 use crate::state::module;
+use craton_core::Operations;
 use craton_store::OperationKind;
 use cryptoki_sys::*;
 
@@ -19,8 +20,14 @@ enum Init {
 fn init(h: CK_SESSION_HANDLE, what: Init, mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE) -> CK_RV {
     entry(|| {
         let m = module()?;
+        let op = match what {
+            Init::Sign => Operations::SIGN,
+            Init::SignRecover => Operations::SIGN_RECOVER,
+            Init::Verify => Operations::VERIFY,
+            Init::VerifyRecover => Operations::VERIFY_RECOVER,
+        };
         // SAFETY: the mechanism and its parameters are valid for their stated lengths.
-        let mech = unsafe { mechanism(mech) }?;
+        let mech = unsafe { mechanism_for(mech, m.hsm.registry(), op) }?;
         let (s, k) = (session(h), object(key));
         check(match what {
             Init::Sign => m.hsm.sign_init(s, &mech, k),

@@ -26,6 +26,7 @@ macro_rules! c {
 
 mod abi_rules;
 mod client_expectations;
+mod conformance;
 mod crypto_calls;
 mod integrity_and_fork;
 
