@@ -73,6 +73,13 @@ pub enum CryptoError {
         /// Bytes needed for the output.
         required: usize,
     },
+    /// A multi-part call (`C_*Update`) with a mechanism that works in one part only
+    /// (`CKM_RSA_PKCS`, `CKM_ECDSA`, `CKM_EDDSA`…).
+    #[error("this mechanism works in a single part only")]
+    SinglePartOnly,
+    /// A single-part call after a multi-part update of the same operation.
+    #[error("a single-part call after a multi-part update")]
+    MultiPartStarted,
     /// The operation was already finished, or used in the wrong order.
     #[error("operation used out of order: {0}")]
     OperationState(&'static str),

@@ -471,9 +471,7 @@ fn absorb(input: &mut Input, data: &[u8], allow_multipart: bool) -> Result<()> {
         Input::Mac(mac) => mac.update(data)?,
         Input::Whole(buf) => {
             if !allow_multipart {
-                return Err(CryptoError::OperationState(
-                    "this mechanism signs in a single part only",
-                ));
+                return Err(CryptoError::SinglePartOnly);
             }
             if buf.len().saturating_add(data.len()) > MAX_SINGLE_PART {
                 return Err(CryptoError::DataLenRange);
@@ -517,9 +515,7 @@ impl Progress {
     /// Takes the whole input of a single-part call.
     fn one_shot(&mut self, data: &[u8]) -> Result<()> {
         if self.started {
-            return Err(CryptoError::OperationState(
-                "single-part call after a multi-part update",
-            ));
+            return Err(CryptoError::MultiPartStarted);
         }
         absorb(&mut self.input, data, true)
     }
@@ -911,9 +907,7 @@ impl CipherContext {
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
         match self {
             CipherContext::Aes(a) => a.update(input, out),
-            _ => Err(CryptoError::OperationState(
-                "this mechanism encrypts in a single part only",
-            )),
+            _ => Err(CryptoError::SinglePartOnly),
         }
     }
 
@@ -1223,10 +1217,7 @@ mod tests {
         let rng = rng();
         let (public, private) = pair(KeySpec::Ed25519, &rng);
         let mut ctx = SignContext::new(&Mechanism::EdDsa, private).unwrap();
-        assert!(matches!(
-            ctx.update(b"x"),
-            Err(CryptoError::OperationState(_))
-        ));
+        assert_eq!(ctx.update(b"x"), Err(CryptoError::SinglePartOnly));
         assert!(matches!(
             SignContext::new(&Mechanism::EdDsa, public.clone()),
             Err(CryptoError::KeyFunctionNotPermitted(_))
@@ -1256,10 +1247,7 @@ mod tests {
         let mut ctx =
             SignContext::new(&Mechanism::RsaPkcsWith(HashAlg::Sha256), private.clone()).unwrap();
         ctx.update(b"part").unwrap();
-        assert!(matches!(
-            ctx.sign(b"whole", &rng),
-            Err(CryptoError::OperationState(_))
-        ));
+        assert_eq!(ctx.sign(b"whole", &rng), Err(CryptoError::MultiPartStarted));
         let hashing = Mechanism::RsaPkcsWith(HashAlg::Sha256);
         assert!(matches!(
             SignContext::new(&hashing, private)

@@ -86,6 +86,9 @@ pub(crate) fn from_crypto(e: &CryptoError) -> CK_RV {
         CryptoError::WrappedKeyInvalid => CKR_WRAPPED_KEY_INVALID,
         CryptoError::WrappedKeyLenRange => CKR_WRAPPED_KEY_LEN_RANGE,
         CryptoError::BufferTooSmall { .. } => CKR_BUFFER_TOO_SMALL,
+        // "The mechanism cannot be used with the selected function" (C_*Update here).
+        CryptoError::SinglePartOnly => CKR_MECHANISM_INVALID,
+        CryptoError::MultiPartStarted => CKR_OPERATION_ACTIVE,
         CryptoError::OperationState(_) => CKR_FUNCTION_FAILED,
         // A failed self-test or random generator: the module refuses all cryptography.
         CryptoError::ErrorState(_) | CryptoError::Rng(_) => CKR_DEVICE_ERROR,

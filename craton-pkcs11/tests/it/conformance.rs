@@ -1010,6 +1010,24 @@ fn sign_and_verify_functions_refuse_what_the_spec_says() {
                 C_VerifyRecover(h, sig.as_mut_ptr(), 64, data.as_mut_ptr(), &mut n)
             );
 
+            // Raw ECDSA works in one part only: an update is refused and ends the operation.
+            let mut raw = mech(CKM_ECDSA);
+            ok(c!(C_SignInit(h, &mut raw, ec_priv)));
+            rv!(
+                CKR_MECHANISM_INVALID,
+                C_SignUpdate(h, data.as_mut_ptr(), 11)
+            );
+            rv!(
+                CKR_OPERATION_NOT_INITIALIZED,
+                C_Sign(h, data.as_mut_ptr(), 11, sig.as_mut_ptr(), &mut n)
+            );
+            // A single-part call cannot finish a multi-part operation.
+            ok(c!(C_SignInit(h, &mut ecdsa, ec_priv)));
+            ok(c!(C_SignUpdate(h, data.as_mut_ptr(), 11)));
+            rv!(
+                CKR_OPERATION_ACTIVE,
+                C_Sign(h, data.as_mut_ptr(), 11, sig.as_mut_ptr(), &mut n)
+            );
             ok(c!(C_SignInit(h, &mut ecdsa, ec_priv)));
             rv!(CKR_OPERATION_ACTIVE, C_SignInit(h, &mut ecdsa, ec_priv));
             ok(c!(C_Sign(

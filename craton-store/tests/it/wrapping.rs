@@ -156,7 +156,7 @@ fn aes_key_wrap_also_works_as_a_single_part_cipher() {
     hsm.cipher_init(s, Direction::Decrypt, &kwp, k).unwrap();
     assert!(matches!(
         hsm.cipher_update(s, Direction::Decrypt, &wrapped),
-        Err(HsmError::Crypto(CryptoError::OperationState(_)))
+        Err(HsmError::Crypto(CryptoError::SinglePartOnly))
     ));
     hsm.cipher_init(s, Direction::Decrypt, &kwp, k).unwrap();
     assert_eq!(
