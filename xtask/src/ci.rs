@@ -44,6 +44,9 @@ pub fn run(extra_test_args: &[String]) -> Result<(), String> {
     // Clients we did not write, each next to SoftHSMv2.
     crate::interop::run(&[])?;
 
+    // The C ABI under the fuzzer, for a bounded time (CRATON_FUZZ_SECONDS, default 60).
+    crate::fuzz::run(&[])?;
+
     Ok(())
 }
 

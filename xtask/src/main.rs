@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 mod interop;
 mod native;
 mod sidecar;
@@ -21,7 +22,8 @@ jobs:
   demo    build libcraton_hsm.so and its sidecar, then keys, signatures and encryption
           through the module with pkcs11-tool in a scratch token
   ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test, the
-          demo and the interop job
+          demo, the interop job and a bounded fuzz run
+  fuzz    run the cargo-fuzz target over the PKCS#11 C ABI (args: seconds, default 60)
   interop libcraton_hsm.so and SoftHSMv2 side by side under pkcs11-tool, p11tool, OpenSSL,
           Java SunPKCS11, PyKCS11 and the cryptoki crate (installs what is missing)
   sidecar build libcraton_hsm.so and write its libcraton_hsm.hmac (args: --release)
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("interop") => interop::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some(native::JOB) => native::run(&args[1..]),
         Some("sidecar") => sidecar::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
