@@ -1,10 +1,13 @@
 //! `cargo xtask bench`: criterion benchmarks of craton-core next to raw aws-lc-rs, and of the
-//! `Hsm` engine next to craton-core.
+//! `Hsm` engine next to craton-core; then libcraton_hsm.so next to SoftHSMv2 and raw
+//! aws-lc-rs through the PKCS#11 C ABI (`craton-pkcs11/benches/pkcs11.rs`).
 //!
-//! Results land in `target/criterion/`; the ratios we publish are recorded by hand, with the
-//! date and machine, in `docs/benchmarks.md`. Extra arguments go to criterion (a filter).
+//! Criterion results land in `target/criterion/`; the PKCS#11 table prints to the terminal.
+//! The ratios we publish are recorded by hand, with the date and machine, in
+//! `docs/benchmarks.md`. Extra arguments go to criterion (a filter); `--pkcs11` runs only the
+//! PKCS#11 table, `--no-pkcs11` skips it.
 
-use crate::util::{cargo, run as exec};
+use crate::util::{cargo, run as exec, target_dir};
 
 /// (package, bench target): craton-core against aws-lc-rs, then the engine against the core.
 const BENCHES: [(&str, &str); 2] = [("craton-core", "core"), ("craton-store", "hsm")];
@@ -15,6 +18,60 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("--") => &args[1..],
         _ => args,
     };
+    let only_pkcs11 = args.iter().any(|a| a == "--pkcs11");
+    let no_pkcs11 = args.iter().any(|a| a == "--no-pkcs11");
+    let args: Vec<&String> = args
+        .iter()
+        .filter(|a| *a != "--pkcs11" && *a != "--no-pkcs11")
+        .collect();
+    if !only_pkcs11 {
+        criterion(&args)?;
+    }
+    if !no_pkcs11 {
+        pkcs11()?;
+    }
+    Ok(())
+}
+
+/// The PKCS#11 table: the module built in the bench profile, with its sidecar, loaded next
+/// to SoftHSMv2 (installed from Debian when missing).
+fn pkcs11() -> Result<(), String> {
+    crate::util::ensure_packages(
+        "test -e /usr/lib/softhsm/libsofthsm2.so",
+        "SoftHSMv2",
+        &["softhsm2"],
+    )?;
+    let bench_args = ["--locked", "-p", "craton-pkcs11", "--bench", "pkcs11"];
+    // The module itself, in the bench profile (release code, symbols kept), so it shares
+    // every dependency build with the benchmark binary.
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--locked",
+        "--profile",
+        "bench",
+        "-p",
+        "craton-pkcs11",
+        "--lib",
+    ]);
+    exec(build)?;
+    // The build leaves the cdylib in target/release; copy it away with a sidecar so a later
+    // build cannot swap the file under the benchmark.
+    let built = target_dir().join("release/libcraton_hsm.so");
+    let dir = target_dir().join("bench-module");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let module = dir.join("libcraton_hsm.so");
+    std::fs::copy(&built, &module).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
+    crate::sidecar::write(&module)?;
+    let mut bench = cargo();
+    bench
+        .arg("bench")
+        .args(bench_args)
+        .env("CRATON_BENCH_MODULE", &module);
+    exec(bench)
+}
+
+fn criterion(args: &[&String]) -> Result<(), String> {
     for (package, target) in BENCHES {
         let mut bench = cargo();
         bench.args([
