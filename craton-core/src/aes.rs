@@ -423,6 +423,16 @@ pub fn wrap(kek: &[u8], flavour: KeyWrap, key_bytes: &[u8]) -> Result<Vec<u8>> {
     .map_err(|_| CryptoError::DataLenRange)
 }
 
+/// The length [`wrap`] produces for `key_len` bytes, or `DataLenRange` for a length the
+/// flavour cannot wrap.
+pub fn wrapped_len(flavour: KeyWrap, key_len: usize) -> Result<usize> {
+    match flavour {
+        KeyWrap::Kw if key_len >= 16 && key_len.is_multiple_of(8) => Ok(key_len + 8),
+        KeyWrap::Kwp if key_len > 0 => Ok(key_len.div_ceil(8) * 8 + 8),
+        _ => Err(CryptoError::DataLenRange),
+    }
+}
+
 /// Unwraps; an integrity failure is `WrappedKeyInvalid`.
 pub fn unwrap(kek: &[u8], flavour: KeyWrap, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     check_key(kek)?;
@@ -467,6 +477,21 @@ pub(crate) fn rows() -> Vec<MechanismInfo> {
 mod tests {
     use super::*;
     use crate::rng::test_rng;
+
+    #[test]
+    fn wrapped_len_is_what_wrap_produces() {
+        let kek = [3u8; 32];
+        for n in [1usize, 7, 8, 9, 16, 24, 31, 32, 33, 1217] {
+            let key = vec![0x42; n];
+            for flavour in [KeyWrap::Kw, KeyWrap::Kwp] {
+                match (wrap(&kek, flavour, &key), wrapped_len(flavour, n)) {
+                    (Ok(w), Ok(len)) => assert_eq!(w.len(), len, "{flavour:?} of {n}"),
+                    (Err(_), Err(_)) => {}
+                    (w, len) => panic!("{flavour:?} of {n}: wrap {w:?}, length {len:?}"),
+                }
+            }
+        }
+    }
 
     #[test]
     fn ctr_refuses_to_wrap_a_short_counter() {

@@ -1020,6 +1020,37 @@ pub fn wrap_key(
     }
 }
 
+/// The length [`wrap_key`] produces for `key_len` bytes of key, without wrapping anything
+/// (for a `C_WrapKey` length query).
+pub fn wrapped_len(
+    mechanism: &Mechanism,
+    wrapping: &KeyMaterial,
+    key_len: usize,
+    rng: &Rng,
+) -> Result<usize> {
+    match (mechanism, wrapping) {
+        (Mechanism::AesKeyWrap(flavour), KeyMaterial::Secret { key_type, .. })
+            if *key_type == KeyType::AES =>
+        {
+            aes::wrapped_len(*flavour, key_len)
+        }
+        (Mechanism::Aes(mode), KeyMaterial::Secret { key_type, value })
+            if *key_type == KeyType::AES =>
+        {
+            given_iv_only(mode)?;
+            let ctx = AesContext::new(value.expose(), mode, Direction::Encrypt, rng)?;
+            Ok(ctx.one_shot_len(key_len))
+        }
+        (Mechanism::RsaOaep(_), KeyMaterial::Rsa(k)) => Ok(k.modulus_len()),
+        (Mechanism::AesKeyWrap(_) | Mechanism::Aes(_) | Mechanism::RsaOaep(_), _) => {
+            Err(wrong_key(wrapping, mechanism))
+        }
+        _ => Err(CryptoError::MechanismUnsupported(
+            mechanism.mechanism_type(),
+        )),
+    }
+}
+
 /// Unwraps key bytes wrapped by [`wrap_key`]. A failed integrity check or padding is
 /// `WrappedKeyInvalid`.
 pub fn unwrap_key(

@@ -2,7 +2,8 @@
 //! PKCS#11 function lists, with raw aws-lc-rs beside them for the same primitive. Each
 //! iteration is what an application does per operation: `C_*Init` and the operation (one
 //! call, with a buffer big enough). Rows run with 1 and 2 threads, each thread on its own
-//! session, for `CRATON_BENCH_SECONDS` (default 1) after a short warm-up; the table prints
+//! session, for `CRATON_BENCH_SECONDS` (default 1) after a short warm-up (`CRATON_BENCH_FILTER`
+//! keeps the rows whose name contains it); the table prints
 //! operations per second and the ratios. Also `C_Initialize` of our module, with POST and
 //! the integrity check, timed over repeated initialise/finalise cycles.
 //!
@@ -680,7 +681,11 @@ fn main() {
         Ok(v) => fmt_rate(*v),
         Err(rv) => format!("rv {rv:#x}"),
     };
+    let filter = std::env::var("CRATON_BENCH_FILTER").unwrap_or_default();
     for (i, (name, _)) in ROWS.iter().enumerate() {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
         let c1 = module_rate(&ours, i, 1).expect("our module runs every row");
         let s1 = theirs
             .as_ref()

@@ -1070,21 +1070,16 @@ impl Hsm {
 
     // ---- key wrapping, derivation, KEM ----
 
-    /// `C_WrapKey`: wraps a secret key (its value) or a private key (PKCS#8) under an AES key
-    /// or an RSA-OAEP public key. The target must be extractable, a
-    /// `CKA_WRAP_WITH_TRUSTED` target needs a `CKA_TRUSTED` wrapping key, and the wrapping
-    /// key must be at least as strong as the target.
-    pub fn wrap_key(
+    /// The checks `C_WrapKey` makes before wrapping anything, and the bytes it would wrap.
+    fn prepare_wrap(
         &self,
-        h: SessionHandle,
+        s: &Session,
         mechanism: &Mechanism,
         wrapping: ObjectHandle,
         target: ObjectHandle,
-    ) -> Result<Vec<u8>> {
-        self.check_module()?;
-        let s = self.session(h)?;
+    ) -> Result<(Arc<KeyMaterial>, Zeroizing<Vec<u8>>)> {
         let (w, wkey) = self
-            .usable_key(&s, wrapping, mechanism, &WRAP)
+            .usable_key(s, wrapping, mechanism, &WRAP)
             .map_err(|e| match e {
                 HsmError::KeyHandleInvalid => HsmError::WrappingKeyHandleInvalid,
                 HsmError::Crypto(craton_core::CryptoError::KeyTypeInconsistent { .. }) => {
@@ -1092,7 +1087,7 @@ impl Hsm {
                 }
                 e => e,
             })?;
-        let t = self.object(&s, target, HsmError::KeyHandleInvalid)?;
+        let t = self.object(s, target, HsmError::KeyHandleInvalid)?;
         if !t.flag(A::EXTRACTABLE) {
             return Err(HsmError::KeyUnextractable(
                 "the key's CKA_EXTRACTABLE is false",
@@ -1115,6 +1110,20 @@ impl Hsm {
                 .map_err(|_| HsmError::KeyUnextractable("this key type cannot be wrapped"))?,
             None => return Err(HsmError::KeyUnextractable("public keys are not wrapped")),
         };
+        Ok((wkey, bytes))
+    }
+
+    /// `C_WrapKey`: the wrapped bytes of `target` under `wrapping`. Audited.
+    pub fn wrap_key(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        wrapping: ObjectHandle,
+        target: ObjectHandle,
+    ) -> Result<Vec<u8>> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (wkey, bytes) = self.prepare_wrap(&s, mechanism, wrapping, target)?;
         let out = ops::wrap_key(mechanism, &wkey, &bytes, &self.rng);
         self.audit_op(
             &s,
@@ -1124,6 +1133,21 @@ impl Hsm {
             out.is_ok(),
         )?;
         Ok(out?)
+    }
+
+    /// The length [`Hsm::wrap_key`] would return, after the same checks, without wrapping
+    /// (so a `C_WrapKey` length query neither wraps nor is audited as a wrap).
+    pub fn wrap_key_len(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        wrapping: ObjectHandle,
+        target: ObjectHandle,
+    ) -> Result<usize> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (wkey, bytes) = self.prepare_wrap(&s, mechanism, wrapping, target)?;
+        Ok(ops::wrapped_len(mechanism, &wkey, bytes.len(), &self.rng)?)
     }
 
     /// `C_UnwrapKey`: a secret key, or (with `CKA_CLASS` `CKO_PRIVATE_KEY` in the template) a

@@ -77,8 +77,8 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     })
 }
 
-/// `C_WrapKey`. A length query wraps too (the length of RSA-OAEP and key-wrap output is
-/// known only by wrapping), so it is audited like a wrap.
+/// `C_WrapKey`. A length query (or a buffer too small) is answered from the lengths alone:
+/// nothing is wrapped, and only a real wrap is audited.
 ///
 /// # Safety
 /// Every pointer argument is null or valid for what the PKCS#11 specification says it
@@ -101,11 +101,9 @@ pub unsafe extern "C" fn C_WrapKey(
                 output(wrapped, wrapped_len)?,
             )
         };
-        let blob = check(
-            m.hsm
-                .wrap_key(session(h), &mech, object(wrapping), object(key)),
-        )?;
-        out.put(&blob)
+        let (s, w, k) = (session(h), object(wrapping), object(key));
+        let needed = check(m.hsm.wrap_key_len(s, &mech, w, k))?;
+        out.fill(needed, || check(m.hsm.wrap_key(s, &mech, w, k)))
     })
 }
 

@@ -430,7 +430,30 @@ fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
                 &mut n,
             )));
             assert_eq!(n, 24);
+            // The length query wrapped nothing, so no wrap is in the audit log yet.
+            let wraps = || {
+                std::fs::read_to_string(audit_path())
+                    .unwrap()
+                    .lines()
+                    .filter(|l| l.contains("\"operation\":\"wrap\""))
+                    .count()
+            };
+            assert_eq!(wraps(), 0);
             let mut wrapped = vec![0u8; n as usize];
+            let mut short: CK_ULONG = 8;
+            assert_eq!(
+                c!(C_WrapKey(
+                    h,
+                    &mut kw,
+                    kek,
+                    key,
+                    wrapped.as_mut_ptr(),
+                    &mut short,
+                )),
+                CKR_BUFFER_TOO_SMALL
+            );
+            assert_eq!(short, 24);
+            assert_eq!(wraps(), 0);
             ok(c!(C_WrapKey(
                 h,
                 &mut kw,
@@ -439,6 +462,7 @@ fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
                 wrapped.as_mut_ptr(),
                 &mut n,
             )));
+            assert_eq!(wraps(), 1);
             let mut class = CKO_SECRET_KEY;
             let mut kt = CKK_AES;
             let mut t3 = [attr(CKA_CLASS, &mut class), attr(CKA_KEY_TYPE, &mut kt)];
