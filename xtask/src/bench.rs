@@ -62,6 +62,11 @@ fn pkcs11() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let module = dir.join("libcraton_hsm.so");
     std::fs::copy(&built, &module).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
+    // The release profile ships stripped; strip the copy the same way, so C_Initialize's
+    // integrity check hashes a file of the size users load.
+    let mut strip = std::process::Command::new("strip");
+    strip.arg("--strip-all").arg(&module);
+    exec(strip)?;
     crate::sidecar::write(&module)?;
     let mut bench = cargo();
     bench
