@@ -29,6 +29,7 @@ mod client_expectations;
 mod conformance;
 mod crypto_calls;
 mod integrity_and_fork;
+mod unload;
 
 use craton_hsm::ffi::{general::*, keys::C_GenerateKeyPair, object::*, session::*, slot::*};
 use cryptoki_sys::*;
