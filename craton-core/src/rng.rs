@@ -15,7 +15,7 @@
 
 use crate::ffi::md::HmacSha256;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Security strength of HMAC_DRBG with SHA-256, in bytes.
@@ -220,9 +220,8 @@ impl Source {
 /// A pool of HMAC_DRBGs sharing one entropy source. Cheap to call from many threads: each call
 /// takes the first free shard.
 pub struct Rng {
-    shards: Box<[Mutex<HmacDrbg>]>,
+    shards: Box<[Shard]>,
     source: Mutex<Source>,
-    next: AtomicUsize,
     failed: AtomicBool,
 }
 
@@ -234,6 +233,10 @@ impl std::fmt::Debug for Rng {
             .finish_non_exhaustive()
     }
 }
+
+/// One DRBG, alone on its cache lines so shards used by different cores never share one.
+#[repr(align(128))]
+struct Shard(Mutex<HmacDrbg>);
 
 impl Rng {
     /// Instantiates every shard from `source` (entropy, a nonce, and the shard number as
@@ -254,17 +257,16 @@ impl Rng {
             source.draw(&mut seed[..])?;
             let (entropy, nonce) = seed.split_at(STRENGTH);
             let personalization = format!("craton-hsm drbg shard {i}");
-            shards.push(Mutex::new(HmacDrbg::instantiate(
+            shards.push(Shard(Mutex::new(HmacDrbg::instantiate(
                 entropy,
                 nonce,
                 personalization.as_bytes(),
                 config.reseed_interval.max(1),
-            )));
+            ))));
         }
         Ok(Rng {
             shards: shards.into_boxed_slice(),
             source: Mutex::new(source),
-            next: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
         })
     }
@@ -301,14 +303,22 @@ impl Rng {
         if self.is_failed() {
             return Err(RngError::Failed);
         }
+        // Each thread starts at the shard its id hashes to, so a busy thread keeps reusing
+        // one DRBG whose state stays in its core's cache; a shared round-robin counter made
+        // every call move a state between cores (two threads ran slower than one).
         let n = self.shards.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let start = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::thread::current().id().hash(&mut h);
+            (h.finish() as usize) % n
+        };
         for i in 0..n {
-            if let Ok(mut guard) = self.shards[(start + i) % n].try_lock() {
+            if let Ok(mut guard) = self.shards[(start + i) % n].0.try_lock() {
                 return f(&mut guard);
             }
         }
-        let mut guard = self.shards[start].lock().map_err(|_| RngError::Failed)?;
+        let mut guard = self.shards[start].0.lock().map_err(|_| RngError::Failed)?;
         f(&mut guard)
     }
 
