@@ -675,8 +675,17 @@ fn main() {
         seconds().as_secs_f64()
     );
     println!(
-        "{:<32} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7}",
-        "row", "craton", "softhsm", "aws-lc", "vs soft", "vs raw", "craton×2", "soft×2", "scale"
+        "{:<32} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>9}",
+        "row",
+        "craton",
+        "softhsm",
+        "aws-lc",
+        "vs soft",
+        "vs raw",
+        "craton×2",
+        "soft×2",
+        "scale",
+        "raw scale"
     );
     let cell = |r: &Result<f64, CK_RV>| match r {
         Ok(v) => fmt_rate(*v),
@@ -696,8 +705,10 @@ fn main() {
         let s2 = theirs
             .as_ref()
             .map_or(Err(CKR_GENERAL_ERROR), |t| module_rate(t, i, 2));
+        // What the machine itself gives two threads, for the scale column to be read against.
+        let r2 = raw_rate(&raw, i, 2);
         println!(
-            "{:<32} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7}",
+            "{:<32} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>9}",
             name,
             fmt_rate(c1),
             cell(&s1),
@@ -707,6 +718,7 @@ fn main() {
             fmt_rate(c2),
             cell(&s2),
             format!("{:.2}", c2 / c1),
+            format!("{:.2}", r2 / r1),
         );
         // The fixed cost per Init+operation over raw aws-lc-rs, in microseconds.
         eprintln!(
