@@ -28,6 +28,13 @@ const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
 
+/// Whether `CKA_EC_PARAMS` is well-formed as a curve name, an OID or a PrintableString, as
+/// opposed to malformed bytes: a well-formed name of a curve we lack is
+/// `CurveNotSupported`, malformed bytes are an invalid attribute value.
+pub fn names_a_curve(der: &[u8]) -> bool {
+    der.len() >= 3 && matches!(der[0], 0x06 | 0x13) && der[1] as usize == der.len() - 2
+}
+
 impl Curve {
     /// Every curve.
     pub const ALL: [Curve; 3] = [Curve::P256, Curve::P384, Curve::P521];
@@ -73,8 +80,7 @@ impl Curve {
                 _ => Err(CryptoError::CurveNotSupported),
             };
         }
-        // A well-formed OID of some other curve, as opposed to malformed parameters.
-        if der.len() >= 3 && der[0] == 0x06 && der[1] as usize == der.len() - 2 {
+        if names_a_curve(der) {
             return Err(CryptoError::CurveNotSupported);
         }
         Err(CryptoError::KeyInvalid("malformed EC parameters"))

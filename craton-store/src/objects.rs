@@ -34,6 +34,16 @@ pub(crate) struct Owner {
     pub(crate) app: crate::hsm::Application,
 }
 
+/// The error for `CKA_EC_PARAMS` naming no curve this mechanism generates: a well-formed
+/// name of another curve (Ed448, say) is `CurveNotSupported`, anything else an invalid value.
+fn unknown_curve(params: &[u8]) -> HsmError {
+    if craton_core::ec::names_a_curve(params) {
+        HsmError::Crypto(craton_core::CryptoError::CurveNotSupported)
+    } else {
+        AttributeError::ValueInvalid(A::EC_PARAMS).into()
+    }
+}
+
 /// A template: attribute values as the caller gave them.
 pub type Template = [(A, AttrValue)];
 
@@ -445,16 +455,13 @@ impl Hsm {
             }
             M::EC_KEY_PAIR_GEN => {
                 let p = bytes(tpl, A::EC_PARAMS).ok_or(AttributeError::Incomplete(A::EC_PARAMS))?;
-                KeySpec::Ec(Curve::from_ec_params(p).map_err(|e| match e {
-                    craton_core::CryptoError::CurveNotSupported => HsmError::Crypto(e),
-                    _ => AttributeError::ValueInvalid(A::EC_PARAMS).into(),
-                })?)
+                KeySpec::Ec(Curve::from_ec_params(p).map_err(|_| unknown_curve(p))?)
             }
             M::EC_EDWARDS_KEY_PAIR_GEN => {
                 if let Some(p) = bytes(tpl, A::EC_PARAMS)
                     && !craton_core::edwards::is_ed25519_params(p)
                 {
-                    return Err(AttributeError::ValueInvalid(A::EC_PARAMS).into());
+                    return Err(unknown_curve(p));
                 }
                 KeySpec::Ed25519
             }
@@ -462,7 +469,7 @@ impl Hsm {
                 if let Some(p) = bytes(tpl, A::EC_PARAMS)
                     && !craton_core::edwards::is_x25519_params(p)
                 {
-                    return Err(AttributeError::ValueInvalid(A::EC_PARAMS).into());
+                    return Err(unknown_curve(p));
                 }
                 KeySpec::X25519
             }

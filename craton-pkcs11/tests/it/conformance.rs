@@ -1130,6 +1130,39 @@ fn key_management_functions_refuse_what_the_spec_says() {
                     &mut privh
                 )
             );
+            // Ed448 (1.3.101.113) is a well-formed Edwards curve this token does not offer.
+            let mut ed448 = [0x06, 0x03, 0x2b, 0x65, 0x71];
+            let mut te = [attr_bytes(CKA_EC_PARAMS, &mut ed448)];
+            let mut ed_gen = mech(CKM_EC_EDWARDS_KEY_PAIR_GEN);
+            rv!(
+                CKR_CURVE_NOT_SUPPORTED,
+                C_GenerateKeyPair(
+                    h,
+                    &mut ed_gen,
+                    te.as_mut_ptr(),
+                    1,
+                    t.as_mut_ptr(),
+                    0,
+                    &mut pubh,
+                    &mut privh
+                )
+            );
+            // Bytes that are no curve name at all.
+            let mut junk = [0x30, 0x01];
+            let mut tj = [attr_bytes(CKA_EC_PARAMS, &mut junk)];
+            rv!(
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                C_GenerateKeyPair(
+                    h,
+                    &mut pair_gen,
+                    tj.as_mut_ptr(),
+                    1,
+                    t.as_mut_ptr(),
+                    0,
+                    &mut pubh,
+                    &mut privh
+                )
+            );
             let mut rsa_gen = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
             let mut bits: CK_ULONG = 1024;
             let mut tb = [attr(CKA_MODULUS_BITS, &mut bits)];
