@@ -6,16 +6,14 @@ use crate::*;
 use cryptoki_sys::*;
 use std::ffi::CString;
 
-/// `libcraton_hsm.so` beside this test binary's directory (target/<profile>/deps/..).
+/// The `libcraton_hsm.so` cargo built with this test: beside the test binary in
+/// `target/<profile>/deps/` (a test build does not copy it up to `target/<profile>/`, a plain
+/// `cargo build` does). The one in `deps/` is always the one built from this source.
 fn module_path() -> CString {
     let exe = std::env::current_exe().unwrap();
-    let so = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libcraton_hsm.so");
-    assert!(so.exists(), "{} was not built", so.display());
+    let deps = exe.parent().unwrap();
+    let so = deps.join("libcraton_hsm.so");
+    assert!(so.exists(), "{} was not built with the tests", so.display());
     CString::new(so.to_str().unwrap()).unwrap()
 }
 
