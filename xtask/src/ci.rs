@@ -26,6 +26,20 @@ pub fn run(extra_test_args: &[String]) -> Result<(), String> {
         "warnings",
     ]);
     exec(clippy)?;
+    // The fuzz driver is behind a feature the workspace build leaves off; lint it too.
+    let mut clippy_fuzz = cargo();
+    clippy_fuzz.args([
+        "clippy",
+        "--locked",
+        "-p",
+        "craton-pkcs11",
+        "--features",
+        "fuzzing",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    exec(clippy_fuzz)?;
 
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked", "--all-targets"]);

@@ -15,6 +15,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub mod crypt;
 pub mod digest;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 pub mod general;
 pub mod keys;
 pub mod message;
