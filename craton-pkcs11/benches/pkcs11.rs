@@ -158,7 +158,7 @@ impl Module {
     fn make_keys(&self, h: CK_SESSION_HANDLE) -> Keys {
         let f = self.f;
         let mut k = Keys::default();
-        let (mut yes, mut no) = (CK_TRUE, CK_FALSE);
+        let mut yes = CK_TRUE;
         let mut bits: CK_ULONG = 2048;
         let mut e = [1u8, 0, 1];
         let mut p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -223,7 +223,6 @@ impl Module {
         };
         k.aes = secret(CKM_AES_KEY_GEN, [CKA_ENCRYPT, CKA_DECRYPT]);
         k.hmac = secret(CKM_GENERIC_SECRET_KEY_GEN, [CKA_SIGN, CKA_VERIFY]);
-        let _ = (&mut no, &mut yes);
         // Signatures for the verify rows.
         k.rsa_sig = vec![0; 256];
         k.ec_sig = vec![0; 64];

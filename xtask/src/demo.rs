@@ -155,12 +155,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     d.sign_verify("03", "EDDSA")?;
 
     // pkcs11-tool cannot set CKA_PARAMETER_SET, so ML-DSA goes through the cryptoki crate.
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut ml_dsa = Command::new(exe);
+    let mut ml_dsa = crate::native::command("ml-dsa", &d.module, "demo", USER_PIN)?;
     ml_dsa
-        .args([crate::native::JOB, "ml-dsa"])
-        .arg(&d.module)
-        .args(["demo", USER_PIN])
         .env("XDG_DATA_HOME", d.scratch.join("data"))
         .env_remove("CRATON_HSM_CONFIG");
     let out = ml_dsa

@@ -62,7 +62,11 @@ impl Provider {
 
     /// A command in this provider's scratch directory and environment.
     fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
+        self.prepare(Command::new(program))
+    }
+
+    /// Puts `cmd` in this provider's scratch directory and environment.
+    fn prepare(&self, mut cmd: Command) -> Command {
         cmd.current_dir(&self.dir).env_remove("CRATON_HSM_CONFIG");
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -564,11 +568,7 @@ fn pykcs11(p: &Provider) -> Result<String, String> {
 /// Runs one of our `cryptoki` clients in a child process (so it gets the provider's
 /// environment and a process of its own, as a real application would).
 fn native_client(p: &Provider, client: &str) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = p.command(&exe.to_string_lossy());
-    cmd.args([native::JOB, client])
-        .arg(&p.module)
-        .args([LABEL, USER_PIN]);
+    let cmd = p.prepare(native::command(client, &p.module, LABEL, USER_PIN)?);
     let out = output(cmd)?;
     Ok(out.trim().to_owned())
 }

@@ -16,6 +16,7 @@ use cryptoki::object::{Attribute, KeyType, MlDsaParameterSetType, ObjectClass, O
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
+use std::process::Command;
 use std::time::Instant;
 
 /// The hidden xtask job that runs one client.
@@ -31,6 +32,15 @@ pub const SCENARIOS: &[(&str, &str)] = &[
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 type Result<T> = std::result::Result<T, String>;
+
+/// The command that runs `client` (this xtask binary's hidden job) against the token
+/// `label` of `module`; the caller adds the module's environment.
+pub fn command(client: &str, module: &std::path::Path, label: &str, pin: &str) -> Result<Command> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.args([JOB, client]).arg(module).args([label, pin]);
+    Ok(cmd)
+}
 
 fn err(what: &str) -> impl Fn(cryptoki::error::Error) -> String + '_ {
     move |e| format!("{what}: {e}")

@@ -503,10 +503,6 @@ fn session_state_and_parallel_functions() {
     );
 }
 
-fn bool_attr(t: CK_ATTRIBUTE_TYPE, v: &mut CK_BBOOL) -> CK_ATTRIBUTE {
-    attr(t, v)
-}
-
 /// An AES-256 session key with the given usage flags on.
 fn aes_with(
     h: CK_SESSION_HANDLE,
@@ -526,7 +522,7 @@ fn aes_with(
         .collect();
     let mut t = vec![attr(CKA_VALUE_LEN, &mut len)];
     for (ty, v) in types.iter().zip(values.iter_mut()) {
-        t.push(bool_attr(*ty, v));
+        t.push(attr(*ty, v));
     }
     let mut m = mech(CKM_AES_KEY_GEN);
     let mut k = 0;
