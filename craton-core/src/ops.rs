@@ -1171,10 +1171,22 @@ pub fn encapsulate(public: &KeyMaterial) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)
     }
 }
 
-/// ML-KEM decapsulation of `ciphertext` with `private`.
+/// The length of the ciphertext [`encapsulate`] returns for `public`, without encapsulating.
+pub fn encapsulated_len(public: &KeyMaterial) -> Result<usize> {
+    match public {
+        KeyMaterial::MlKem(k) => Ok(k.params().sizes().2),
+        _ => Err(wrong_key(public, &Mechanism::MlKem)),
+    }
+}
+
+/// ML-KEM decapsulation of `ciphertext` with `private`. A ciphertext of the wrong length is
+/// `WrappedKeyLenRange` (the code PKCS#11 3.2 gives `C_DecapsulateKey`).
 pub fn decapsulate(private: &KeyMaterial, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     match private {
-        KeyMaterial::MlKem(k) => k.decapsulate(ciphertext),
+        KeyMaterial::MlKem(k) => k.decapsulate(ciphertext).map_err(|e| match e {
+            CryptoError::EncryptedDataLenRange => CryptoError::WrappedKeyLenRange,
+            other => other,
+        }),
         _ => Err(wrong_key(private, &Mechanism::MlKem)),
     }
 }

@@ -30,6 +30,10 @@ pub(crate) struct Running<C> {
     mechanism: M,
     /// A `CKA_ALWAYS_AUTHENTICATE` key still waiting for its context-specific login.
     needs_login: bool,
+    /// The signature given up front to `C_VerifySignatureInit` (PKCS#11 3.2); such a
+    /// verification is finished only by the `C_VerifySignature*` calls, and one begun by
+    /// `C_VerifyInit` only by the 3.0 calls.
+    signature: Option<Vec<u8>>,
 }
 
 /// The operation contexts of one session.
@@ -129,6 +133,7 @@ impl SessionOps {
                         key: r.key,
                         mechanism: r.mechanism,
                         needs_login: r.needs_login,
+                        signature: None,
                     })
                 })
                 .transpose()
@@ -355,6 +360,7 @@ impl Hsm {
             key: key.0,
             mechanism: mechanism.mechanism_type(),
             needs_login,
+            signature: None,
         });
         Ok(())
     }
@@ -764,9 +770,25 @@ impl Hsm {
         self.verify_init_as(h, mechanism, key, &VERIFY_RECOVER)
     }
 
+    /// Checks that the session's verification was begun the way the calling function
+    /// expects: with the signature up front (`preset`, `C_VerifySignatureInit`) or not. A
+    /// mismatch ends the operation, as any failed call on it does.
+    fn verify_begun(&self, s: &Session, preset: bool) -> Result<()> {
+        let mut ops = self.lock_ops(s)?;
+        match &ops.verify {
+            None => Err(HsmError::OperationNotInitialized),
+            Some(r) if r.signature.is_some() != preset => {
+                ops.verify = None;
+                Err(HsmError::OperationNotInitialized)
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// `C_Verify`: `Ok(())` only for a valid signature.
     pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
+        self.verify_begun(&s, false)?;
         let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.verify(data, signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
@@ -775,12 +797,14 @@ impl Hsm {
 
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        self.verify_begun(&*self.session(h)?, false)?;
         self.step(h, |o| &mut o.verify, |ctx| ctx.update(data))
     }
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
+        self.verify_begun(&s, false)?;
         let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.finish(signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
@@ -790,8 +814,58 @@ impl Hsm {
     /// `C_VerifyRecover`: the data recovered from the signature.
     pub fn verify_recover(&self, h: SessionHandle, signature: &[u8]) -> Result<Vec<u8>> {
         let s = self.session(h)?;
+        self.verify_begun(&s, false)?;
         let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.recover(signature);
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
+        Ok(out?)
+    }
+
+    /// `C_VerifySignatureInit` (PKCS#11 3.2): a verification whose signature is given now,
+    /// before the data. It occupies the session's one verification, like `C_VerifyInit`.
+    pub fn verify_signature_init(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        signature: &[u8],
+    ) -> Result<()> {
+        if signature.len() > MAX_SIGNATURE_LEN {
+            return Err(craton_core::CryptoError::SignatureLenRange.into());
+        }
+        self.verify_init_as(h, mechanism, key, &VERIFY)?;
+        let s = self.session(h)?;
+        if let Some(r) = &mut self.lock_ops(&s)?.verify {
+            r.signature = Some(signature.to_vec());
+        }
+        Ok(())
+    }
+
+    /// `C_VerifySignature`: checks the signature given at init against `data` in one call
+    /// and ends the operation.
+    pub fn verify_signature(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        self.verify_begun(&s, true)?;
+        let r = self.take(&s, |o| &mut o.verify)?;
+        let signature = r.signature.unwrap_or_default();
+        let out = r.ctx.verify(data, &signature);
+        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
+        Ok(out?)
+    }
+
+    /// `C_VerifySignatureUpdate`.
+    pub fn verify_signature_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        self.verify_begun(&*self.session(h)?, true)?;
+        self.step(h, |o| &mut o.verify, |ctx| ctx.update(data))
+    }
+
+    /// `C_VerifySignatureFinal`.
+    pub fn verify_signature_final(&self, h: SessionHandle) -> Result<()> {
+        let s = self.session(h)?;
+        self.verify_begun(&s, true)?;
+        let r = self.take(&s, |o| &mut o.verify)?;
+        let signature = r.signature.unwrap_or_default();
+        let out = r.ctx.finish(&signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
         Ok(out?)
     }
@@ -1077,7 +1151,7 @@ impl Hsm {
         mechanism: &Mechanism,
         wrapping: ObjectHandle,
         target: ObjectHandle,
-    ) -> Result<(Arc<KeyMaterial>, Zeroizing<Vec<u8>>)> {
+    ) -> Result<Wrap> {
         let (w, wkey) = self
             .usable_key(s, wrapping, mechanism, &WRAP)
             .map_err(|e| match e {
@@ -1110,7 +1184,11 @@ impl Hsm {
                 .map_err(|_| HsmError::KeyUnextractable("this key type cannot be wrapped"))?,
             None => return Err(HsmError::KeyUnextractable("public keys are not wrapped")),
         };
-        Ok((wkey, bytes))
+        Ok(Wrap {
+            wrapping: w,
+            material: wkey,
+            bytes,
+        })
     }
 
     /// `C_WrapKey`: the wrapped bytes of `target` under `wrapping`. Audited.
@@ -1123,16 +1201,83 @@ impl Hsm {
     ) -> Result<Vec<u8>> {
         self.check_module()?;
         let s = self.session(h)?;
-        let (wkey, bytes) = self.prepare_wrap(&s, mechanism, wrapping, target)?;
-        let out = ops::wrap_key(mechanism, &wkey, &bytes, &self.rng);
+        self.wrap_in(&s, mechanism, wrapping, target)
+    }
+
+    /// Wraps after [`Self::prepare_wrap`]'s checks; an AES-GCM wrap counts against the
+    /// wrapping key's invocation limit like any other GCM encryption.
+    fn wrap_in(
+        &self,
+        s: &Session,
+        mechanism: &Mechanism,
+        wrapping: ObjectHandle,
+        target: ObjectHandle,
+    ) -> Result<Vec<u8>> {
+        let w = self.prepare_wrap(s, mechanism, wrapping, target)?;
+        if matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_))) {
+            self.count_gcm(s, &w.wrapping)?;
+        }
+        let out = ops::wrap_key(mechanism, &w.material, &w.bytes, &self.rng);
         self.audit_op(
-            &s,
+            s,
             "wrap",
             mechanism.mechanism_type(),
             wrapping.0,
             out.is_ok(),
         )?;
         Ok(out?)
+    }
+
+    /// `C_WrapKeyAuthenticated` (PKCS#11 3.2): wraps `target` with AES-GCM under an IV the
+    /// module generates (the mechanism's IV must be [`craton_core::aes::GcmIv::Generate`];
+    /// its AAD is bound to the wrapped key). Returns the wrapped key with the tag at its end,
+    /// and the IV, which the unwrapping side needs.
+    pub fn wrap_key_authenticated(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        wrapping: ObjectHandle,
+        target: ObjectHandle,
+    ) -> Result<MessageOutput> {
+        use craton_core::aes::{AesMode, GcmIv};
+        self.check_module()?;
+        let s = self.session(h)?;
+        let Mechanism::Aes(AesMode::Gcm(p)) = mechanism else {
+            return Err(
+                craton_core::CryptoError::MechanismUnsupported(mechanism.mechanism_type()).into(),
+            );
+        };
+        if !matches!(p.iv, GcmIv::Generate { .. }) {
+            return Err(craton_core::CryptoError::MechanismParamInvalid(
+                "an authenticated wrap uses an IV the module generates",
+            )
+            .into());
+        }
+        let mut p = p.clone();
+        let iv = p.iv.resolve(Direction::Encrypt, &self.rng)?;
+        p.iv = GcmIv::Given(iv.clone());
+        let data = self.wrap_in(&s, &Mechanism::Aes(AesMode::Gcm(p)), wrapping, target)?;
+        Ok(MessageOutput {
+            data: Zeroizing::new(data),
+            iv: Some(iv),
+        })
+    }
+
+    /// The length of the wrapped key [`Hsm::wrap_key_authenticated`] returns, without its
+    /// tag, after the same checks and without wrapping.
+    pub fn wrap_key_authenticated_len(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        wrapping: ObjectHandle,
+        target: ObjectHandle,
+    ) -> Result<usize> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        Ok(self
+            .prepare_wrap(&s, mechanism, wrapping, target)?
+            .bytes
+            .len())
     }
 
     /// The length [`Hsm::wrap_key`] would return, after the same checks, without wrapping
@@ -1146,8 +1291,13 @@ impl Hsm {
     ) -> Result<usize> {
         self.check_module()?;
         let s = self.session(h)?;
-        let (wkey, bytes) = self.prepare_wrap(&s, mechanism, wrapping, target)?;
-        Ok(ops::wrapped_len(mechanism, &wkey, bytes.len(), &self.rng)?)
+        let w = self.prepare_wrap(&s, mechanism, wrapping, target)?;
+        Ok(ops::wrapped_len(
+            mechanism,
+            &w.material,
+            w.bytes.len(),
+            &self.rng,
+        )?)
     }
 
     /// `C_UnwrapKey`: a secret key, or (with `CKA_CLASS` `CKO_PRIVATE_KEY` in the template) a
@@ -1274,7 +1424,24 @@ impl Hsm {
         Ok((ct, handle))
     }
 
-    /// `C_DecapsulateKey` (PKCS#11 3.2).
+    /// The length of the ciphertext [`Hsm::encapsulate_key`] would return, after the same
+    /// checks, without encapsulating (a `C_EncapsulateKey` length query creates no key).
+    pub fn encapsulate_key_len(
+        &self,
+        h: SessionHandle,
+        mechanism: &Mechanism,
+        public: ObjectHandle,
+    ) -> Result<usize> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let (_, pkey) = self.usable_key(&s, public, mechanism, &ENCAPSULATE)?;
+        Ok(ops::encapsulated_len(&pkey)?)
+    }
+
+    /// `C_DecapsulateKey` (PKCS#11 3.2). Like the key `C_EncapsulateKey` makes, the shared
+    /// secret is not "always sensitive": the encapsulating side has known it. (ML-KEM stays
+    /// secure against a caller who decapsulates chosen ciphertexts, so the secret need not
+    /// inherit the private key's sensitivity.)
     pub fn decapsulate_key(
         &self,
         h: SessionHandle,
@@ -1285,7 +1452,7 @@ impl Hsm {
     ) -> Result<ObjectHandle> {
         self.check_module()?;
         let s = self.session(h)?;
-        let (p, pkey) = self.usable_key(&s, private, mechanism, &DECAPSULATE)?;
+        let (_, pkey) = self.usable_key(&s, private, mechanism, &DECAPSULATE)?;
         let out = ops::decapsulate(&pkey, ciphertext);
         self.audit_op(
             &s,
@@ -1300,7 +1467,7 @@ impl Hsm {
             NewSecret {
                 template,
                 value: &secret,
-                inherit_from: Some(&p),
+                inherit_from: None,
                 force_sensitive: false,
                 mechanism: mechanism.mechanism_type(),
                 origin: KeyOrigin::Derived,
@@ -1308,6 +1475,18 @@ impl Hsm {
         )
     }
 }
+
+/// What a wrap needs once its checks pass: the wrapping key, its material, and the bytes
+/// to wrap.
+struct Wrap {
+    wrapping: Arc<Object>,
+    material: Arc<KeyMaterial>,
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+/// The longest signature `C_VerifySignatureInit` accepts: above the largest any mechanism
+/// makes (SLH-DSA-256f, 49 856 bytes), so a longer one is refused before it is stored.
+const MAX_SIGNATURE_LEN: usize = 64 << 10;
 
 /// How many saved operation states the engine keeps; older ones are forgotten.
 const MAX_SAVED_STATES: usize = 256;

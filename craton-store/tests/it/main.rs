@@ -15,6 +15,7 @@ mod objects;
 mod operation_state;
 mod session_rules;
 mod store_files;
+mod v3_2;
 mod wrapping;
 
 use craton_core::attribute::{AttrValue, AttributeType as A};
