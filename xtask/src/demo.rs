@@ -3,7 +3,8 @@
 //! Builds `libcraton_hsm.so`, writes its sidecar, and then, through the real module and
 //! OpenSC's `pkcs11-tool` (installed from Debian when missing), initialises a token in a
 //! scratch state directory, generates RSA, EC, Ed25519, ML-DSA and AES keys, signs and verifies,
-//! encrypts and decrypts, and prints a short summary. No configuration file is needed: the
+//! encrypts and decrypts, runs an ML-KEM exchange through the PKCS#11 3.2 functions, and prints
+//! a short summary. No configuration file is needed: the
 //! module runs on its embedded default, with its state under the scratch directory
 //! (`XDG_DATA_HOME`).
 
@@ -53,6 +54,24 @@ impl Demo {
     fn step(&mut self, what: &str, result: &str) {
         eprintln!("demo: {what}: {result}");
         self.rows.push((what.to_owned(), result.to_owned()));
+    }
+
+    /// Runs one of the `cryptoki`-crate clients (`crate::native`) on the demo token and
+    /// returns its one-line summary.
+    fn cryptoki_client(&self, client: &str, what: &str) -> Result<String, String> {
+        let mut cmd = crate::native::command(client, &self.module, "demo", USER_PIN)?;
+        cmd.env("XDG_DATA_HOME", self.scratch.join("data"))
+            .env_remove("CRATON_HSM_CONFIG");
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run the {what} client: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{what} through the cryptoki crate failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     fn keypair(&mut self, key_type: &str, label: &str, id: &str) -> Result<(), String> {
@@ -155,24 +174,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     d.sign_verify("03", "EDDSA")?;
 
     // pkcs11-tool cannot set CKA_PARAMETER_SET, so ML-DSA goes through the cryptoki crate.
-    let mut ml_dsa = crate::native::command("ml-dsa", &d.module, "demo", USER_PIN)?;
-    ml_dsa
-        .env("XDG_DATA_HOME", d.scratch.join("data"))
-        .env_remove("CRATON_HSM_CONFIG");
-    let out = ml_dsa
-        .output()
-        .map_err(|e| format!("cannot run the ML-DSA client: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ML-DSA-65 through the cryptoki crate failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let summary = d.cryptoki_client("ml-dsa", "ML-DSA-65")?;
     d.step("generate ML-DSA-65 key pair (cryptoki crate)", "ok");
-    d.step(
-        "ML-DSA-65 sign + verify",
-        String::from_utf8_lossy(&out.stdout).trim(),
-    );
+    d.step("ML-DSA-65 sign + verify", &summary);
+    // ML-KEM needs the PKCS#11 3.2 functions, which pkcs11-tool does not call.
+    let summary = d.cryptoki_client("kem", "ML-KEM-768 (PKCS#11 3.2)")?;
+    d.step("ML-KEM-768 encapsulate + decapsulate (3.2)", &summary);
 
     let iv = "000102030405060708090a0b0c0d0e0f";
     d.user(&[

@@ -7,13 +7,17 @@
 //! - `message`: the PKCS#11 3.0 message-based AES-GCM calls with module-generated IVs.
 //! - `ml-dsa`: an ML-DSA-65 key pair on the token, a signature and its verification (the demo
 //!   uses it: pkcs11-tool cannot set `CKA_PARAMETER_SET`).
+//! - `kem`: the PKCS#11 3.2 interface: ML-KEM-768 encapsulation and decapsulation into AES
+//!   keys that must agree, `C_VerifySignature*`, and the validation flags.
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::aead::{GcmMessageParams, GcmParams, GeneratorFunction};
 use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
 use cryptoki::mechanism::{Mechanism, MessageParam};
-use cryptoki::object::{Attribute, KeyType, MlDsaParameterSetType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::object::{
+    Attribute, KeyType, MlDsaParameterSetType, MlKemParameterSetType, ObjectClass, ObjectHandle,
+};
+use cryptoki::session::{Session, UserType, ValidationFlagsType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use std::process::Command;
@@ -26,6 +30,7 @@ pub const JOB: &str = "pkcs11-client";
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("cryptoki: threads in parallel", "stress"),
     ("cryptoki: 3.0 message-based GCM", "message"),
+    ("cryptoki: 3.2 ML-KEM + verify-sig", "kem"),
 ];
 
 /// DER of the P-256 named-curve OID, for `CKA_EC_PARAMS`.
@@ -81,6 +86,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "stress" => stress(&pkcs11, slot, &session),
         "message" => message(&session),
         "ml-dsa" => ml_dsa(&session),
+        "kem" => kem(&session),
         other => Err(format!("unknown client {other}")),
     }?;
     session.logout().map_err(err("C_Logout"))?;
@@ -361,4 +367,94 @@ fn ml_dsa(session: &Session) -> Result<String> {
         return Err("an ML-DSA signature verified over different data".into());
     }
     Ok(format!("valid ({}-byte signature)", signature.len()))
+}
+
+/// The PKCS#11 3.2 calls: an ML-KEM-768 pair (session objects), a shared AES key on each
+/// side that must agree (one seals, the other opens), verification with the signature given
+/// first, and the validation flags.
+fn kem(session: &Session) -> Result<String> {
+    let (ek, dk) = session
+        .generate_key_pair(
+            &Mechanism::MlKemKeyPairGen,
+            &[
+                Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into()),
+                Attribute::Encapsulate(true),
+            ],
+            &[Attribute::Decapsulate(true), Attribute::Sensitive(true)],
+        )
+        .map_err(err("C_GenerateKeyPair (ML-KEM-768)"))?;
+    let aes = |usage: Attribute| {
+        [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Sensitive(true),
+            usage,
+        ]
+    };
+    let (ciphertext, sender) = session
+        .encapsulate_key(&Mechanism::MlKem, ek, &aes(Attribute::Encrypt(true)))
+        .map_err(err("C_EncapsulateKey"))?;
+    let receiver = session
+        .decapsulate_key(
+            &Mechanism::MlKem,
+            dk,
+            &aes(Attribute::Decrypt(true)),
+            &ciphertext,
+        )
+        .map_err(err("C_DecapsulateKey"))?;
+    let mut iv = [7u8; 12];
+    let data = b"sealed under a key both sides derived";
+    let params = GcmParams::new(&mut iv, b"kem", 128.into()).map_err(err("GCM params"))?;
+    let sealed = session
+        .encrypt(&Mechanism::AesGcm(params), sender, data)
+        .map_err(err("C_Encrypt (sender's key)"))?;
+    let params = GcmParams::new(&mut iv, b"kem", 128.into()).map_err(err("GCM params"))?;
+    let opened = session
+        .decrypt(&Mechanism::AesGcm(params), receiver, &sealed)
+        .map_err(err("C_Decrypt (receiver's key)"))?;
+    if opened != data {
+        return Err("the two sides of the KEM hold different keys".into());
+    }
+
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::EcParams(P256.to_vec()), Attribute::Verify(true)],
+            &[Attribute::Sign(true)],
+        )
+        .map_err(err("C_GenerateKeyPair (P-256)"))?;
+    let message = b"the signature comes first";
+    let signature = session
+        .sign(&Mechanism::EcdsaSha256, private, message)
+        .map_err(err("C_Sign"))?;
+    session
+        .verify_signature_init(&Mechanism::EcdsaSha256, public, &signature)
+        .map_err(err("C_VerifySignatureInit"))?;
+    session
+        .verify_signature_update(&message[..9])
+        .map_err(err("C_VerifySignatureUpdate"))?;
+    session
+        .verify_signature_update(&message[9..])
+        .map_err(err("C_VerifySignatureUpdate"))?;
+    session
+        .verify_signature_final()
+        .map_err(err("C_VerifySignatureFinal"))?;
+    session
+        .verify_signature_init(&Mechanism::EcdsaSha256, public, &signature)
+        .map_err(err("C_VerifySignatureInit"))?;
+    if session.verify_signature(b"something else").is_ok() {
+        return Err("C_VerifySignature accepted a signature over different data".into());
+    }
+    let flags = session
+        .get_validation_flags(ValidationFlagsType::VALIDATION_OK)
+        .map_err(err("C_GetSessionValidationFlags"))?;
+    for key in [ek, dk, sender, receiver, public, private] {
+        session
+            .destroy_object(key)
+            .map_err(err("C_DestroyObject"))?;
+    }
+    Ok(format!(
+        "{}-byte ciphertext, both sides agree; verify-signature ok; validation flags {flags:#x}",
+        ciphertext.len()
+    ))
 }

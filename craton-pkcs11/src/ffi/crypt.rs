@@ -26,6 +26,9 @@ fn init(
     key: CK_OBJECT_HANDLE,
 ) -> CkResult<()> {
     let m = module()?;
+    if mech.is_null() {
+        return super::terminate(&m, h, kind(d));
+    }
     let op = match d {
         Direction::Encrypt => Operations::ENCRYPT,
         Direction::Decrypt => Operations::DECRYPT,

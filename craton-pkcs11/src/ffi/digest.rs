@@ -17,6 +17,9 @@ use cryptoki_sys::*;
 pub unsafe extern "C" fn C_DigestInit(h: CK_SESSION_HANDLE, mech: *mut CK_MECHANISM) -> CK_RV {
     entry(|| {
         let m = module()?;
+        if mech.is_null() {
+            return super::terminate(&m, h, OperationKind::Digest);
+        }
         // SAFETY: the mechanism and its parameters are valid for their stated lengths.
         let mech = unsafe { mechanism_for(mech, m.hsm.registry(), Operations::DIGEST) }?;
         check(m.hsm.digest_init(session(h), &mech))

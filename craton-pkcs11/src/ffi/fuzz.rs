@@ -110,6 +110,12 @@ fn fixture() -> &'static Fixture {
                 CKA_MODULUS_BITS,
                 &2048u64.to_ne_bytes(),
             ));
+            keys.extend(pair(
+                h,
+                CKM_ML_KEM_KEY_PAIR_GEN,
+                CKA_PARAMETER_SET,
+                &CKP_ML_KEM_512.to_ne_bytes(),
+            ));
             Fixture { keys }
         }
     })
@@ -310,6 +316,7 @@ const MECHS: &[CK_MECHANISM_TYPE] = &[
     CKM_ML_DSA,
     CKM_ML_DSA_KEY_PAIR_GEN,
     CKM_ML_KEM_KEY_PAIR_GEN,
+    CKM_ML_KEM,
     CKM_SLH_DSA,
     0x8000_0042,
 ];
@@ -518,7 +525,7 @@ pub fn run(data: &[u8]) {
             };
             let ol: *mut CK_ULONG = &mut out_len;
             let mut new = 0;
-            let rv = match input.byte() % 24 {
+            let rv = match input.byte() % 27 {
                 0 => {
                     let mut t = template(&mut input, &mut values);
                     C_CreateObject(h, t.as_mut_ptr(), t.len() as CK_ULONG, &mut new)
@@ -650,7 +657,7 @@ pub fn run(data: &[u8]) {
                         _ => C_MessageVerifyInit(h, &mut m, key),
                     }
                 }
-                22 => {
+                22 | 23 => {
                     let mut iv = input.bytes(64);
                     let mut tag = input.bytes(32);
                     let mut p = CK_GCM_MESSAGE_PARAMS {
@@ -665,24 +672,72 @@ pub fn run(data: &[u8]) {
                     let pl = size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
                     let mut aad = input.bytes(64);
                     let (ap, al) = (aad.as_mut_ptr(), aad.len() as CK_ULONG);
-                    match input.byte() % 6 {
-                        0 => C_EncryptMessage(h, pp, pl, ap, al, dp, dl, op, ol),
-                        1 => C_DecryptMessage(h, pp, pl, ap, al, dp, dl, op, ol),
-                        2 => C_EncryptMessageBegin(h, pp, pl, ap, al),
-                        3 => C_EncryptMessageNext(
-                            h,
-                            pp,
-                            pl,
-                            dp,
-                            dl,
-                            op,
-                            ol,
-                            input.byte() as CK_ULONG & 1,
-                        ),
-                        4 => C_SignMessage(h, null_mut(), 0, dp, dl, op, ol),
-                        _ => C_VerifyMessage(h, null_mut(), 0, dp, dl, op, out_len),
+                    if input.byte().is_multiple_of(2) {
+                        // PKCS#11 3.2 authenticated wrapping takes the same parameters.
+                        let mut m = CK_MECHANISM {
+                            mechanism: input.pick(&[CKM_AES_GCM, CKM_AES_GCM, CKM_AES_KEY_WRAP]),
+                            pParameter: pp,
+                            ulParameterLen: pl,
+                        };
+                        let other = input.pick(&handles);
+                        let mut t = template(&mut input, &mut values);
+                        if input.byte().is_multiple_of(2) {
+                            C_WrapKeyAuthenticated(h, &mut m, other, key, ap, al, op, ol)
+                        } else {
+                            C_UnwrapKeyAuthenticated(
+                                h,
+                                &mut m,
+                                key,
+                                dp,
+                                dl,
+                                t.as_mut_ptr(),
+                                t.len() as CK_ULONG,
+                                ap,
+                                al,
+                                &mut new,
+                            )
+                        }
+                    } else {
+                        match input.byte() % 6 {
+                            0 => C_EncryptMessage(h, pp, pl, ap, al, dp, dl, op, ol),
+                            1 => C_DecryptMessage(h, pp, pl, ap, al, dp, dl, op, ol),
+                            2 => C_EncryptMessageBegin(h, pp, pl, ap, al),
+                            3 => C_EncryptMessageNext(
+                                h,
+                                pp,
+                                pl,
+                                dp,
+                                dl,
+                                op,
+                                ol,
+                                input.byte() as CK_ULONG & 1,
+                            ),
+                            4 => C_SignMessage(h, null_mut(), 0, dp, dl, op, ol),
+                            _ => C_VerifyMessage(h, null_mut(), 0, dp, dl, op, out_len),
+                        }
                     }
                 }
+                24 => {
+                    // The PKCS#11 3.2 KEM.
+                    let mut m = mechanism(&mut input, &mut scratch);
+                    let mut t = template(&mut input, &mut values);
+                    let (tp, tl) = (t.as_mut_ptr(), t.len() as CK_ULONG);
+                    if input.byte().is_multiple_of(2) {
+                        C_EncapsulateKey(h, &mut m, key, tp, tl, op, ol, &mut new)
+                    } else {
+                        C_DecapsulateKey(h, &mut m, key, tp, tl, dp, dl, &mut new)
+                    }
+                }
+                25 => match input.byte() % 4 {
+                    // PKCS#11 3.2 verification with the signature first.
+                    0 => {
+                        let mut m = mechanism(&mut input, &mut scratch);
+                        C_VerifySignatureInit(h, &mut m, key, op, out_len)
+                    }
+                    1 => C_VerifySignature(h, dp, dl),
+                    2 => C_VerifySignatureUpdate(h, dp, dl),
+                    _ => C_VerifySignatureFinal(h),
+                },
                 _ => C_SessionCancel(h, input.u32() as CK_ULONG),
             };
             assert_ne!(rv, CKR_GENERAL_ERROR, "a call answered CKR_GENERAL_ERROR");

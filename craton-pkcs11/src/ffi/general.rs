@@ -90,7 +90,7 @@ pub unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
     entry(|| {
         state::module()?;
         let out = CK_INFO {
-            cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
+            cryptokiVersion: CK_VERSION { major: 3, minor: 2 },
             manufacturerID: padded(MANUFACTURER),
             flags: 0,
             libraryDescription: padded("Craton HSM PKCS#11 module"),
@@ -118,10 +118,11 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
 
 const NAME: &[u8] = b"PKCS 11\0";
 
-/// The interfaces offered, newest first: 3.0, then 2.40 for clients that ask for it by
-/// version. (The 3.2 interface with ML-KEM's C_EncapsulateKey arrives only together with
-/// every other 3.2 function: clients treat a 3.2 table as complete.)
-struct Interfaces([CK_INTERFACE; 2]);
+/// The interfaces offered, newest first: 3.2 (every 3.2 function real: the KEM, verification
+/// with the signature first, authenticated wrapping, validation flags, and the asynchronous
+/// calls of a module that never runs anything asynchronously), then 3.0 and 2.40 for clients
+/// that ask for them by version.
+struct Interfaces([CK_INTERFACE; 3]);
 
 // SAFETY: the table holds pointers to immutable statics (the name and the function tables),
 // which every thread may read.
@@ -136,6 +137,7 @@ const fn interface(list: *const std::ffi::c_void) -> CK_INTERFACE {
 }
 
 static INTERFACES: Interfaces = Interfaces([
+    interface(std::ptr::from_ref(&FUNCTIONS_3_2).cast()),
     interface(std::ptr::from_ref(&FUNCTIONS_3_0).cast()),
     interface(std::ptr::from_ref(&FUNCTIONS_2_40).cast()),
 ]);
@@ -144,19 +146,20 @@ static INTERFACES: Interfaces = Interfaces([
 /// The specification makes them the library's, but real clients write to them: OpenSC's
 /// pkcs11-spy replaces `pFunctionList` with its own table. A read-only entry would crash such
 /// a client, so these live apart from `INTERFACES`, which stays pristine for the list.
-struct HandedOut([std::cell::UnsafeCell<CK_INTERFACE>; 2]);
+struct HandedOut([std::cell::UnsafeCell<CK_INTERFACE>; 3]);
 
 // SAFETY: the module only ever hands out pointers to these entries and never reads or writes
 // them after start-up; what a client does with its pointer is the client's business.
 unsafe impl Sync for HandedOut {}
 
 static HANDED_OUT: HandedOut = HandedOut([
+    std::cell::UnsafeCell::new(interface(std::ptr::from_ref(&FUNCTIONS_3_2).cast())),
     std::cell::UnsafeCell::new(interface(std::ptr::from_ref(&FUNCTIONS_3_0).cast())),
     std::cell::UnsafeCell::new(interface(std::ptr::from_ref(&FUNCTIONS_2_40).cast())),
 ]);
 
 /// The interfaces `C_GetInterfaceList` reports, as static entries.
-pub fn interface_table() -> &'static [CK_INTERFACE; 2] {
+pub fn interface_table() -> &'static [CK_INTERFACE; 3] {
     &INTERFACES.0
 }
 
@@ -204,7 +207,11 @@ pub unsafe extern "C" fn C_GetInterface(
             // SAFETY: a non-null version points to a CK_VERSION.
             Some(unsafe { read(version) }?)
         };
-        let versions = [FUNCTIONS_3_0.version, FUNCTIONS_2_40.version];
+        let versions = [
+            FUNCTIONS_3_2.version,
+            FUNCTIONS_3_0.version,
+            FUNCTIONS_2_40.version,
+        ];
         let found = INTERFACES.0.iter().zip(versions).position(|(i, v)| {
             wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor)
                 && i.flags & flags == flags
@@ -296,8 +303,10 @@ macro_rules! function_table {
     };
 }
 
-/// The PKCS#11 3.0 table.
-pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 = function_table!(CK_FUNCTION_LIST_3_0, CK_VERSION { major: 3, minor: 0 }, {
+/// A 3.x function table: the 2.40 functions, the 3.0 additions, then `$extra`.
+macro_rules! function_table_3 {
+    ($table:ident, $version:expr, { $($extra:tt)* }) => {
+        function_table!($table, $version, {
     C_GetInterfaceList: Some(C_GetInterfaceList),
     C_GetInterface: Some(C_GetInterface),
     C_LoginUser: Some(C_LoginUser),
@@ -322,6 +331,29 @@ pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 = function_table!(CK_FUNCTION_LIS
     C_VerifyMessageBegin: Some(C_VerifyMessageBegin),
     C_VerifyMessageNext: Some(C_VerifyMessageNext),
     C_MessageVerifyFinal: Some(C_MessageVerifyFinal),
+            $($extra)*
+        })
+    };
+}
+
+/// The PKCS#11 3.0 table.
+pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 =
+    function_table_3!(CK_FUNCTION_LIST_3_0, CK_VERSION { major: 3, minor: 0 }, {});
+
+/// The PKCS#11 3.2 table.
+pub static FUNCTIONS_3_2: CK_FUNCTION_LIST_3_2 = function_table_3!(CK_FUNCTION_LIST_3_2, CK_VERSION { major: 3, minor: 2 }, {
+    C_EncapsulateKey: Some(C_EncapsulateKey),
+    C_DecapsulateKey: Some(C_DecapsulateKey),
+    C_VerifySignatureInit: Some(C_VerifySignatureInit),
+    C_VerifySignature: Some(C_VerifySignature),
+    C_VerifySignatureUpdate: Some(C_VerifySignatureUpdate),
+    C_VerifySignatureFinal: Some(C_VerifySignatureFinal),
+    C_GetSessionValidationFlags: Some(C_GetSessionValidationFlags),
+    C_AsyncComplete: Some(C_AsyncComplete),
+    C_AsyncGetID: Some(C_AsyncGetID),
+    C_AsyncJoin: Some(C_AsyncJoin),
+    C_WrapKeyAuthenticated: Some(C_WrapKeyAuthenticated),
+    C_UnwrapKeyAuthenticated: Some(C_UnwrapKeyAuthenticated),
 });
 
 /// The PKCS#11 2.40 table (`CK_FUNCTION_LIST`, the 3.0 table's prefix).

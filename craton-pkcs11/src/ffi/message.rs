@@ -67,7 +67,7 @@ fn finish(h: CK_SESSION_HANDLE, kind: MessageKind) -> CK_RV {
 
 /// A message's `CK_GCM_MESSAGE_PARAMS`: the IV field (read for decryption, written for
 /// encryption) and the tag field (written by encryption, read by decryption).
-struct GcmMessage<'a> {
+pub(super) struct GcmMessage<'a> {
     iv: &'a mut [u8],
     fixed_bits: usize,
     generator: CK_GENERATOR_FUNCTION,
@@ -76,7 +76,7 @@ struct GcmMessage<'a> {
 
 /// # Safety
 /// `p` is valid for `len` bytes, and the IV and tag pointers in it for the lengths stated.
-unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> CkResult<GcmMessage<'a>> {
+pub(super) unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> CkResult<GcmMessage<'a>> {
     // SAFETY: forwarded from the caller.
     let g: CK_GCM_MESSAGE_PARAMS = unsafe { read_param(p, len) }?;
     let bad = |_| CKR_MECHANISM_PARAM_INVALID;
@@ -102,7 +102,7 @@ unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> CkResult<GcmMessage<
 impl GcmMessage<'_> {
     /// This message's mechanism: for encryption an IV the engine generates after the
     /// caller's fixed field; for decryption the caller's IV.
-    fn mechanism(&self, d: Direction, aad: &[u8]) -> CkResult<Mechanism> {
+    pub(super) fn mechanism(&self, d: Direction, aad: &[u8]) -> CkResult<Mechanism> {
         let iv = match d {
             Direction::Encrypt => {
                 if !matches!(self.generator, CKG_GENERATE | CKG_GENERATE_RANDOM)
@@ -126,8 +126,28 @@ impl GcmMessage<'_> {
         })))
     }
 
+    /// `data` with this message's tag after it, as AES-GCM decryption takes it.
+    pub(super) fn with_tag(&self, data: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut joined = zeroize::Zeroizing::new(Vec::with_capacity(data.len() + self.tag.len()));
+        joined.extend_from_slice(data);
+        joined.extend_from_slice(self.tag);
+        joined
+    }
+
+    /// Moves the tag at the end of AES-GCM output into the caller's tag field, leaving the
+    /// ciphertext.
+    pub(super) fn take_tag(&mut self, output: &mut Vec<u8>) -> CkResult<()> {
+        let body = output
+            .len()
+            .checked_sub(self.tag.len())
+            .ok_or(CKR_FUNCTION_FAILED)?;
+        self.tag.copy_from_slice(&output[body..]);
+        output.truncate(body);
+        Ok(())
+    }
+
     /// Writes a generated IV back to the caller.
-    fn set_iv(&mut self, iv: Option<&[u8]>) {
+    pub(super) fn set_iv(&mut self, iv: Option<&[u8]>) {
         if let Some(iv) = iv
             && iv.len() == self.iv.len()
         {
@@ -155,25 +175,13 @@ fn run_cipher(
     input: &[u8],
     out: &mut Output<'_>,
 ) -> CkResult<()> {
-    let tag_len = g.tag.len();
     let input = match d {
         Direction::Encrypt => zeroize::Zeroizing::new(input.to_vec()),
-        Direction::Decrypt => {
-            let mut joined = zeroize::Zeroizing::new(Vec::with_capacity(input.len() + tag_len));
-            joined.extend_from_slice(input);
-            joined.extend_from_slice(g.tag);
-            joined
-        }
+        Direction::Decrypt => g.with_tag(input),
     };
     let mut result = check(m.hsm.cipher_message(session(h), d, whole, &input))?;
     if d == Direction::Encrypt {
-        let body = result
-            .data
-            .len()
-            .checked_sub(tag_len)
-            .ok_or(CKR_FUNCTION_FAILED)?;
-        g.tag.copy_from_slice(&result.data[body..]);
-        result.data.truncate(body);
+        g.take_tag(&mut result.data)?;
         g.set_iv(result.iv.as_deref());
     }
     out.put(&result.data)

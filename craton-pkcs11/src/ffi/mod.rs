@@ -68,6 +68,17 @@ pub(crate) fn on_operation(
     })
 }
 
+/// The null-mechanism form of a `C_*Init` (PKCS#11 3.0 §5.8 and its siblings): it ends the
+/// session's running operation of `kind`, if any. Nothing here resists cancelling, so
+/// `CKR_OPERATION_CANCEL_FAILED` never arises.
+pub(crate) fn terminate(
+    m: &crate::state::Module,
+    h: CK_SESSION_HANDLE,
+    kind: craton_store::OperationKind,
+) -> CkResult<()> {
+    crate::rv::check(m.hsm.cancel(session(h), &[kind]))
+}
+
 fn length(len: CK_ULONG, max: usize) -> CkResult<usize> {
     usize::try_from(len)
         .ok()

@@ -1,5 +1,11 @@
 //! Session management (PKCS#11 3.0 §5.6): sessions, login, saved operation state, and the
-//! legacy parallel-function calls.
+//! legacy parallel-function calls; and the 3.2 session calls: validation flags and the
+//! asynchronous-operation functions.
+//!
+//! The module runs every call to completion before returning: it never answers
+//! `CKR_PENDING`, refuses `CKF_ASYNC_SESSION` with `CKR_SESSION_ASYNC_NOT_SUPPORTED`, and
+//! leaves `CKF_ASYNC_SESSION_SUPPORTED` out of the token flags. So no asynchronous operation
+//! ever exists, and the `C_Async*` calls say so with the codes 3.2 gives for that.
 
 use super::slot::pin;
 use super::{CkResult, bytes, entry, output, session, write};
@@ -29,6 +35,9 @@ pub unsafe extern "C" fn C_OpenSession(
         }
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+        }
+        if flags & CKF_ASYNC_SESSION != 0 {
+            return Err(CKR_SESSION_ASYNC_NOT_SUPPORTED);
         }
         let h = check(m.hsm.open_session(slot, flags & CKF_RW_SESSION != 0))?;
         // SAFETY: `out` is non-null and writable by the caller's contract.
@@ -273,6 +282,107 @@ pub unsafe extern "C" fn C_CancelFunction(h: CK_SESSION_HANDLE) -> CK_RV {
     entry(|| {
         check(module()?.hsm.session_info(session(h)))?;
         Err(CKR_FUNCTION_NOT_PARALLEL)
+    })
+}
+
+/// `C_GetSessionValidationFlags` (3.2): the validation flags of the session's last
+/// operation. Each flag bit belongs to a validation object (`CKO_VALIDATION`) naming a
+/// third-party validation the module holds; Craton HSM publishes none (it claims no
+/// certificate it does not have), so no bit is ever set. Per-operation FIPS status is in the
+/// audit log's `fips_approved` field instead.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GetSessionValidationFlags(
+    h: CK_SESSION_HANDLE,
+    kind: CK_SESSION_VALIDATION_FLAGS_TYPE,
+    flags: *mut CK_FLAGS,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        check(m.hsm.session_info(session(h)))?;
+        if kind != CKS_LAST_VALIDATION_OK {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the caller passes a writable CK_FLAGS.
+        unsafe { write(flags, 0) }
+    })
+}
+
+/// Checks a session and a function name, the arguments every `C_Async*` call shares.
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string.
+unsafe fn async_arguments(h: CK_SESSION_HANDLE, name: *const CK_UTF8CHAR) -> CkResult<()> {
+    let m = module()?;
+    check(m.hsm.session_info(session(h)))?;
+    if name.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    Ok(())
+}
+
+/// `C_AsyncComplete` (3.2): no call of this module is ever pending, so whatever function is
+/// named has no asynchronous operation to complete.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_AsyncComplete(
+    h: CK_SESSION_HANDLE,
+    name: *mut CK_UTF8CHAR,
+    _result: *mut CK_ASYNC_DATA,
+) -> CK_RV {
+    entry(|| {
+        // SAFETY: a non-null name is NUL-terminated.
+        unsafe { async_arguments(h, name) }?;
+        Err(CKR_OPERATION_NOT_INITIALIZED)
+    })
+}
+
+/// `C_AsyncGetID` (3.2): a function that is not performing an asynchronous operation has no
+/// identifier (`CKR_OPERATION_NOT_INITIALIZED`, as 3.2 prescribes).
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_AsyncGetID(
+    h: CK_SESSION_HANDLE,
+    name: *mut CK_UTF8CHAR,
+    id: *mut CK_ULONG,
+) -> CK_RV {
+    entry(|| {
+        // SAFETY: a non-null name is NUL-terminated.
+        unsafe { async_arguments(h, name) }?;
+        if id.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        Err(CKR_OPERATION_NOT_INITIALIZED)
+    })
+}
+
+/// `C_AsyncJoin` (3.2): no identifier was ever handed out, so none names an operation to
+/// rejoin (`CKR_SAVED_STATE_INVALID`).
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_AsyncJoin(
+    h: CK_SESSION_HANDLE,
+    name: *mut CK_UTF8CHAR,
+    _id: CK_ULONG,
+    _data: *mut CK_BYTE,
+    _data_len: CK_ULONG,
+) -> CK_RV {
+    entry(|| {
+        // SAFETY: a non-null name is NUL-terminated.
+        unsafe { async_arguments(h, name) }?;
+        Err(CKR_SAVED_STATE_INVALID)
     })
 }
 

@@ -1,8 +1,8 @@
 //! Signing, MACs and verification with and without message recovery (PKCS#11 3.0 §5.12,
-//! §5.13).
+//! §5.13), and the 3.2 verification that takes the signature first (`C_VerifySignature*`).
 
 use super::params::mechanism_for;
-use super::{bytes, entry, object, on_operation, output, session};
+use super::{bytes, entry, object, on_operation, output, session, terminate};
 use crate::rv::check;
 use crate::state::module;
 use craton_core::Operations;
@@ -20,6 +20,13 @@ enum Init {
 fn init(h: CK_SESSION_HANDLE, what: Init, mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE) -> CK_RV {
     entry(|| {
         let m = module()?;
+        let kind = match what {
+            Init::Sign | Init::SignRecover => OperationKind::Sign,
+            Init::Verify | Init::VerifyRecover => OperationKind::Verify,
+        };
+        if mech.is_null() {
+            return terminate(&m, h, kind);
+        }
         let op = match what {
             Init::Sign => Operations::SIGN,
             Init::SignRecover => Operations::SIGN_RECOVER,
@@ -247,5 +254,87 @@ pub unsafe extern "C" fn C_VerifyRecover(
         // SAFETY: the signature is `sig_len` bytes; the data buffer holds `*data_len` bytes.
         let (sig, mut out) = unsafe { (bytes(sig, sig_len)?, output(data, data_len)?) };
         out.fill(sig.len(), || check(m.hsm.verify_recover(session(h), sig)))
+    })
+}
+
+/// `C_VerifySignatureInit` (PKCS#11 3.2): a verification whose signature comes first. It is
+/// the session's one verification operation, shared with `C_VerifyInit`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifySignatureInit(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+    sig: *mut CK_BYTE,
+    sig_len: CK_ULONG,
+) -> CK_RV {
+    entry(|| {
+        let m = module()?;
+        if mech.is_null() {
+            return terminate(&m, h, OperationKind::Verify);
+        }
+        // SAFETY: the mechanism and its parameters are valid for their stated lengths; the
+        // signature is `sig_len` bytes.
+        let (mech, sig) = unsafe {
+            (
+                mechanism_for(mech, m.hsm.registry(), Operations::VERIFY)?,
+                bytes(sig, sig_len)?,
+            )
+        };
+        check(
+            m.hsm
+                .verify_signature_init(session(h), &mech, object(key), sig),
+        )
+    })
+}
+
+/// `C_VerifySignature`: `CKR_OK` for a valid signature, `CKR_SIGNATURE_INVALID` otherwise.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifySignature(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+) -> CK_RV {
+    on_operation(h, &[OperationKind::Verify], |m| {
+        // SAFETY: the data is `data_len` bytes.
+        let data = unsafe { bytes(data, data_len) }?;
+        check(m.hsm.verify_signature(session(h), data))
+    })
+}
+
+/// `C_VerifySignatureUpdate`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifySignatureUpdate(
+    h: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    on_operation(h, &[OperationKind::Verify], |m| {
+        // SAFETY: the part is `len` bytes.
+        let part = unsafe { bytes(part, len) }?;
+        check(m.hsm.verify_signature_update(session(h), part))
+    })
+}
+
+/// `C_VerifySignatureFinal`.
+///
+/// # Safety
+/// Every pointer argument is null or valid for what the PKCS#11 specification says it
+/// points to (the length beside it, a structure, a writable output).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifySignatureFinal(h: CK_SESSION_HANDLE) -> CK_RV {
+    on_operation(h, &[OperationKind::Verify], |m| {
+        check(m.hsm.verify_signature_final(session(h)))
     })
 }

@@ -98,14 +98,6 @@ pub unsafe extern "C" fn C_GetTokenInfo(id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO
     })
 }
 
-/// Whether the mechanism can be used through the interfaces this module offers: the KEM
-/// operation needs the 3.2 functions, which are not offered yet, so `CKM_ML_KEM` itself is
-/// left out of the list (its key-pair generation stays).
-fn usable(ops: Operations) -> bool {
-    !ops.without(Operations::ENCAPSULATE | Operations::DECAPSULATE)
-        .is_empty()
-}
-
 /// `C_GetMechanismList`: exactly the mechanisms the token's policy offers and this module can
 /// run.
 ///
@@ -121,13 +113,8 @@ pub unsafe extern "C" fn C_GetMechanismList(
     entry(|| {
         let m = module()?;
         slot_index(&m.hsm, id)?;
-        let mechs: Vec<CK_MECHANISM_TYPE> = m
-            .hsm
-            .registry()
-            .rows()
-            .filter(|r| usable(r.operations))
-            .map(|r| r.mechanism.0)
-            .collect();
+        let mechs: Vec<CK_MECHANISM_TYPE> =
+            m.hsm.registry().rows().map(|r| r.mechanism.0).collect();
         // SAFETY: the caller's list holds `*count` mechanism types.
         unsafe { output_array(list, count, &mechs) }
     })
@@ -135,7 +122,7 @@ pub unsafe extern "C" fn C_GetMechanismList(
 
 /// The `CKF_*` flags of a registry row.
 pub(crate) fn mechanism_flags(row: &craton_core::MechanismInfo) -> CK_FLAGS {
-    const MAP: [(Operations, CK_FLAGS); 12] = [
+    const MAP: [(Operations, CK_FLAGS); 14] = [
         (Operations::ENCRYPT, CKF_ENCRYPT),
         (Operations::DECRYPT, CKF_DECRYPT),
         (Operations::DIGEST, CKF_DIGEST),
@@ -148,6 +135,8 @@ pub(crate) fn mechanism_flags(row: &craton_core::MechanismInfo) -> CK_FLAGS {
         (Operations::WRAP, CKF_WRAP),
         (Operations::UNWRAP, CKF_UNWRAP),
         (Operations::DERIVE, CKF_DERIVE),
+        (Operations::ENCAPSULATE, CKF_ENCAPSULATE),
+        (Operations::DECAPSULATE, CKF_DECAPSULATE),
     ];
     let mut flags = MAP
         .iter()
@@ -181,7 +170,6 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
             .hsm
             .registry()
             .get(MechanismType(mechanism))
-            .filter(|r| usable(r.operations))
             .ok_or(CKR_MECHANISM_INVALID)?;
         let out = CK_MECHANISM_INFO {
             ulMinKeySize: row.min_key_size as CK_ULONG,

@@ -181,21 +181,43 @@ fn interfaces_are_found_by_name_and_version() {
         || {
             let mut n = 0;
             ok(c!(C_GetInterfaceList(std::ptr::null_mut(), &mut n)));
-            assert_eq!(n, 2);
-            let mut list = [CK_INTERFACE::default(); 2];
+            assert_eq!(n, 3);
+            let mut list = [CK_INTERFACE::default(); 3];
             let mut short = 1;
             assert_eq!(
                 c!(C_GetInterfaceList(list.as_mut_ptr(), &mut short)),
                 CKR_BUFFER_TOO_SMALL
             );
-            assert_eq!(short, 2);
+            assert_eq!(short, 3);
             ok(c!(C_GetInterfaceList(list.as_mut_ptr(), &mut n)));
             let table = interface_table();
             assert_eq!(list[0].pFunctionList, table[0].pFunctionList);
             assert!(std::ptr::eq(
                 list[0].pFunctionList.cast_const(),
+                (&FUNCTIONS_3_2 as *const CK_FUNCTION_LIST_3_2).cast()
+            ));
+            assert!(std::ptr::eq(
+                list[1].pFunctionList.cast_const(),
                 (&FUNCTIONS_3_0 as *const CK_FUNCTION_LIST_3_0).cast()
             ));
+            // A 3.2 table is complete: clients take every entry as callable.
+            let t = &FUNCTIONS_3_2;
+            assert_eq!((t.version.major, t.version.minor), (3, 2));
+            assert!(
+                t.C_EncapsulateKey.is_some()
+                    && t.C_DecapsulateKey.is_some()
+                    && t.C_VerifySignatureInit.is_some()
+                    && t.C_VerifySignature.is_some()
+                    && t.C_VerifySignatureUpdate.is_some()
+                    && t.C_VerifySignatureFinal.is_some()
+                    && t.C_GetSessionValidationFlags.is_some()
+                    && t.C_AsyncComplete.is_some()
+                    && t.C_AsyncGetID.is_some()
+                    && t.C_AsyncJoin.is_some()
+                    && t.C_WrapKeyAuthenticated.is_some()
+                    && t.C_UnwrapKeyAuthenticated.is_some()
+                    && t.C_MessageVerifyFinal.is_some()
+            );
             let mut found: *mut CK_INTERFACE = std::ptr::null_mut();
             ok(c!(C_GetInterface(
                 std::ptr::null_mut(),
@@ -220,6 +242,15 @@ fn interfaces_are_found_by_name_and_version() {
             ok(c!(C_GetInterface(
                 name.as_mut_ptr(),
                 &mut v240,
+                &mut found,
+                0
+            )));
+            // SAFETY: C_GetInterface returned a valid entry.
+            assert_eq!(unsafe { (*found).pFunctionList }, table[2].pFunctionList);
+            let mut v30 = CK_VERSION { major: 3, minor: 0 };
+            ok(c!(C_GetInterface(
+                name.as_mut_ptr(),
+                &mut v30,
                 &mut found,
                 0
             )));

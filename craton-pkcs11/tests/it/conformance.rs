@@ -40,6 +40,11 @@ fn every_session_function(h: CK_SESSION_HANDLE, want: CK_RV) {
     let mut ec_gen = mech(CKM_EC_KEY_PAIR_GEN);
     let mut kw = mech(CKM_AES_KEY_WRAP);
     let mut gcm = mech(CKM_AES_GCM);
+    let mut kem = mech(CKM_ML_KEM);
+    let mut flags: CK_FLAGS = 0;
+    let mut name = *b"C_Sign\0";
+    let np = name.as_mut_ptr();
+    let mut async_data = CK_ASYNC_DATA::default();
     let mut point = [4u8; 65];
     let mut ecdh_params = CK_ECDH1_DERIVE_PARAMS {
         kdf: CKD_NULL,
@@ -80,6 +85,11 @@ fn every_session_function(h: CK_SESSION_HANDLE, want: CK_RV) {
     };
     let gp: *mut std::ffi::c_void = (&mut gcm_message as *mut CK_GCM_MESSAGE_PARAMS).cast();
     let gl = size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+    let mut gcm_wrap = CK_MECHANISM {
+        mechanism: CKM_AES_GCM,
+        pParameter: gp,
+        ulParameterLen: gl,
+    };
     macro_rules! each {
         ($($f:ident($($a:expr),* $(,)?);)*) => { $( rv!(want, $f($($a),*)); )* };
     }
@@ -159,6 +169,18 @@ fn every_session_function(h: CK_SESSION_HANDLE, want: CK_RV) {
         C_VerifyMessageBegin(h, v, 0);
         C_VerifyMessageNext(h, v, 0, p, 16, p, 16);
         C_MessageVerifyFinal(h);
+        C_EncapsulateKey(h, &mut kem, 1, tp, 1, p, &mut len, &mut obj);
+        C_DecapsulateKey(h, &mut kem, 1, tp, 1, p, 16, &mut obj);
+        C_VerifySignatureInit(h, &mut ecdsa, 1, p, 16);
+        C_VerifySignature(h, p, 16);
+        C_VerifySignatureUpdate(h, p, 16);
+        C_VerifySignatureFinal(h);
+        C_GetSessionValidationFlags(h, CKS_LAST_VALIDATION_OK, &mut flags);
+        C_AsyncComplete(h, np, &mut async_data);
+        C_AsyncGetID(h, np, &mut size);
+        C_AsyncJoin(h, np, 1, p, 16);
+        C_WrapKeyAuthenticated(h, &mut gcm_wrap, 1, 2, p, 0, p, &mut len);
+        C_UnwrapKeyAuthenticated(h, &mut gcm_wrap, 1, p, 16, tp, 1, p, 0, &mut obj);
     }
 }
 
@@ -778,7 +800,8 @@ fn cipher_functions_refuse_what_the_spec_says() {
                 CKR_KEY_FUNCTION_NOT_PERMITTED,
                 C_EncryptInit(h, &mut cbc, sign_only)
             );
-            rv!(CKR_ARGUMENTS_BAD, C_EncryptInit(h, null_mut(), aes));
+            // A null mechanism ends whatever encryption runs (3.0 §5.8): nothing runs here.
+            rv!(CKR_OK, C_EncryptInit(h, null_mut(), aes));
             rv!(
                 CKR_KEY_FUNCTION_NOT_PERMITTED,
                 C_DecryptInit(h, &mut cbc, sign_only)

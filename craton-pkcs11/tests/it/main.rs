@@ -30,6 +30,7 @@ mod conformance;
 mod crypto_calls;
 mod integrity_and_fork;
 mod unload;
+mod v3_2;
 
 use craton_hsm::ffi::{general::*, keys::C_GenerateKeyPair, object::*, session::*, slot::*};
 use cryptoki_sys::*;
