@@ -3,7 +3,7 @@
 //! iteration is what an application does per operation: `C_*Init` and the operation (one
 //! call, with a buffer big enough). Rows run with 1 and 2 threads, each thread on its own
 //! session, for `CRATON_BENCH_SECONDS` (default 1) after a short warm-up (`CRATON_BENCH_FILTER`
-//! keeps the rows whose name contains it); the table prints
+//! keeps the rows whose name contains it, or one of its `|`-separated parts); the table prints
 //! operations per second and the ratios. Also `C_Initialize` of our module, with POST and
 //! the integrity check, timed over repeated initialise/finalise cycles.
 //!
@@ -692,7 +692,7 @@ fn main() {
     };
     let filter = std::env::var("CRATON_BENCH_FILTER").unwrap_or_default();
     for (i, (name, _)) in ROWS.iter().enumerate() {
-        if !name.contains(filter.as_str()) {
+        if !filter.split('|').any(|f| name.contains(f)) {
             continue;
         }
         let c1 = module_rate(&ours, i, 1).expect("our module runs every row");

@@ -159,6 +159,11 @@ pub struct Application(pub u64);
 
 const SHARDS: usize = 32;
 
+/// One shard of the session table, on cache lines of its own: neighbouring shards serve
+/// different threads, and sharing a line would make their read locks contend anyway.
+#[repr(align(128))]
+struct SessionShard(RwLock<HashMap<u64, Arc<Session>>>);
+
 /// The engine. Cheap to share: wrap it in an `Arc` and call it from any thread.
 pub struct Hsm {
     pub(crate) config: Config,
@@ -167,7 +172,7 @@ pub struct Hsm {
     pub(crate) registry: Registry,
     pub(crate) store: Store,
     pub(crate) tokens: Vec<RwLock<Token>>,
-    sessions: [RwLock<HashMap<u64, Arc<Session>>>; SHARDS],
+    sessions: [SessionShard; SHARDS],
     next_session: AtomicU64,
     pub(crate) next_session_object: AtomicU64,
     pub(crate) events: Arc<dyn EventSink>,
@@ -319,7 +324,7 @@ impl Hsm {
             rng,
             store,
             tokens,
-            sessions: std::array::from_fn(|_| RwLock::new(HashMap::default())),
+            sessions: std::array::from_fn(|_| SessionShard(RwLock::new(HashMap::default()))),
             next_session: AtomicU64::new(1),
             next_session_object: AtomicU64::new(SESSION_OBJECT_BASE),
             events,
@@ -399,7 +404,7 @@ impl Hsm {
     }
 
     fn shard(&self, h: u64) -> &RwLock<HashMap<u64, Arc<Session>>> {
-        &self.sessions[(h as usize) % SHARDS]
+        &self.sessions[(h as usize) % SHARDS].0
     }
 
     pub(crate) fn session(&self, h: SessionHandle) -> Result<Arc<Session>> {

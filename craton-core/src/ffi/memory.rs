@@ -1,70 +1,221 @@
-//! Page-granular, locked, dump-excluded buffers for long-lived key material.
+//! Locked, dump-excluded buffers for long-lived key material.
 //!
-//! Each buffer gets pages of its own from an anonymous mapping, so locking or unlocking one key
-//! never changes another key's pages (mlock does not nest). The pages are marked
-//! `MADV_DONTDUMP` so a core dump does not carry them, and are wiped before they are unmapped.
-//! Without CAP_IPC_LOCK (or past RLIMIT_MEMLOCK) locking fails: the buffer still works and says
-//! so through `is_locked`, for the stateful layers to warn about once; it is never an error.
+//! Small secrets (up to 1 KiB: AES and HMAC keys, seeds) take a slot in a pool:
+//! 64 KiB chunks of anonymous memory, each mapped, locked and marked `MADV_DONTDUMP` once and
+//! kept for the life of the process, cut into equal slots of a size class. Which slots are in
+//! use is a bitmap of atomics per chunk, so taking and returning a slot is a compare-and-swap,
+//! with no lock to wait for (or to be left held in a child after `fork()`). Mapping pages per key
+//! instead took the process's memory-map lock for writing and, on unmapping, interrupted every
+//! other core running the process to flush its TLB: key generation on two threads ran slower
+//! than on one. The pool's chunks are never returned to the system, so its size is the most
+//! small secrets the process ever held at once.
+//!
+//! Larger secrets get pages of their own from a fresh mapping, unlocked and unmapped on drop.
+//!
+//! Every slot and every page is wiped before it is reused or unmapped. Without CAP_IPC_LOCK (or
+//! past RLIMIT_MEMLOCK) locking fails: the buffer still works and says so through `is_locked`,
+//! for the stateful layers to warn about once; it is never an error. (A child after `fork()`
+//! inherits the mappings but not the locks.)
 
 use rustix::mm::{self, MapFlags, ProtFlags};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use zeroize::Zeroize;
 
 fn page_size() -> usize {
     rustix::param::page_size()
 }
 
-/// A zero-filled buffer on pages of its own.
+/// The size classes of pooled slots, in bytes.
+const CLASSES: [usize; 3] = [64, 256, 1024];
+
+/// The largest secret the pool holds; longer ones get pages of their own.
+#[cfg(test)]
+const MAX_POOLED: usize = CLASSES[CLASSES.len() - 1];
+
+/// Bytes per chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// Bitmap words per chunk: enough for the smallest class.
+const WORDS: usize = CHUNK / CLASSES[0] / 64;
+
+/// A mapped, locked run of slots of one class. Chunks are leaked: slots point at them for as
+/// long as the process runs.
+struct Chunk {
+    base: NonNull<u8>,
+    slot_size: usize,
+    slots: usize,
+    locked: bool,
+    /// Bit `i` set: slot `i` is in use.
+    used: [AtomicU64; WORDS],
+    /// The next chunk of the same class (chunks are only ever added at the head).
+    next: AtomicPtr<Chunk>,
+}
+
+// SAFETY: the chunk's memory is handed out slot by slot, each slot to one owner at a time
+// (the bitmap's compare-and-swap decides which); the fields themselves are immutable or atomic.
+unsafe impl Send for Chunk {}
+// SAFETY: as above.
+unsafe impl Sync for Chunk {}
+
+/// The newest chunk of each class.
+static HEADS: [AtomicPtr<Chunk>; CLASSES.len()] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; CLASSES.len()];
+
+impl Chunk {
+    /// Maps, locks and dump-excludes a new chunk, with slot 0 already taken by the caller.
+    fn map(slot_size: usize) -> Option<&'static Chunk> {
+        let (ptr, locked) = map_locked(CHUNK)?;
+        let chunk = Chunk {
+            base: ptr,
+            slot_size,
+            slots: CHUNK / slot_size,
+            locked,
+            used: std::array::from_fn(|i| AtomicU64::new(u64::from(i == 0))),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        };
+        Some(Box::leak(Box::new(chunk)))
+    }
+
+    /// Takes a free slot, if any.
+    fn claim(&self) -> Option<usize> {
+        for (w, word) in self.used.iter().enumerate().take(self.slots.div_ceil(64)) {
+            let mut current = word.load(Ordering::Relaxed);
+            loop {
+                let free = !current;
+                if free == 0 {
+                    break;
+                }
+                let bit = free.trailing_zeros() as usize;
+                let index = w * 64 + bit;
+                if index >= self.slots {
+                    break;
+                }
+                match word.compare_exchange_weak(
+                    current,
+                    current | (1 << bit),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(index),
+                    Err(now) => current = now,
+                }
+            }
+        }
+        None
+    }
+
+    /// Gives slot `index` back (its bytes already wiped).
+    fn release(&self, index: usize) {
+        self.used[index / 64].fetch_and(!(1 << (index % 64)), Ordering::Release);
+    }
+
+    fn slot_ptr(&self, index: usize) -> NonNull<u8> {
+        // SAFETY: `index < slots`, so the offset stays inside the chunk's mapping.
+        unsafe { self.base.add(index * self.slot_size) }
+    }
+}
+
+/// A slot of `class`: from the first chunk with one free, or from a new chunk.
+fn take_slot(class: usize) -> Option<(&'static Chunk, usize)> {
+    let head = &HEADS[class];
+    let mut at = head.load(Ordering::Acquire);
+    // SAFETY: chunk pointers come from `Box::leak` and are never freed, so every non-null
+    // pointer in the list is valid for the rest of the process.
+    while let Some(chunk) = unsafe { at.as_ref() } {
+        if let Some(i) = chunk.claim() {
+            return Some((chunk, i));
+        }
+        at = chunk.next.load(Ordering::Acquire);
+    }
+    let chunk = Chunk::map(CLASSES[class])?;
+    let mut first = head.load(Ordering::Acquire);
+    loop {
+        chunk.next.store(first, Ordering::Relaxed);
+        let new = std::ptr::from_ref(chunk).cast_mut();
+        match head.compare_exchange_weak(first, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some((chunk, 0)),
+            Err(now) => first = now,
+        }
+    }
+}
+
+/// Maps `len` bytes (a page multiple), locks them if the process may, and excludes them from
+/// core dumps. Returns `None` only if the mapping itself fails.
+fn map_locked(len: usize) -> Option<(NonNull<u8>, bool)> {
+    // SAFETY: an anonymous private mapping with a null hint touches no existing memory.
+    let raw = unsafe {
+        mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE,
+        )
+    }
+    .ok()?;
+    let ptr = NonNull::new(raw.cast::<u8>())?;
+    // SAFETY: [raw, raw+len) is the mapping created just above.
+    let locked = unsafe { mm::mlock(raw, len) }.is_ok();
+    // Excluding from core dumps is best effort: an old kernel without MADV_DONTDUMP still
+    // gets a working buffer (and the daemon also disables core dumps for the process).
+    // SAFETY: advice on our own mapping; it changes no contents.
+    let _ = unsafe { mm::madvise(raw, len, mm::Advice::LinuxDontDump) };
+    Some((ptr, locked))
+}
+
+/// Where a buffer's bytes live.
+enum Backing {
+    /// Slot `index` of a pool chunk.
+    Pooled { chunk: &'static Chunk, index: usize },
+    /// A mapping of its own, `mapped` bytes long.
+    Own { mapped: usize, locked: bool },
+}
+
+/// A zero-filled buffer in locked, dump-excluded memory.
 pub(crate) struct LockedPages {
     ptr: NonNull<u8>,
     len: usize,
-    mapped: usize,
-    locked: bool,
+    backing: Backing,
 }
 
-// SAFETY: the mapping is exclusively owned; nothing about it is tied to a thread.
+// SAFETY: the buffer is exclusively owned; nothing about it is tied to a thread.
 unsafe impl Send for LockedPages {}
 // SAFETY: shared references only give out `&[u8]`.
 unsafe impl Sync for LockedPages {}
 
 impl LockedPages {
-    /// Maps `len` bytes (rounded up to whole pages, at least one). Returns `None` only if the
-    /// mapping itself fails (address-space exhaustion); locking failure is not an error.
+    /// A zero-filled buffer of `len` bytes: a pool slot for small secrets, pages of its own
+    /// for larger ones. Returns `None` only if mapping memory fails (address-space
+    /// exhaustion); locking failure is not an error.
     pub(crate) fn new(len: usize) -> Option<Self> {
-        let page = page_size();
-        let mapped = len.max(1).checked_next_multiple_of(page)?;
-        // SAFETY: an anonymous private mapping with a null hint touches no existing memory.
-        let raw = unsafe {
-            mm::mmap_anonymous(
-                std::ptr::null_mut(),
-                mapped,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE,
-            )
+        if let Some(class) = CLASSES.iter().position(|c| len <= *c) {
+            let (chunk, index) = take_slot(class)?;
+            return Some(LockedPages {
+                ptr: chunk.slot_ptr(index),
+                len,
+                backing: Backing::Pooled { chunk, index },
+            });
         }
-        .ok()?;
-        let ptr = NonNull::new(raw.cast::<u8>())?;
-        // SAFETY: [ptr, ptr+mapped) is the mapping created just above.
-        let locked = unsafe { mm::mlock(raw, mapped) }.is_ok();
-        // Excluding from core dumps is best effort: an old kernel without MADV_DONTDUMP still
-        // gets a working buffer (and the daemon also disables core dumps for the process).
-        // SAFETY: advice on our own mapping; it changes no contents.
-        let _ = unsafe { mm::madvise(raw, mapped, mm::Advice::LinuxDontDump) };
+        let mapped = len.checked_next_multiple_of(page_size())?;
+        let (ptr, locked) = map_locked(mapped)?;
         Some(LockedPages {
             ptr,
             len,
-            mapped,
-            locked,
+            backing: Backing::Own { mapped, locked },
         })
     }
 
     pub(crate) fn is_locked(&self) -> bool {
-        self.locked
+        match self.backing {
+            Backing::Pooled { chunk, .. } => chunk.locked,
+            Backing::Own { locked, .. } => locked,
+        }
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
-        // SAFETY: ptr is valid for `mapped >= len` initialised (zero-filled) bytes for the
-        // lifetime of self, and only `&mut self` methods hand out mutable access.
+        // SAFETY: ptr is valid for at least `len` initialised (zero-filled or written) bytes
+        // for the lifetime of self, which owns them exclusively; only `&mut self` methods hand
+        // out mutable access.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
@@ -76,14 +227,81 @@ impl LockedPages {
 
 impl Drop for LockedPages {
     fn drop(&mut self) {
-        // SAFETY: the whole mapping is ours and initialised; zeroize uses volatile writes.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.mapped) }.zeroize();
-        let raw = self.ptr.as_ptr().cast();
-        if self.locked {
-            // SAFETY: unlocking our own mapping.
-            let _ = unsafe { mm::munlock(raw, self.mapped) };
+        match self.backing {
+            Backing::Pooled { chunk, index } => {
+                // SAFETY: the slot is ours until released below; zeroize uses volatile writes.
+                unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), chunk.slot_size) }
+                    .zeroize();
+                chunk.release(index);
+            }
+            Backing::Own { mapped, locked } => {
+                // SAFETY: the whole mapping is ours and initialised; zeroize uses volatile
+                // writes.
+                unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), mapped) }.zeroize();
+                let raw = self.ptr.as_ptr().cast();
+                if locked {
+                    // SAFETY: unlocking our own mapping.
+                    let _ = unsafe { mm::munlock(raw, mapped) };
+                }
+                // SAFETY: unmapping exactly the mapping created in `new`; nothing refers to it
+                // after.
+                let _ = unsafe { mm::munmap(raw, mapped) };
+            }
         }
-        // SAFETY: unmapping exactly the mapping created in `new`; nothing refers to it after.
-        let _ = unsafe { mm::munmap(raw, self.mapped) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_distinct_zeroed_and_reused_after_wiping() {
+        let mut a = LockedPages::new(32).unwrap();
+        let mut b = LockedPages::new(32).unwrap();
+        assert_ne!(a.as_slice().as_ptr(), b.as_slice().as_ptr());
+        a.as_mut_slice().fill(0xaa);
+        b.as_mut_slice().fill(0xbb);
+        assert!(a.as_slice().iter().all(|x| *x == 0xaa));
+        drop(a);
+        // Whatever slot the next one gets (this one, freed above, or another), it starts zeroed.
+        let c = LockedPages::new(64).unwrap();
+        assert!(c.as_slice().iter().all(|x| *x == 0));
+        assert!(b.as_slice().iter().all(|x| *x == 0xbb));
+    }
+
+    #[test]
+    fn each_size_finds_its_home() {
+        for len in [0, 1, 64, 65, 256, 1000, 1024, 1025, 5000] {
+            let mut p = LockedPages::new(len).unwrap();
+            assert_eq!(p.as_slice().len(), len);
+            p.as_mut_slice().fill(1);
+            let pooled = matches!(p.backing, Backing::Pooled { .. });
+            assert_eq!(pooled, len <= MAX_POOLED, "{len}");
+        }
+    }
+
+    #[test]
+    fn many_threads_never_share_a_slot() {
+        let threads: Vec<_> = (0..8u8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for round in 0..300u16 {
+                        let mut held: Vec<LockedPages> =
+                            (0..20).map(|_| LockedPages::new(48).unwrap()).collect();
+                        for (i, p) in held.iter_mut().enumerate() {
+                            p.as_mut_slice().fill(t ^ (i as u8) ^ (round as u8));
+                        }
+                        for (i, p) in held.iter().enumerate() {
+                            let want = t ^ (i as u8) ^ (round as u8);
+                            assert!(p.as_slice().iter().all(|x| *x == want));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }
