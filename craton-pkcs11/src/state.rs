@@ -5,6 +5,11 @@
 //! audit log) once the last call still running lets go of it. After `fork()` the child sees
 //! no module: the parent's engine, its store lock and its threads are not the child's to use
 //! or to close.
+//!
+//! The module is published in [`SHARDS`] copies, each behind its own lock on its own cache
+//! lines, each a handle of its own on the one engine; a thread uses the copy it was assigned
+//! on its first call. So the read lock and the reference count every call takes are on lines
+//! no other thread writes, and calls on several threads do not queue for one cache line.
 
 use crate::ffi::{self, CkResult};
 use craton_core::post::PostFailure;
@@ -23,7 +28,42 @@ pub(crate) struct Module {
     generation: u64,
 }
 
-static MODULE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
+/// What a call holds: a handle on the engine, one per shard. Dereferences to the module.
+#[derive(Debug)]
+pub(crate) struct Handle(Arc<Module>);
+
+impl std::ops::Deref for Handle {
+    type Target = Module;
+
+    fn deref(&self) -> &Module {
+        &self.0
+    }
+}
+
+/// How many copies of the module are published.
+const SHARDS: usize = 16;
+
+#[repr(align(128))]
+struct Shard(RwLock<Option<Arc<Handle>>>);
+
+static MODULE: [Shard; SHARDS] = [const { Shard(RwLock::new(None)) }; SHARDS];
+
+/// The shard of the calling thread, assigned round-robin on its first call.
+fn my_shard() -> &'static RwLock<Option<Arc<Handle>>> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    &MODULE[INDEX.with(|i| *i)].0
+}
+
+/// Write-locks every shard, in order (so two writers never deadlock).
+fn lock_all() -> Vec<std::sync::RwLockWriteGuard<'static, Option<Arc<Handle>>>> {
+    MODULE
+        .iter()
+        .map(|s| s.0.write().unwrap_or_else(|e| e.into_inner()))
+        .collect()
+}
 
 /// Bumped in the child after every `fork()`.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -37,8 +77,8 @@ pub(crate) fn forked() {
 }
 
 /// The initialised module, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
-pub(crate) fn module() -> CkResult<Arc<Module>> {
-    let guard = MODULE.read().unwrap_or_else(|e| e.into_inner());
+pub(crate) fn module() -> CkResult<Arc<Handle>> {
+    let guard = my_shard().read().unwrap_or_else(|e| e.into_inner());
     match guard.as_ref() {
         Some(m) if m.generation == FORK_GENERATION.load(Ordering::Acquire) => Ok(m.clone()),
         _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
@@ -57,16 +97,20 @@ pub(crate) struct InitOptions {
 pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
     ffi::watch_fork();
     let generation = FORK_GENERATION.load(Ordering::Acquire);
-    let mut guard = MODULE.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(m) = guard.take() {
-        if m.generation == generation {
-            *guard = Some(m);
-            return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+    let mut shards = lock_all();
+    if shards[0]
+        .as_ref()
+        .is_some_and(|m| m.generation == generation)
+    {
+        return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+    }
+    for shard in &mut shards {
+        if let Some(m) = shard.take() {
+            // Inherited from the parent across fork(): its store lock, log and threads belong
+            // to the parent, so it must be neither used nor closed (closing would seal the
+            // parent's audit log from here).
+            std::mem::forget(m);
         }
-        // Inherited from the parent across fork(): its store lock, log and threads belong to
-        // the parent, so it must be neither used nor closed (closing would seal the parent's
-        // audit log from here).
-        std::mem::forget(m);
     }
     let (mut config, _) =
         Config::discover(None).map_err(|e| refuse(&e.to_string(), CKR_GENERAL_ERROR))?;
@@ -109,18 +153,23 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
         attached: true,
     })
     .map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
-    *guard = Some(Arc::new(Module { hsm, generation }));
+    let module = Arc::new(Module { hsm, generation });
+    for shard in &mut shards {
+        **shard = Some(Arc::new(Handle(module.clone())));
+    }
     Ok(())
 }
 
 /// `C_Finalize`.
 pub(crate) fn finalize() -> CkResult<()> {
     let m = {
-        let mut guard = MODULE.write().unwrap_or_else(|e| e.into_inner());
-        match guard.as_ref() {
-            Some(m) if m.generation == FORK_GENERATION.load(Ordering::Acquire) => guard.take(),
+        let mut shards = lock_all();
+        match shards[0].as_ref() {
+            Some(m) if m.generation == FORK_GENERATION.load(Ordering::Acquire) => {}
             _ => return Err(CKR_CRYPTOKI_NOT_INITIALIZED),
         }
+        let handles: Vec<_> = shards.iter_mut().filter_map(|s| s.take()).collect();
+        handles.first().map(|h| h.0.clone())
     };
     if let Some(m) = m {
         // The engine closes when the last running call drops its handle.

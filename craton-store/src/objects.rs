@@ -62,15 +62,18 @@ pub struct Object {
     dated: bool,
     material: OnceLock<std::result::Result<Arc<KeyMaterial>, craton_core::CryptoError>>,
     /// AES-GCM encryptions under this key, shared by every copy of this object in memory.
-    pub(crate) gcm: Arc<std::sync::Mutex<GcmCounter>>,
+    pub(crate) gcm: Arc<GcmCounter>,
 }
 
-/// AES-GCM invocations of one key: used, and (for token keys) reserved in the store.
+/// AES-GCM invocations of one key: used, and (for token keys) reserved in the store. Counting
+/// one is a compare-and-swap on `used`; the mutex serialises only loading the count from the
+/// store and moving the reservation forward, once per block of invocations.
 #[derive(Debug, Default)]
 pub(crate) struct GcmCounter {
-    pub(crate) used: u64,
-    pub(crate) reserved: u64,
-    pub(crate) loaded: bool,
+    pub(crate) used: std::sync::atomic::AtomicU64,
+    pub(crate) reserved: std::sync::atomic::AtomicU64,
+    pub(crate) loaded: std::sync::atomic::AtomicBool,
+    pub(crate) slow: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Object {

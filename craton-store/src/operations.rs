@@ -1009,17 +1009,20 @@ impl Hsm {
     /// (SP 800-38D §8.3): warns from 90%, refuses at the limit. Token keys reserve counts in
     /// the store in blocks, so a restart never reuses an invocation.
     fn count_gcm(&self, s: &Session, o: &Object) -> Result<()> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
         let limit = self.config.security.gcm_invocation_limit;
-        let mut g = o
-            .gcm
-            .lock()
-            .map_err(|_| HsmError::OperationNotInitialized)?;
-        if !g.loaded {
-            if o.is_token() {
-                g.used = self.store.gcm_reserved(o.handle)?;
-                g.reserved = g.used;
+        let g = &*o.gcm;
+        let slow = || g.slow.lock().map_err(|_| HsmError::OperationNotInitialized);
+        if !g.loaded.load(Acquire) {
+            let _guard = slow()?;
+            if !g.loaded.load(Acquire) {
+                if o.is_token() {
+                    let stored = self.store.gcm_reserved(o.handle)?;
+                    g.used.store(stored, Relaxed);
+                    g.reserved.store(stored, Relaxed);
+                }
+                g.loaded.store(true, Release);
             }
-            g.loaded = true;
         }
         let event = |used, refused| Event::GcmInvocations {
             slot: s.slot as u64,
@@ -1028,23 +1031,34 @@ impl Hsm {
             limit,
             refused,
         };
-        if g.used >= limit {
-            let used = g.used;
-            drop(g);
-            self.emit(event(used, true))?;
-            return Err(not_permitted(
-                "the key reached its AES-GCM invocation limit",
-            ));
-        }
-        if o.is_token() && g.used >= g.reserved {
-            let block = (limit / 100).clamp(1, 4096);
-            let upto = (g.used + block).min(limit);
-            self.store.reserve_gcm(o.handle, upto)?;
-            g.reserved = upto;
-        }
-        g.used += 1;
-        let used = g.used;
-        drop(g);
+        let used = loop {
+            let used = g.used.load(Acquire);
+            if used >= limit {
+                self.emit(event(used, true))?;
+                return Err(not_permitted(
+                    "the key reached its AES-GCM invocation limit",
+                ));
+            }
+            if o.is_token() && used >= g.reserved.load(Acquire) {
+                // Persist the next block before any invocation in it is handed out, so a
+                // crash never forgets a used invocation.
+                let _guard = slow()?;
+                let reserved = g.reserved.load(Acquire);
+                if used >= reserved {
+                    let block = (limit / 100).clamp(1, 4096);
+                    let upto = (used + block).min(limit);
+                    self.store.reserve_gcm(o.handle, upto)?;
+                    g.reserved.store(upto, Release);
+                }
+                continue;
+            }
+            if g.used
+                .compare_exchange_weak(used, used + 1, AcqRel, Relaxed)
+                .is_ok()
+            {
+                break used + 1;
+            }
+        };
         // From 90% on, warn at every whole percent (and on the last invocation).
         let step = (limit / 100).max(1);
         let at_or_above = |n: u64| n.saturating_mul(10) >= limit.saturating_mul(9);
