@@ -303,16 +303,16 @@ impl Rng {
         if self.is_failed() {
             return Err(RngError::Failed);
         }
-        // Each thread starts at the shard its id hashes to, so a busy thread keeps reusing
-        // one DRBG whose state stays in its core's cache; a shared round-robin counter made
-        // every call move a state between cores (two threads ran slower than one).
+        // Each thread has a home shard, handed out round-robin on its first request, so a
+        // busy thread keeps reusing one DRBG whose state stays in its core's cache, and the
+        // first threads never share one. (A shared counter per request made every call move
+        // a state between cores; hashing thread ids let two threads collide on one shard.)
+        static NEXT_HOME: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        thread_local! {
+            static HOME: usize = NEXT_HOME.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let n = self.shards.len();
-        let start = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::thread::current().id().hash(&mut h);
-            (h.finish() as usize) % n
-        };
+        let start = HOME.with(|h| *h) % n;
         for i in 0..n {
             if let Ok(mut guard) = self.shards[(start + i) % n].0.try_lock() {
                 return f(&mut guard);
