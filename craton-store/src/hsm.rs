@@ -147,6 +147,8 @@ pub(crate) struct Session {
     pub(crate) slot: usize,
     pub(crate) read_write: bool,
     pub(crate) ops: Mutex<SessionOps>,
+    /// The keys this session used lately (see [`Hsm::session_key`]).
+    pub(crate) keys: Mutex<crate::objects::KeyCache>,
 }
 
 /// The application a session belongs to. PKCS#11 shares a session object among every
@@ -158,6 +160,11 @@ pub(crate) struct Session {
 pub struct Application(pub u64);
 
 const SHARDS: usize = 32;
+
+/// A token's write generation, on cache lines of its own (every operation reads it).
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub(crate) struct Generation(pub(crate) AtomicU64);
 
 /// One shard of the session table, on cache lines of its own: neighbouring shards serve
 /// different threads, and sharing a line would make their read locks contend anyway.
@@ -172,6 +179,9 @@ pub struct Hsm {
     pub(crate) registry: Registry,
     pub(crate) store: Store,
     pub(crate) tokens: Vec<RwLock<Token>>,
+    /// Per token, bumped whenever its state is written: tells sessions their cached keys are
+    /// stale without anyone taking the token's lock.
+    pub(crate) generations: Vec<Generation>,
     sessions: [SessionShard; SHARDS],
     next_session: AtomicU64,
     pub(crate) next_session_object: AtomicU64,
@@ -323,6 +333,7 @@ impl Hsm {
             module,
             rng,
             store,
+            generations: tokens.iter().map(|_| Generation::default()).collect(),
             tokens,
             sessions: std::array::from_fn(|_| SessionShard(RwLock::new(HashMap::default()))),
             next_session: AtomicU64::new(1),
@@ -400,7 +411,11 @@ impl Hsm {
     }
 
     pub(crate) fn write_token(&self, slot: usize) -> Result<RwLockWriteGuard<'_, Token>> {
-        self.tokens[slot].write().map_err(poisoned)
+        let guard = self.tokens[slot].write().map_err(poisoned)?;
+        // Bumped with the write lock held: a session that reads the new value looks the key
+        // up again under the read lock, which waits for this writer to finish.
+        self.generations[slot].0.fetch_add(1, Ordering::AcqRel);
+        Ok(guard)
     }
 
     fn shard(&self, h: u64) -> &RwLock<HashMap<u64, Arc<Session>>> {
@@ -687,6 +702,7 @@ impl Hsm {
             slot: slot as usize,
             read_write,
             ops: Mutex::new(SessionOps::default()),
+            keys: Mutex::default(),
         });
         self.shard(handle)
             .write()

@@ -65,6 +65,89 @@ pub struct Object {
     pub(crate) gcm: Arc<GcmCounter>,
 }
 
+/// The keys a session used lately, valid while the token's generation stays at
+/// `generation`. A key's first use in a session shares the token's copy of it; from its
+/// second use on, the session has a private copy (its own attributes and its own key
+/// material), so threads working in their own sessions with one key never write a cache line
+/// in common (reference counts, AWS-LC's per-key state). The GCM invocation counter stays
+/// shared: it belongs to the key, not to a copy.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache {
+    generation: u64,
+    entries: Vec<CachedKey>,
+    /// AES-GCM invocations this session drew from a key's count and has not spent yet, by
+    /// key handle (kept across generations: they are already counted as used).
+    gcm: Vec<(u64, u64)>,
+}
+
+#[derive(Debug)]
+struct CachedKey {
+    handle: u64,
+    object: Arc<Object>,
+    private: bool,
+}
+
+/// How many keys a session keeps; past that the cache starts over.
+const KEY_CACHE: usize = 16;
+
+impl KeyCache {
+    /// The cached key `handle` if the cache is of `generation`; a shared entry seen a second
+    /// time becomes private.
+    pub(crate) fn get(&mut self, generation: u64, handle: u64) -> Option<Arc<Object>> {
+        if self.generation != generation {
+            self.entries.clear();
+            self.generation = generation;
+            return None;
+        }
+        let e = self.entries.iter_mut().find(|e| e.handle == handle)?;
+        if !e.private {
+            e.object = Arc::new(e.object.session_copy());
+            e.private = true;
+        }
+        Some(e.object.clone())
+    }
+
+    /// Spends one AES-GCM invocation drawn earlier for `handle`, if any is left.
+    pub(crate) fn spend_gcm(&mut self, handle: u64) -> bool {
+        match self.gcm.iter_mut().find(|(h, n)| *h == handle && *n > 0) {
+            Some((_, n)) => {
+                *n -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps `n` drawn AES-GCM invocations of `handle` for later.
+    pub(crate) fn add_gcm(&mut self, handle: u64, n: u64) {
+        self.gcm.retain(|(_, left)| *left > 0);
+        if n == 0 {
+            return;
+        }
+        if self.gcm.len() >= KEY_CACHE {
+            // Forgetting drawn invocations only wastes them.
+            self.gcm.clear();
+        }
+        self.gcm.push((handle, n));
+    }
+
+    /// Remembers the token's copy of a key, looked up at `generation`.
+    pub(crate) fn put(&mut self, generation: u64, handle: u64, object: Arc<Object>) {
+        if self.generation != generation {
+            self.entries.clear();
+            self.generation = generation;
+        }
+        if self.entries.len() >= KEY_CACHE {
+            self.entries.clear();
+        }
+        self.entries.push(CachedKey {
+            handle,
+            object,
+            private: false,
+        });
+    }
+}
+
 /// AES-GCM invocations of one key: used, and (for token keys) reserved in the store. Counting
 /// one is a compare-and-swap on `used`; the mutex serialises only loading the count from the
 /// store and moving the reservation forward, once per block of invocations.
@@ -120,6 +203,21 @@ impl Object {
 
     pub(crate) fn class(&self) -> ObjectClass {
         self.class
+    }
+
+    /// A copy for one session: the same attributes and GCM counter, its key material built
+    /// afresh (so it shares nothing with the token's copy but the counter).
+    pub(crate) fn session_copy(&self) -> Object {
+        Object {
+            handle: self.handle,
+            attrs: self.attrs.clone(),
+            session: self.session,
+            secret_closed: self.secret_closed,
+            class: self.class,
+            dated: self.dated,
+            material: OnceLock::new(),
+            gcm: self.gcm.clone(),
+        }
     }
 
     /// Whether the key may be used now, by its start and end dates.
@@ -281,6 +379,28 @@ impl Hsm {
     /// and private objects only while the user is logged in.
     pub(crate) fn visible(t: &Token, s: &Session, o: &Object) -> bool {
         o.session.is_none_or(|w| w.app == s.app) && (!o.flag(A::PRIVATE) || t.login == Login::User)
+    }
+
+    /// A key for an operation of session `s`: from the session's cache while the token is
+    /// unchanged, else looked up (and cached) like [`Hsm::object`].
+    pub(crate) fn session_key(&self, s: &Session, h: ObjectHandle) -> Result<Arc<Object>> {
+        let generation = self.generations[s.slot]
+            .0
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mut cache = s
+            .keys
+            .lock()
+            .map_err(|_| HsmError::OperationNotInitialized)?;
+        if let Some(o) = cache.get(generation, h.0) {
+            return Ok(o);
+        }
+        drop(cache);
+        let o = self.object(s, h, HsmError::KeyHandleInvalid)?;
+        s.keys
+            .lock()
+            .map_err(|_| HsmError::OperationNotInitialized)?
+            .put(generation, h.0, o.clone());
+        Ok(o)
     }
 
     pub(crate) fn object(

@@ -280,7 +280,7 @@ impl Hsm {
         mechanism: &Mechanism,
         u: &Use,
     ) -> Result<(Arc<Object>, Arc<KeyMaterial>)> {
-        let o = self.object(s, key, HsmError::KeyHandleInvalid)?;
+        let o = self.session_key(s, key)?;
         if !matches!(
             o.class(),
             ObjectClass::SECRET_KEY | ObjectClass::PUBLIC_KEY | ObjectClass::PRIVATE_KEY
@@ -1008,7 +1008,29 @@ impl Hsm {
     /// Counts one AES-GCM encryption under `o` against `security.gcm_invocation_limit`
     /// (SP 800-38D §8.3): warns from 90%, refuses at the limit. Token keys reserve counts in
     /// the store in blocks, so a restart never reuses an invocation.
+    /// Counts one AES-GCM encryption under `o` against its invocation limit. A session
+    /// draws invocations from the key's shared count in blocks (one at a time for small
+    /// limits, at most 256 under the default 2^32) and spends them locally, so threads
+    /// encrypting under one key in their own sessions rarely touch the shared count. An
+    /// invocation drawn and not spent counts as used: the limit is never exceeded.
     fn count_gcm(&self, s: &Session, o: &Object) -> Result<()> {
+        let poisoned = |_| HsmError::OperationNotInitialized;
+        if s.keys.lock().map_err(poisoned)?.spend_gcm(o.handle) {
+            return Ok(());
+        }
+        let limit = self.config.security.gcm_invocation_limit;
+        let block = (limit >> 24).clamp(1, 256);
+        let drawn = self.draw_gcm(s, o, block)?;
+        s.keys
+            .lock()
+            .map_err(poisoned)?
+            .add_gcm(o.handle, drawn - 1);
+        Ok(())
+    }
+
+    /// Draws up to `want` invocations from the key's shared count (fewer near the limit),
+    /// persisting the reservation first for token keys, and emits the warnings and refusal.
+    fn draw_gcm(&self, s: &Session, o: &Object, want: u64) -> Result<u64> {
         use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
         let limit = self.config.security.gcm_invocation_limit;
         let g = &*o.gcm;
@@ -1031,7 +1053,7 @@ impl Hsm {
             limit,
             refused,
         };
-        let used = loop {
+        let (before, after) = loop {
             let used = g.used.load(Acquire);
             if used >= limit {
                 self.emit(event(used, true))?;
@@ -1039,33 +1061,36 @@ impl Hsm {
                     "the key reached its AES-GCM invocation limit",
                 ));
             }
-            if o.is_token() && used >= g.reserved.load(Acquire) {
+            let after = used + want.min(limit - used);
+            if o.is_token() && after > g.reserved.load(Acquire) {
                 // Persist the next block before any invocation in it is handed out, so a
                 // crash never forgets a used invocation.
                 let _guard = slow()?;
                 let reserved = g.reserved.load(Acquire);
-                if used >= reserved {
+                if after > reserved {
                     let block = (limit / 100).clamp(1, 4096);
-                    let upto = (used + block).min(limit);
+                    let upto = (used + block).max(after).min(limit);
                     self.store.reserve_gcm(o.handle, upto)?;
                     g.reserved.store(upto, Release);
                 }
                 continue;
             }
             if g.used
-                .compare_exchange_weak(used, used + 1, AcqRel, Relaxed)
+                .compare_exchange_weak(used, after, AcqRel, Relaxed)
                 .is_ok()
             {
-                break used + 1;
+                break (used, after);
             }
         };
-        // From 90% on, warn at every whole percent (and on the last invocation).
+        // From 90% on, warn at every whole percent crossed (and on reaching the limit).
         let step = (limit / 100).max(1);
         let at_or_above = |n: u64| n.saturating_mul(10) >= limit.saturating_mul(9);
-        if at_or_above(used) && (!at_or_above(used - 1) || used % step == 0 || used == limit) {
-            self.emit(event(used, false))?;
+        if at_or_above(after)
+            && (!at_or_above(before) || after / step != before / step || after == limit)
+        {
+            self.emit(event(after, false))?;
         }
-        Ok(())
+        Ok(after - before)
     }
 
     // ---- digests ----

@@ -568,3 +568,53 @@ fn generated_keys_without_usage_in_the_template_get_what_their_type_is_for() {
     assert_eq!(read(only_derive, A::SIGN), Ok(b(false)));
     assert_eq!(read(only_derive, A::DERIVE), Ok(b(true)));
 }
+
+#[test]
+fn a_key_a_session_used_before_follows_changes_destruction_and_logout() {
+    let dir = Scratch::new("key-cache");
+    let hsm = ready(dir.path());
+    let s = user_session(&hsm);
+    let other = hsm.open_session(0, true).unwrap();
+    let key = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::AES_KEY_GEN),
+            &[
+                (A::VALUE_LEN, AttrValue::Ulong(32)),
+                (A::ENCRYPT, b(true)),
+                (A::PRIVATE, b(true)),
+                (A::TOKEN, b(true)),
+            ],
+        )
+        .unwrap();
+    let ecb = Mechanism::Aes(AesMode::Ecb);
+    let encrypt = |h| {
+        hsm.cipher_init(h, Direction::Encrypt, &ecb, key)?;
+        hsm.encrypt(h, &[0; 16])
+    };
+    // Used three times: the session now holds its own copy of the key.
+    for _ in 0..3 {
+        encrypt(s).unwrap();
+    }
+    // A change made through another session reaches this one's next use.
+    hsm.set_attribute_values(other, key, &[(A::ENCRYPT, b(false))])
+        .unwrap();
+    assert!(matches!(
+        encrypt(s),
+        Err(HsmError::KeyFunctionNotPermitted(_))
+    ));
+    hsm.set_attribute_values(other, key, &[(A::ENCRYPT, b(true))])
+        .unwrap();
+    for _ in 0..3 {
+        encrypt(s).unwrap();
+    }
+    // Logging out hides the private key from every session of the token.
+    hsm.logout(other).unwrap();
+    assert!(matches!(encrypt(s), Err(HsmError::KeyHandleInvalid)));
+    hsm.login(s, UserType::User, USER_PIN).unwrap();
+    encrypt(s).unwrap();
+    encrypt(s).unwrap();
+    // And destruction anywhere ends it everywhere.
+    hsm.destroy_object(other, key).unwrap();
+    assert!(matches!(encrypt(s), Err(HsmError::KeyHandleInvalid)));
+}
