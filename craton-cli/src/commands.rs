@@ -1,0 +1,997 @@
+//! What each command does, on the local store.
+
+use crate::Failure;
+use crate::cli::{
+    AuditCommand, BackupCommand, Cli, Command, KeyCommand, KeyKind, PinArgs, PinCommand,
+    TokenCommand,
+};
+use crate::pin::Source;
+use craton_core::attribute::{AttrValue, AttributeType as A, ObjectClass};
+use craton_core::mechanism::{KeyType, MechanismType as M};
+use craton_core::ops::Mechanism;
+use craton_store::backup::BackupSecret;
+use craton_store::{Config, Hsm, ObjectHandle, SessionHandle, UserType};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// What a command prints: a JSON document, and the same as lines for people.
+struct Report {
+    json: Value,
+    text: String,
+}
+
+impl Report {
+    fn new(json: Value, text: impl Into<String>) -> Self {
+        Report {
+            json,
+            text: text.into(),
+        }
+    }
+}
+
+pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
+    if cli.remote {
+        return Err(Failure::setup(
+            "--remote needs craton-hsm-daemon, which this release does not include yet; \
+             run craton-hsm on the host that holds the state directory",
+        ));
+    }
+    let ctx = Context {
+        config_path: cli.config.clone(),
+        pins: &cli.pins,
+    };
+    let report = match cli.command {
+        Command::Token(c) => token(&ctx, c)?,
+        Command::Pin(c) => pin(&ctx, c)?,
+        Command::Key(c) => key(&ctx, c)?,
+        Command::Audit(c) => audit(&ctx, c)?,
+        Command::Backup(c) => backup(&ctx, c)?,
+        Command::SelfTest { module } => self_test(module)?,
+        Command::Status => status(&ctx)?,
+    };
+    if cli.json {
+        let text = serde_json::to_string_pretty(&report.json)
+            .map_err(|e| Failure::failed(format!("cannot print JSON: {e}")))?;
+        println!("{text}");
+    } else if !report.text.is_empty() {
+        println!("{}", report.text.trim_end());
+    }
+    Ok(())
+}
+
+struct Context<'a> {
+    config_path: Option<PathBuf>,
+    pins: &'a PinArgs,
+}
+
+impl Context<'_> {
+    fn config(&self) -> Result<Config, Failure> {
+        Config::discover(self.config_path.as_deref())
+            .map(|(c, _)| c)
+            .map_err(|e| Failure::setup(e.to_string()))
+    }
+
+    fn open(&self) -> Result<Hsm, Failure> {
+        Hsm::open(self.config()?).map_err(|e| Failure::setup(e.to_string()))
+    }
+
+    fn user_pin(&self) -> Source {
+        Source {
+            what: "user PIN",
+            flag: "--pin-file",
+            env: "CRATON_HSM_PIN",
+            file: self.pins.pin_file.clone(),
+            arg: self.pins.pin.clone(),
+        }
+    }
+
+    fn so_pin(&self) -> Source {
+        Source {
+            what: "SO PIN",
+            flag: "--so-pin-file",
+            env: "CRATON_HSM_SO_PIN",
+            file: self.pins.so_pin_file.clone(),
+            arg: self.pins.so_pin.clone(),
+        }
+    }
+
+    fn new_pin(&self) -> Source {
+        Source {
+            what: "new PIN",
+            flag: "--new-pin-file",
+            env: "CRATON_HSM_NEW_PIN",
+            file: self.pins.new_pin_file.clone(),
+            arg: self.pins.new_pin.clone(),
+        }
+    }
+
+    fn passphrase(&self) -> Source {
+        Source {
+            what: "backup passphrase",
+            flag: "--passphrase-file",
+            env: "CRATON_HSM_BACKUP_PASSPHRASE",
+            file: self.pins.passphrase_file.clone(),
+            arg: None,
+        }
+    }
+}
+
+/// A read/write session on `slot`, logged in as `user` with the PIN from `source`.
+fn session(
+    hsm: &Hsm,
+    slot: u64,
+    user: UserType,
+    source: &Source,
+) -> Result<SessionHandle, Failure> {
+    let h = hsm.open_session(slot, true)?;
+    let pin = source.read(false)?;
+    hsm.login(h, user, &pin)?;
+    Ok(h)
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches([' ', '\0'])
+        .to_owned()
+}
+
+// ---- token ----
+
+fn token(ctx: &Context<'_>, c: TokenCommand) -> Result<Report, Failure> {
+    let hsm = ctx.open()?;
+    match c {
+        TokenCommand::Init { slot, label, wipe } => {
+            let slot = slot.slot;
+            if label.len() > 32 {
+                return Err(Failure::usage("a token label is at most 32 bytes"));
+            }
+            if hsm.token_info(slot)?.initialized && !wipe {
+                return Err(Failure::usage(format!(
+                    "the token in slot {slot} is initialised; --wipe re-initialises it and \
+                     destroys every key on it"
+                )));
+            }
+            let so = ctx.so_pin().read(true)?;
+            hsm.init_token(slot, &so, &label)?;
+            Ok(Report::new(
+                json!({"slot": slot, "label": label, "initialized": true}),
+                format!("token in slot {slot} initialised as '{label}'; next: craton-hsm pin init"),
+            ))
+        }
+        TokenCommand::Info { slot } => {
+            let j = token_json(&hsm, slot.slot)?;
+            Ok(Report::new(j.clone(), token_text(&j)))
+        }
+        TokenCommand::List => {
+            let all: Vec<Value> = hsm
+                .slots()
+                .map(|s| token_json(&hsm, s))
+                .collect::<Result<_, _>>()?;
+            let mut text = format!(
+                "{:<5} {:<32} {:<16} {}\n",
+                "slot", "label", "serial", "state"
+            );
+            for t in &all {
+                text += &format!(
+                    "{:<5} {:<32} {:<16} {}\n",
+                    t["slot"].to_string(),
+                    t["label"].as_str().unwrap_or(""),
+                    t["serial"].as_str().unwrap_or(""),
+                    state_word(t)
+                );
+            }
+            Ok(Report::new(Value::Array(all), text))
+        }
+    }
+}
+
+fn state_word(t: &Value) -> &'static str {
+    if t["initialized"] != json!(true) {
+        "not initialised"
+    } else if t["user_pin_initialized"] != json!(true) {
+        "initialised, no user PIN"
+    } else if t["user_pin"]["locked"] == json!(true) {
+        "user PIN locked"
+    } else {
+        "ready"
+    }
+}
+
+fn pin_json(p: &craton_store::PinStatus) -> Value {
+    json!({
+        "failures": p.failures,
+        "count_low": p.count_low,
+        "final_try": p.final_try,
+        "locked": p.locked,
+    })
+}
+
+fn token_json(hsm: &Hsm, slot: u64) -> Result<Value, Failure> {
+    let t = hsm.token_info(slot)?;
+    Ok(json!({
+        "slot": slot,
+        "label": text_of(&t.label),
+        "serial": text_of(&t.serial),
+        "initialized": t.initialized,
+        "user_pin_initialized": t.user_pin_initialized,
+        "user_pin": pin_json(&t.user_pin),
+        "so_pin": pin_json(&t.so_pin),
+        "pin_length": {"min": t.min_pin_len, "max": t.max_pin_len},
+        "max_failed_logins": hsm.config().security.max_failed_logins,
+    }))
+}
+
+fn token_text(j: &Value) -> String {
+    format!(
+        "slot        {}\nlabel       {}\nserial      {}\nstate       {}\nuser PIN    {} failed attempts{}\nSO PIN      {} failed attempts{}\nlockout at  {} failures\n",
+        j["slot"],
+        j["label"].as_str().unwrap_or(""),
+        j["serial"].as_str().unwrap_or(""),
+        state_word(j),
+        j["user_pin"]["failures"],
+        if j["user_pin"]["locked"] == json!(true) {
+            ", locked"
+        } else {
+            ""
+        },
+        j["so_pin"]["failures"],
+        if j["so_pin"]["locked"] == json!(true) {
+            ", locked"
+        } else {
+            ""
+        },
+        j["max_failed_logins"],
+    )
+}
+
+// ---- pin ----
+
+fn pin(ctx: &Context<'_>, c: PinCommand) -> Result<Report, Failure> {
+    let hsm = ctx.open()?;
+    match c {
+        PinCommand::Init { slot } => {
+            let h = session(&hsm, slot.slot, UserType::So, &ctx.so_pin())?;
+            let new = ctx.new_pin().read(true)?;
+            hsm.init_pin(h, &new)?;
+            Ok(Report::new(
+                json!({"slot": slot.slot, "user_pin_initialized": true}),
+                format!("user PIN of slot {} set", slot.slot),
+            ))
+        }
+        PinCommand::Change { slot, so } => {
+            let (user, old) = if so {
+                (UserType::So, ctx.so_pin())
+            } else {
+                (UserType::User, ctx.user_pin())
+            };
+            let h = session(&hsm, slot.slot, user, &old)?;
+            let old = old.read(false)?;
+            let new = ctx.new_pin().read(true)?;
+            hsm.set_pin(h, &old, &new)?;
+            let who = if so { "SO" } else { "user" };
+            Ok(Report::new(
+                json!({"slot": slot.slot, "changed": who}),
+                format!("{who} PIN of slot {} changed", slot.slot),
+            ))
+        }
+        PinCommand::UnlockStatus { slot } => {
+            let j = token_json(&hsm, slot.slot)?;
+            let text = format!(
+                "user PIN  {} of {} failed attempts{}\nSO PIN    {} of {} failed attempts{}\n",
+                j["user_pin"]["failures"],
+                j["max_failed_logins"],
+                if j["user_pin"]["locked"] == json!(true) {
+                    ": locked (the SO resets it with craton-hsm pin init)"
+                } else {
+                    ""
+                },
+                j["so_pin"]["failures"],
+                j["max_failed_logins"],
+                if j["so_pin"]["locked"] == json!(true) {
+                    ": locked (only re-initialising the token clears it)"
+                } else {
+                    ""
+                },
+            );
+            Ok(Report::new(
+                json!({
+                    "slot": slot.slot,
+                    "user_pin": j["user_pin"],
+                    "so_pin": j["so_pin"],
+                    "max_failed_logins": j["max_failed_logins"],
+                }),
+                text,
+            ))
+        }
+    }
+}
+
+// ---- key ----
+
+/// The generation of one key kind: mechanism, and the public (or only) and private
+/// template parts that say which key it is.
+fn key_spec(kind: KeyKind) -> (M, Vec<(A, AttrValue)>, bool) {
+    use AttrValue::{Bytes, Ulong};
+    let ec = |c: craton_core::ec::Curve| vec![(A::EC_PARAMS, Bytes(c.ec_params().to_vec()))];
+    match kind {
+        KeyKind::Rsa2048 => (
+            M::RSA_PKCS_KEY_PAIR_GEN,
+            vec![(A::MODULUS_BITS, Ulong(2048))],
+            true,
+        ),
+        KeyKind::Rsa3072 => (
+            M::RSA_PKCS_KEY_PAIR_GEN,
+            vec![(A::MODULUS_BITS, Ulong(3072))],
+            true,
+        ),
+        KeyKind::Rsa4096 => (
+            M::RSA_PKCS_KEY_PAIR_GEN,
+            vec![(A::MODULUS_BITS, Ulong(4096))],
+            true,
+        ),
+        KeyKind::EcP256 => (M::EC_KEY_PAIR_GEN, ec(craton_core::ec::Curve::P256), true),
+        KeyKind::EcP384 => (M::EC_KEY_PAIR_GEN, ec(craton_core::ec::Curve::P384), true),
+        KeyKind::EcP521 => (M::EC_KEY_PAIR_GEN, ec(craton_core::ec::Curve::P521), true),
+        KeyKind::Ed25519 => (
+            M::EC_EDWARDS_KEY_PAIR_GEN,
+            vec![(A::EC_PARAMS, Bytes(vec![0x06, 0x03, 0x2b, 0x65, 0x70]))],
+            true,
+        ),
+        KeyKind::Aes128 => (M::AES_KEY_GEN, vec![(A::VALUE_LEN, Ulong(16))], false),
+        KeyKind::Aes256 => (M::AES_KEY_GEN, vec![(A::VALUE_LEN, Ulong(32))], false),
+        KeyKind::Hmac256 => (
+            M::GENERIC_SECRET_KEY_GEN,
+            vec![(A::VALUE_LEN, Ulong(32))],
+            false,
+        ),
+        KeyKind::MlDsa44 => (
+            M::ML_DSA_KEY_PAIR_GEN,
+            vec![(A::PARAMETER_SET, Ulong(1))],
+            true,
+        ),
+        KeyKind::MlDsa65 => (
+            M::ML_DSA_KEY_PAIR_GEN,
+            vec![(A::PARAMETER_SET, Ulong(2))],
+            true,
+        ),
+        KeyKind::MlDsa87 => (
+            M::ML_DSA_KEY_PAIR_GEN,
+            vec![(A::PARAMETER_SET, Ulong(3))],
+            true,
+        ),
+        KeyKind::MlKem512 => (
+            M::ML_KEM_KEY_PAIR_GEN,
+            vec![(A::PARAMETER_SET, Ulong(1))],
+            true,
+        ),
+        KeyKind::MlKem768 => (
+            M::ML_KEM_KEY_PAIR_GEN,
+            vec![(A::PARAMETER_SET, Ulong(2))],
+            true,
+        ),
+        KeyKind::MlKem1024 => (
+            M::ML_KEM_KEY_PAIR_GEN,
+            vec![(A::PARAMETER_SET, Ulong(3))],
+            true,
+        ),
+    }
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, Failure> {
+    hex::decode(s).map_err(|_| Failure::usage(format!("'{s}' is not hex")))
+}
+
+const SHOWN: [A; 24] = [
+    A::CLASS,
+    A::KEY_TYPE,
+    A::LABEL,
+    A::ID,
+    A::TOKEN,
+    A::PRIVATE,
+    A::SENSITIVE,
+    A::EXTRACTABLE,
+    A::ALWAYS_SENSITIVE,
+    A::NEVER_EXTRACTABLE,
+    A::LOCAL,
+    A::MODIFIABLE,
+    A::SIGN,
+    A::VERIFY,
+    A::ENCRYPT,
+    A::DECRYPT,
+    A::WRAP,
+    A::UNWRAP,
+    A::DERIVE,
+    A::ENCAPSULATE,
+    A::DECAPSULATE,
+    A::MODULUS_BITS,
+    A::VALUE_LEN,
+    A::PARAMETER_SET,
+];
+
+/// An attribute value for people and for JSON.
+fn shown(a: A, v: &AttrValue) -> Value {
+    match (a, v) {
+        (A::CLASS, AttrValue::Ulong(c)) => json!(ObjectClass(*c).name().unwrap_or("vendor")),
+        (A::KEY_TYPE, AttrValue::Ulong(k)) => json!(KeyType(*k).name().unwrap_or("vendor")),
+        (A::LABEL, AttrValue::Bytes(b)) => json!(String::from_utf8_lossy(b)),
+        (_, AttrValue::Bytes(b)) => json!(hex::encode(b)),
+        (_, AttrValue::Bool(b)) => json!(b),
+        (_, AttrValue::Ulong(n)) => json!(n),
+        (_, AttrValue::Date(d)) => json!(d.map(|d| String::from_utf8_lossy(&d).into_owned())),
+    }
+}
+
+fn key_json(hsm: &Hsm, h: SessionHandle, o: ObjectHandle) -> Result<Value, Failure> {
+    let values = hsm.attribute_values(h, o, &SHOWN)?;
+    let mut m = serde_json::Map::new();
+    m.insert("handle".into(), json!(o.0));
+    for (a, v) in SHOWN.iter().zip(values) {
+        if let Ok(v) = v {
+            let name = a.name().unwrap_or("?").to_ascii_lowercase();
+            m.insert(name, shown(*a, &v));
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+/// The keys on the token, as JSON objects.
+fn keys(hsm: &Hsm, h: SessionHandle) -> Result<Vec<Value>, Failure> {
+    hsm.find_objects_init(h, &[])?;
+    let mut found = Vec::new();
+    loop {
+        let batch = hsm.find_objects(h, 256)?;
+        if batch.is_empty() {
+            break;
+        }
+        found.extend(batch);
+    }
+    hsm.find_objects_final(h)?;
+    let mut out = Vec::new();
+    for o in found {
+        let j = key_json(hsm, h, o)?;
+        if matches!(
+            j["class"].as_str(),
+            Some("PUBLIC_KEY" | "PRIVATE_KEY" | "SECRET_KEY")
+        ) {
+            out.push(j);
+        }
+    }
+    Ok(out)
+}
+
+/// The handles `key` names: a number is a handle, anything else a label.
+fn named(hsm: &Hsm, h: SessionHandle, key: &str) -> Result<Vec<ObjectHandle>, Failure> {
+    let all = keys(hsm, h)?;
+    let hits: Vec<ObjectHandle> = match key.parse::<u64>() {
+        Ok(n) => all
+            .iter()
+            .filter(|k| k["handle"] == json!(n))
+            .map(|_| ObjectHandle(n))
+            .collect(),
+        Err(_) => all
+            .iter()
+            .filter(|k| k["label"] == json!(key))
+            .filter_map(|k| k["handle"].as_u64().map(ObjectHandle))
+            .collect(),
+    };
+    if hits.is_empty() {
+        return Err(Failure::failed(format!("no key '{key}' on this token")));
+    }
+    Ok(hits)
+}
+
+fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
+    let hsm = ctx.open()?;
+    match c {
+        KeyCommand::Generate {
+            slot,
+            kind,
+            label,
+            id,
+            extractable,
+        } => {
+            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let (mech, spec, pair) = key_spec(kind);
+            let mut common = vec![
+                (A::TOKEN, AttrValue::Bool(true)),
+                (A::LABEL, AttrValue::Bytes(label.clone().into_bytes())),
+            ];
+            if let Some(id) = &id {
+                common.push((A::ID, AttrValue::Bytes(parse_hex(id)?)));
+            }
+            let mut private = common.clone();
+            private.extend([
+                (A::PRIVATE, AttrValue::Bool(true)),
+                (A::SENSITIVE, AttrValue::Bool(true)),
+                (A::EXTRACTABLE, AttrValue::Bool(extractable)),
+            ]);
+            let mechanism = Mechanism::Generate(mech);
+            let handles = if pair {
+                let mut public = common;
+                public.extend(spec);
+                let (p, s) = hsm.generate_key_pair(h, &mechanism, &public, &private)?;
+                vec![p, s]
+            } else {
+                private.extend(spec);
+                vec![hsm.generate_key(h, &mechanism, &private)?]
+            };
+            let shown: Vec<Value> = handles
+                .iter()
+                .map(|o| key_json(&hsm, h, *o))
+                .collect::<Result<_, _>>()?;
+            let text = shown
+                .iter()
+                .map(|k| {
+                    format!(
+                        "generated {} {} '{}' (handle {})\n",
+                        k["key_type"].as_str().unwrap_or("?"),
+                        k["class"].as_str().unwrap_or("?"),
+                        label,
+                        k["handle"]
+                    )
+                })
+                .collect::<String>();
+            Ok(Report::new(Value::Array(shown), text))
+        }
+        KeyCommand::List { slot } => {
+            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let all = keys(&hsm, h)?;
+            let mut text = format!(
+                "{:<8} {:<12} {:<10} {:<24} {}\n",
+                "handle", "class", "type", "label", "id"
+            );
+            for k in &all {
+                text += &format!(
+                    "{:<8} {:<12} {:<10} {:<24} {}\n",
+                    k["handle"].to_string(),
+                    k["class"].as_str().unwrap_or(""),
+                    k["key_type"].as_str().unwrap_or(""),
+                    k["label"].as_str().unwrap_or(""),
+                    k["id"].as_str().unwrap_or("")
+                );
+            }
+            Ok(Report::new(Value::Array(all), text))
+        }
+        KeyCommand::Show { slot, key } => {
+            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let shown: Vec<Value> = named(&hsm, h, &key)?
+                .into_iter()
+                .map(|o| key_json(&hsm, h, o))
+                .collect::<Result<_, _>>()?;
+            let mut text = String::new();
+            for k in &shown {
+                if let Value::Object(m) = k {
+                    for (name, v) in m {
+                        text += &format!(
+                            "{name:<18} {}\n",
+                            v.as_str().map_or(v.to_string(), str::to_owned)
+                        );
+                    }
+                }
+                text += "\n";
+            }
+            Ok(Report::new(Value::Array(shown), text))
+        }
+        KeyCommand::Destroy { slot, key, yes } => {
+            if !yes {
+                return Err(Failure::usage(
+                    "destroying a key cannot be undone: add --yes to go ahead",
+                ));
+            }
+            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let targets = named(&hsm, h, &key)?;
+            for o in &targets {
+                hsm.destroy_object(h, *o)?;
+            }
+            let ids: Vec<u64> = targets.iter().map(|o| o.0).collect();
+            Ok(Report::new(
+                json!({"destroyed": ids}),
+                format!("destroyed {} object(s) named '{key}'", ids.len()),
+            ))
+        }
+    }
+}
+
+// ---- audit ----
+
+/// The configured log and its rotated files, oldest first.
+fn audit_files(config: &Config) -> Result<Vec<PathBuf>, Failure> {
+    let live = config.audit_path();
+    let dir = live.parent().unwrap_or(Path::new("."));
+    let stem = live
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name
+                .strip_prefix(&format!("{stem}."))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                rotated.push((n, e.path()));
+            }
+        }
+    }
+    rotated.sort();
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if live.exists() {
+        files.push(live);
+    }
+    if files.is_empty() {
+        return Err(Failure::failed(format!(
+            "no audit log at {}",
+            config.audit_path().display()
+        )));
+    }
+    Ok(files)
+}
+
+fn audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
+    match c {
+        AuditCommand::Verify {
+            public_key,
+            public_key_file,
+            files,
+        } => {
+            let config = ctx.config()?;
+            let key_hex = match (public_key, public_key_file) {
+                (Some(k), _) => k,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", f.display())))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => {
+                    // Opening the engine seals the log again when it closes, so the check
+                    // below sees a sealed tail.
+                    let hsm =
+                        Hsm::open(config.clone()).map_err(|e| Failure::setup(e.to_string()))?;
+                    let k = hsm.audit().map(|a| a.public_key_hex()).ok_or_else(|| {
+                        Failure::failed("the audit log is off in this configuration")
+                    })?;
+                    drop(hsm);
+                    k
+                }
+            };
+            let key = parse_hex(&key_hex)?;
+            let files = if files.is_empty() {
+                audit_files(&config)?
+            } else {
+                files
+            };
+            match craton_store::audit::verify(&files, &key) {
+                Ok(r) => Ok(Report::new(
+                    json!({"valid": true, "entries": r.entries, "seals": r.seals, "last_seq": r.last_seq,
+                           "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()}),
+                    format!(
+                        "audit log intact: {} entries, {} seals verified, last sequence {} ({} file(s))",
+                        r.entries,
+                        r.seals,
+                        r.last_seq,
+                        files.len()
+                    ),
+                )),
+                Err(e) => Err(Failure::verification(format!(
+                    "audit log NOT intact: {}:{}: {}",
+                    e.file.display(),
+                    e.line,
+                    e.why
+                ))),
+            }
+        }
+        AuditCommand::Tail { lines } => {
+            let config = ctx.config()?;
+            let path = config.audit_path();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Failure::failed(format!("cannot read {}: {e}", path.display())))?;
+            let all: Vec<&str> = text.lines().collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            let parsed: Vec<Value> = tail
+                .iter()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|_| json!(l)))
+                .collect();
+            Ok(Report::new(Value::Array(parsed), tail.join("\n")))
+        }
+        AuditCommand::ExportPublicKey => {
+            let hsm = ctx.open()?;
+            let k = hsm
+                .audit()
+                .map(|a| a.public_key_hex())
+                .ok_or_else(|| Failure::failed("the audit log is off in this configuration"))?;
+            Ok(Report::new(json!({"public_key": k}), k.clone()))
+        }
+        AuditCommand::Rotate => {
+            let hsm = ctx.open()?;
+            let a = hsm
+                .audit()
+                .ok_or_else(|| Failure::failed("the audit log is off in this configuration"))?;
+            let old = a
+                .rotate()
+                .map_err(|e| Failure::failed(format!("rotation failed: {e}")))?;
+            Ok(Report::new(
+                json!({"rotated_to": old.display().to_string()}),
+                format!("the old log is now {}", old.display()),
+            ))
+        }
+    }
+}
+
+// ---- backup ----
+
+fn key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let raw = Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?,
+    );
+    if raw.len() == 32 {
+        return Ok(raw);
+    }
+    let text = String::from_utf8_lossy(&raw).trim().to_owned();
+    match hex::decode(&text) {
+        Ok(k) if k.len() == 32 => Ok(Zeroizing::new(k)),
+        _ => Err(Failure::usage(format!(
+            "{} must hold a 32-byte key (raw, or 64 hex digits)",
+            path.display()
+        ))),
+    }
+}
+
+fn backup_failure(e: craton_store::backup::BackupError) -> Failure {
+    use craton_store::backup::BackupError as B;
+    match e {
+        B::Authentication => Failure::verification(e.to_string()),
+        B::NotABackup => Failure::verification(e.to_string()),
+        _ => Failure::failed(e.to_string()),
+    }
+}
+
+fn info_json(i: &craton_store::backup::BackupInfo) -> Value {
+    json!({
+        "protected_by": if i.passphrase { "passphrase" } else { "key" },
+        "created": i.created,
+        "tokens": i.tokens,
+        "size": i.size,
+    })
+}
+
+fn backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure> {
+    match c {
+        BackupCommand::Create {
+            out,
+            slot,
+            key_file: kf,
+        } => {
+            if out.exists() {
+                return Err(Failure::usage(format!(
+                    "{} exists: choose a new file",
+                    out.display()
+                )));
+            }
+            let hsm = ctx.open()?;
+            let slots: Vec<u64> = if slot.is_empty() {
+                hsm.slots()
+                    .filter(|s| hsm.token_info(*s).is_ok_and(|t| t.initialized))
+                    .collect()
+            } else {
+                slot
+            };
+            // The SO of every token in the backup must agree to it.
+            let so = ctx.so_pin();
+            for s in &slots {
+                let h = session(&hsm, *s, UserType::So, &so)?;
+                hsm.close_session(h)?;
+            }
+            let secret_bytes = match &kf {
+                Some(f) => key_file(f)?,
+                None => ctx.passphrase().read(true)?,
+            };
+            let secret = match kf {
+                Some(_) => BackupSecret::Key(&secret_bytes),
+                None => BackupSecret::Passphrase(&secret_bytes),
+            };
+            let bytes = hsm.backup(&secret, Some(&slots)).map_err(backup_failure)?;
+            write_private(&out, &bytes)?;
+            let info = craton_store::backup::inspect(&bytes).map_err(backup_failure)?;
+            Ok(Report::new(
+                info_json(&info),
+                format!(
+                    "wrote {} ({} token(s), {} bytes)",
+                    out.display(),
+                    info.tokens,
+                    info.size
+                ),
+            ))
+        }
+        BackupCommand::Restore { file, key_file: kf } => {
+            let config = ctx.config()?;
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+            let secret_bytes = match &kf {
+                Some(f) => key_file(f)?,
+                None => ctx.passphrase().read(false)?,
+            };
+            let secret = match kf {
+                Some(_) => BackupSecret::Key(&secret_bytes),
+                None => BackupSecret::Passphrase(&secret_bytes),
+            };
+            let dir = config.state_dir();
+            let info =
+                craton_store::backup::restore(&bytes, &secret, &dir).map_err(backup_failure)?;
+            Ok(Report::new(
+                info_json(&info),
+                format!("restored {} token(s) into {}", info.tokens, dir.display()),
+            ))
+        }
+        BackupCommand::Inspect { file } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+            let info = craton_store::backup::inspect(&bytes).map_err(backup_failure)?;
+            Ok(Report::new(
+                info_json(&info),
+                format!(
+                    "Craton HSM backup: {} token(s), protected by a {}, made at {} (Unix time), {} bytes",
+                    info.tokens,
+                    if info.passphrase { "passphrase" } else { "key" },
+                    info.created,
+                    info.size
+                ),
+            ))
+        }
+    }
+}
+
+/// Writes a new file readable only by its owner.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))
+}
+
+// ---- self-test and status ----
+
+/// The module file: the one given, or libcraton_hsm.so beside this program or in ../lib.
+fn find_module(given: Option<PathBuf>) -> Option<PathBuf> {
+    if given.is_some() {
+        return given;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [
+        dir.join("libcraton_hsm.so"),
+        dir.join("../lib/libcraton_hsm.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+fn integrity(module: &Path) -> Result<(), String> {
+    let sidecar = module.with_extension("hmac");
+    let text = std::fs::read_to_string(&sidecar)
+        .map_err(|e| format!("cannot read {}: {e}", sidecar.display()))?;
+    let tag: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| format!("{} is not 64 hex digits", sidecar.display()))?;
+    let image =
+        std::fs::read(module).map_err(|e| format!("cannot read {}: {e}", module.display()))?;
+    craton_core::post::verify_integrity(&image, &tag)
+        .map_err(|_| format!("{} does not match {}", module.display(), sidecar.display()))
+}
+
+fn self_test(module: Option<PathBuf>) -> Result<Report, Failure> {
+    let post = craton_core::post::run_post();
+    let mut text = String::new();
+    let (kats, post_ok) = match &post {
+        Ok(r) => {
+            for k in &r.kats {
+                text += &format!(
+                    "pass  {:<44} {:>8.1} µs\n",
+                    k.name,
+                    k.duration.as_secs_f64() * 1e6
+                );
+            }
+            text += &format!(
+                "POST passed: {} known-answer tests in {:.1} ms\n",
+                r.kats.len(),
+                r.total.as_secs_f64() * 1e3
+            );
+            let kats: Vec<Value> = r
+                .kats
+                .iter()
+                .map(|k| json!({"name": k.name, "micros": k.duration.as_micros() as u64}))
+                .collect();
+            (kats, true)
+        }
+        Err(f) => {
+            text += &format!("FAIL  POST: {f}\n");
+            (Vec::new(), false)
+        }
+    };
+    let module = find_module(module);
+    let integrity_result = match &module {
+        Some(m) => integrity(m),
+        None => Err("libcraton_hsm.so not found (give --module)".to_owned()),
+    };
+    match &integrity_result {
+        Ok(()) => {
+            text += &format!(
+                "pass  integrity of {}\n",
+                module
+                    .as_deref()
+                    .map(|m| m.display().to_string())
+                    .unwrap_or_default()
+            )
+        }
+        Err(why) => text += &format!("FAIL  integrity: {why}\n"),
+    }
+    let j = json!({
+        "post": {"passed": post_ok, "kats": kats, "failure": post.as_ref().err().map(|f| f.to_string())},
+        "integrity": {"module": module.map(|m| m.display().to_string()), "passed": integrity_result.is_ok(),
+                      "failure": integrity_result.as_ref().err()},
+    });
+    if !post_ok || integrity_result.is_err() {
+        println!(
+            "{}",
+            if text.is_empty() {
+                j.to_string()
+            } else {
+                text.trim_end().to_owned()
+            }
+        );
+        return Err(Failure::verification("self-test failed"));
+    }
+    Ok(Report::new(j, text))
+}
+
+fn status(ctx: &Context<'_>) -> Result<Report, Failure> {
+    let (config, source) =
+        Config::discover(ctx.config_path.as_deref()).map_err(|e| Failure::setup(e.to_string()))?;
+    let source = match source {
+        craton_store::config::ConfigSource::File(p) => p.display().to_string(),
+        craton_store::config::ConfigSource::Embedded => "built-in defaults".to_owned(),
+    };
+    let hsm = Hsm::open(config.clone()).map_err(|e| Failure::setup(e.to_string()))?;
+    let tokens: Vec<Value> = hsm
+        .slots()
+        .map(|s| token_json(&hsm, s))
+        .collect::<Result<_, _>>()?;
+    let audit = hsm.audit().map(|a| {
+        json!({"path": config.audit_path().display().to_string(),
+               "last_seq": a.head().map(|(seq, _)| seq), "public_key": a.public_key_hex()})
+    });
+    let j = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": source,
+        "state_dir": config.state_dir().display().to_string(),
+        "self_test": if hsm.self_test_failure().is_none() { "passed" } else { "failed" },
+        "tokens": tokens,
+        "audit": audit,
+    });
+    let mut text = format!(
+        "craton-hsm {}\nconfiguration  {}\nstate          {}\nself-test      {}\naudit log      {}\n",
+        env!("CARGO_PKG_VERSION"),
+        source,
+        config.state_dir().display(),
+        j["self_test"].as_str().unwrap_or(""),
+        config.audit_path().display()
+    );
+    for t in &tokens {
+        text += &format!(
+            "slot {:<9} {} ({})\n",
+            t["slot"].to_string(),
+            t["label"].as_str().filter(|l| !l.is_empty()).unwrap_or("-"),
+            state_word(t)
+        );
+    }
+    Ok(Report::new(j, text))
+}
