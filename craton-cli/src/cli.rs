@@ -90,7 +90,7 @@ pub enum Command {
     /// Set, change and inspect PINs.
     #[command(subcommand)]
     Pin(PinCommand),
-    /// Generate, list, show and destroy keys.
+    /// Generate, list, show, export and destroy keys.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Verify, read, rotate the audit log, and export its public key.
@@ -267,6 +267,19 @@ pub enum KeyCommand {
         slot: SlotArg,
         /// The key's label, or its handle as a number.
         key: String,
+    },
+    /// Write a key's public half as PEM (SubjectPublicKeyInfo), for OpenSSL and other tools.
+    #[command(
+        after_help = "Examples:\n  craton-hsm key export-public tls > tls.pub.pem\n  craton-hsm key export-public tls --out tls.pub.pem\n  openssl pkey -pubin -in tls.pub.pem -text"
+    )]
+    ExportPublic {
+        #[command(flatten)]
+        slot: SlotArg,
+        /// The key's label (its public key, else its private key's public half), or a handle.
+        key: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Destroy a key (every object with that label, or the one handle).
     #[command(after_help = "Example:\n  craton-hsm key destroy old-tls --yes")]

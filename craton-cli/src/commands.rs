@@ -573,6 +573,36 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
             }
             Ok(Report::new(Value::Array(shown), text))
         }
+        KeyCommand::ExportPublic { slot, key, out } => {
+            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let all = keys(&hsm, h)?;
+            let wanted = |class: &str| {
+                all.iter().find(|k| {
+                    k["class"] == class
+                        && (k["label"] == json!(key)
+                            || key.parse::<u64>().is_ok_and(|n| k["handle"] == json!(n)))
+                })
+            };
+            let k = wanted("PUBLIC_KEY")
+                .or_else(|| wanted("PRIVATE_KEY"))
+                .ok_or_else(|| Failure::failed(format!("no public or private key '{key}'")))?;
+            let handle = ObjectHandle(k["handle"].as_u64().unwrap_or_default());
+            let der = hsm.public_key_info(h, handle)?;
+            let pem = craton_core::spki::pem("PUBLIC KEY", &der);
+            if let Some(path) = &out {
+                std::fs::write(path, &pem).map_err(|e| {
+                    Failure::failed(format!("cannot write {}: {e}", path.display()))
+                })?;
+            }
+            let text = match &out {
+                Some(path) => format!("wrote {}", path.display()),
+                None => pem.clone(),
+            };
+            Ok(Report::new(
+                json!({"handle": handle.0, "key_type": k["key_type"], "pem": pem}),
+                text,
+            ))
+        }
         KeyCommand::Destroy { slot, key, yes } => {
             if !yes {
                 return Err(Failure::usage(

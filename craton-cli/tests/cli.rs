@@ -183,6 +183,41 @@ fn a_token_is_set_up_and_its_keys_managed() {
     let shown = h.json(&["key", "show", "kek", "--pin-file", s(&pin)]);
     assert_eq!(shown[0]["value_len"], 32);
 
+    // The public half as PEM, which OpenSSL reads back to the same DER.
+    let pem_file = h.path("signing.pem");
+    h.ok(&[
+        "key",
+        "export-public",
+        "signing",
+        "--out",
+        s(&pem_file),
+        "--pin-file",
+        s(&pin),
+    ]);
+    let pem = std::fs::read_to_string(&pem_file).unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+    if let Ok(out) = Command::new("openssl")
+        .args(["pkey", "-pubin", "-in", s(&pem_file), "-pubout"])
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            pem,
+            "OpenSSL re-encodes it identically"
+        );
+    }
+    let pq = h.json(&["key", "export-public", "pq", "--pin-file", s(&pin)]);
+    assert!(
+        pq["pem"].as_str().unwrap().len() > 2600,
+        "ML-DSA-65: 1952-byte key"
+    );
+    h.fails(1, &["key", "export-public", "kek", "--pin-file", s(&pin)]);
+
     // Destruction needs --yes, then takes every object with the label.
     h.fails(2, &["key", "destroy", "signing", "--pin-file", s(&pin)]);
     let gone = h.json(&["key", "destroy", "signing", "--yes", "--pin-file", s(&pin)]);

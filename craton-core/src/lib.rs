@@ -31,6 +31,7 @@ pub mod pq;
 pub mod rng;
 pub mod rsa;
 pub mod secret;
+pub mod spki;
 
 pub use error::{CryptoError, Result};
 pub use ffi::cipher::Direction;

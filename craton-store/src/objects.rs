@@ -403,6 +403,23 @@ impl Hsm {
         Ok(o)
     }
 
+    /// The DER `SubjectPublicKeyInfo` of a public key, or of a private key's public half
+    /// (what `craton-hsm key export-public` writes as PEM). A private key's material is
+    /// needed for the latter, so it takes a logged-in user like any use of the key.
+    pub fn public_key_info(&self, h: SessionHandle, object: ObjectHandle) -> Result<Vec<u8>> {
+        self.check_module()?;
+        let s = self.session(h)?;
+        let o = self.object(&s, object, HsmError::ObjectHandleInvalid)?;
+        if !matches!(
+            o.class(),
+            ObjectClass::PUBLIC_KEY | ObjectClass::PRIVATE_KEY
+        ) {
+            return Err(HsmError::KeyHandleInvalid);
+        }
+        let material = o.material()?;
+        Ok(craton_core::spki::public_key_info(&material)?)
+    }
+
     pub(crate) fn object(
         &self,
         s: &Session,
