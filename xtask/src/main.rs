@@ -5,6 +5,7 @@
 
 mod bench;
 mod ci;
+mod cli_docs;
 mod demo;
 mod fuzz;
 mod interop;
@@ -28,6 +29,8 @@ jobs:
           Java SunPKCS11, PyKCS11 and the cryptoki crate (installs what is missing)
   sidecar build libcraton_hsm.so and write its libcraton_hsm.hmac (args: --release)
   bench   criterion benchmarks of craton-core next to raw aws-lc-rs (args: a filter)
+  cli-docs  the man pages and bash/zsh/fish completions of craton-hsm (args: output
+          directory, default target/cli-docs)
   tidy    fail on stray files at the repository root
   help    this text
 ";
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some(native::JOB) => native::run(&args[1..]),
         Some("sidecar") => sidecar::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("cli-docs") => cli_docs::run(&args[1..]),
         Some("tidy") => tidy::run(),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
