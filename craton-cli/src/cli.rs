@@ -231,6 +231,18 @@ pub enum KeyKind {
     MlKem1024,
 }
 
+/// What `key import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportKind {
+    /// An AES key: 16, 24 or 32 raw bytes (or as many in hex).
+    Aes,
+    /// A generic secret (HMAC) key: raw bytes (or hex).
+    GenericSecret,
+    /// A private key in PKCS#8, DER or PEM: RSA, EC (P-256/384/521), Ed25519 or X25519. Its
+    /// public key is stored beside it.
+    Pkcs8,
+}
+
 /// `key` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -253,6 +265,35 @@ pub enum KeyCommand {
         /// Let the key be wrapped (CKA_EXTRACTABLE); it stays sensitive either way.
         #[arg(long)]
         extractable: bool,
+    },
+    /// Import a key from a file: kept private and sensitive on the token, never readable
+    /// again. (A key that existed outside an HSM is never "always sensitive".)
+    #[command(
+        after_help = "Examples:\n  craton-hsm key import --type pkcs8 --label legacy-tls tls.key.pem\n  craton-hsm key import --type aes --label kek --usage wrap,unwrap kek.bin"
+    )]
+    Import {
+        #[command(flatten)]
+        slot: SlotArg,
+        /// What the file holds.
+        #[arg(long = "type", value_enum)]
+        kind: ImportKind,
+        /// The label (CKA_LABEL) of the key, or of both halves of a pair.
+        #[arg(long)]
+        label: String,
+        /// The id (CKA_ID), in hex.
+        #[arg(long, value_name = "HEX")]
+        id: Option<String>,
+        /// What the key may do (comma-separated: encrypt, decrypt, sign, verify, wrap,
+        /// unwrap, derive). Default: encrypt,decrypt for AES, sign,verify otherwise. Of a
+        /// pair, the private key takes sign, decrypt, unwrap and derive, the public key the
+        /// rest.
+        #[arg(long, value_delimiter = ',')]
+        usage: Vec<String>,
+        /// Let the key be wrapped (CKA_EXTRACTABLE); it stays sensitive either way.
+        #[arg(long)]
+        extractable: bool,
+        /// The key file.
+        file: PathBuf,
     },
     /// List the keys on the token.
     #[command(after_help = "Example:\n  craton-hsm key list --json")]

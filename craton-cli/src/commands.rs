@@ -2,8 +2,8 @@
 
 use crate::Failure;
 use crate::cli::{
-    AuditCommand, BackupCommand, Cli, Command, KeyCommand, KeyKind, PinArgs, PinCommand,
-    TokenCommand,
+    AuditCommand, BackupCommand, Cli, Command, ImportKind, KeyCommand, KeyKind, PinArgs,
+    PinCommand, TokenCommand,
 };
 use crate::pin::Source;
 use craton_core::attribute::{AttrValue, AttributeType as A, ObjectClass};
@@ -534,6 +534,44 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
                 .collect::<String>();
             Ok(Report::new(Value::Array(shown), text))
         }
+        KeyCommand::Import {
+            slot,
+            kind,
+            label,
+            id,
+            usage,
+            extractable,
+            file,
+        } => {
+            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let handles = import(
+                &hsm,
+                h,
+                kind,
+                &label,
+                id.as_deref(),
+                &usage,
+                extractable,
+                &file,
+            )?;
+            let shown: Vec<Value> = handles
+                .iter()
+                .map(|o| key_json(&hsm, h, *o))
+                .collect::<Result<_, _>>()?;
+            let text = shown
+                .iter()
+                .map(|k| {
+                    format!(
+                        "imported {} {} '{}' (handle {})\n",
+                        k["key_type"].as_str().unwrap_or("?"),
+                        k["class"].as_str().unwrap_or("?"),
+                        label,
+                        k["handle"]
+                    )
+                })
+                .collect::<String>();
+            Ok(Report::new(Value::Array(shown), text))
+        }
         KeyCommand::List { slot } => {
             let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
             let all = keys(&hsm, h)?;
@@ -619,6 +657,196 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
                 json!({"destroyed": ids}),
                 format!("destroyed {} object(s) named '{key}'", ids.len()),
             ))
+        }
+    }
+}
+
+/// The usage attributes named on the command line.
+fn usage_attrs(usage: &[String]) -> Result<Vec<A>, Failure> {
+    usage
+        .iter()
+        .map(|u| match u.trim() {
+            "encrypt" => Ok(A::ENCRYPT),
+            "decrypt" => Ok(A::DECRYPT),
+            "sign" => Ok(A::SIGN),
+            "verify" => Ok(A::VERIFY),
+            "wrap" => Ok(A::WRAP),
+            "unwrap" => Ok(A::UNWRAP),
+            "derive" => Ok(A::DERIVE),
+            other => Err(Failure::usage(format!("unknown usage '{other}'"))),
+        })
+        .collect()
+}
+
+/// The bytes of a PEM block labelled `label`, or `None` if `text` is not PEM.
+fn pem_body(text: &[u8], label: &str) -> Option<Result<Zeroizing<Vec<u8>>, Failure>> {
+    let text = std::str::from_utf8(text).ok()?;
+    let begin = format!("-----BEGIN {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let end = text[start..].find("-----END")? + start;
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Zeroizing::new(Vec::new());
+    for c in text[start..end]
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Some(Err(Failure::usage("the PEM block is not base64"))),
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    Some(Ok(out))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn import(
+    hsm: &Hsm,
+    h: SessionHandle,
+    kind: ImportKind,
+    label: &str,
+    id: Option<&str>,
+    usage: &[String],
+    extractable: bool,
+    file: &Path,
+) -> Result<Vec<ObjectHandle>, Failure> {
+    let raw = Zeroizing::new(
+        std::fs::read(file)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?,
+    );
+    let mut common = vec![
+        (A::TOKEN, AttrValue::Bool(true)),
+        (A::LABEL, AttrValue::Bytes(label.as_bytes().to_vec())),
+    ];
+    if let Some(id) = id {
+        common.push((A::ID, AttrValue::Bytes(parse_hex(id)?)));
+    }
+    let mut usage = usage_attrs(usage)?;
+    let secret_attrs = |class: ObjectClass, key_type: KeyType| {
+        let mut t = common.clone();
+        t.extend([
+            (A::CLASS, AttrValue::Ulong(class.0)),
+            (A::KEY_TYPE, AttrValue::Ulong(key_type.0)),
+            (A::PRIVATE, AttrValue::Bool(true)),
+            (A::SENSITIVE, AttrValue::Bool(true)),
+            (A::EXTRACTABLE, AttrValue::Bool(extractable)),
+        ]);
+        t
+    };
+    let wipe = |t: &mut Vec<(A, AttrValue)>| {
+        for (_, v) in t.iter_mut() {
+            if let AttrValue::Bytes(b) = v {
+                zeroize::Zeroize::zeroize(b);
+            }
+        }
+    };
+    match kind {
+        ImportKind::Aes | ImportKind::GenericSecret => {
+            let text = String::from_utf8_lossy(&raw).trim().to_owned();
+            let value = match hex::decode(&text) {
+                Ok(v) if !v.is_empty() => Zeroizing::new(v),
+                _ => raw.clone(),
+            };
+            let key_type = if kind == ImportKind::Aes {
+                if ![16, 24, 32].contains(&value.len()) {
+                    return Err(Failure::usage(format!(
+                        "an AES key is 16, 24 or 32 bytes, not {}",
+                        value.len()
+                    )));
+                }
+                KeyType::AES
+            } else {
+                KeyType::GENERIC_SECRET
+            };
+            if usage.is_empty() {
+                usage = if kind == ImportKind::Aes {
+                    vec![A::ENCRYPT, A::DECRYPT]
+                } else {
+                    vec![A::SIGN, A::VERIFY]
+                };
+            }
+            let mut t = secret_attrs(ObjectClass::SECRET_KEY, key_type);
+            t.push((A::VALUE, AttrValue::Bytes(value.to_vec())));
+            t.extend(usage.iter().map(|a| (*a, AttrValue::Bool(true))));
+            let created = hsm.create_object(h, &t);
+            wipe(&mut t);
+            Ok(vec![created?])
+        }
+        ImportKind::Pkcs8 => {
+            let der = match pem_body(&raw, "PRIVATE KEY") {
+                Some(body) => body?,
+                None => raw.clone(),
+            };
+            let (key_type, material) = [
+                KeyType::RSA,
+                KeyType::EC,
+                KeyType::EC_EDWARDS,
+                KeyType::EC_MONTGOMERY,
+            ]
+            .into_iter()
+            .find_map(|k| {
+                craton_core::key::KeyMaterial::from_pkcs8(k, &der)
+                    .ok()
+                    .map(|m| (k, m))
+            })
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "{} is not a PKCS#8 RSA, EC, Ed25519 or X25519 private key",
+                    file.display()
+                ))
+            })?;
+            if usage.is_empty() {
+                usage = vec![A::SIGN, A::VERIFY];
+            }
+            let is_private_use = |a: &A| matches!(*a, A::SIGN | A::DECRYPT | A::UNWRAP | A::DERIVE);
+            let generate_only = |a: &A| matches!(*a, A::MODULUS_BITS | A::VALUE_LEN);
+            let mut private = secret_attrs(ObjectClass::PRIVATE_KEY, key_type);
+            private.extend(
+                material
+                    .private_attributes()
+                    .map_err(|e| Failure::failed(e.to_string()))?
+                    .into_iter()
+                    .filter(|(a, _)| !generate_only(a)),
+            );
+            private.extend(
+                usage
+                    .iter()
+                    .filter(|a| is_private_use(a))
+                    .map(|a| (*a, AttrValue::Bool(true))),
+            );
+            let mut public = common.clone();
+            public.extend([
+                (A::CLASS, AttrValue::Ulong(ObjectClass::PUBLIC_KEY.0)),
+                (A::KEY_TYPE, AttrValue::Ulong(key_type.0)),
+            ]);
+            public.extend(
+                material
+                    .public_attributes()
+                    .map_err(|e| Failure::failed(e.to_string()))?
+                    .into_iter()
+                    .filter(|(a, _)| !generate_only(a)),
+            );
+            public.extend(
+                usage
+                    .iter()
+                    .filter(|a| !is_private_use(a))
+                    .map(|a| (*a, AttrValue::Bool(true))),
+            );
+            let made = hsm.create_object(h, &private);
+            wipe(&mut private);
+            let private = made?;
+            let public = hsm.create_object(h, &public)?;
+            Ok(vec![public, private])
         }
     }
 }

@@ -434,3 +434,104 @@ fn self_test_runs_every_kat_and_checks_the_module_file() {
     assert_eq!(status["self_test"], "passed");
     assert_eq!(status["tokens"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn keys_are_imported_from_raw_bytes_and_pkcs8() {
+    let h = Host::new("import");
+    h.ready("t");
+    let pin = h.path("user.pin");
+    let aes = h.path("kek.hex");
+    std::fs::write(
+        &aes,
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+    )
+    .unwrap();
+    let made = h.json(&[
+        "key",
+        "import",
+        "--type",
+        "aes",
+        "--label",
+        "kek",
+        s(&aes),
+        "--pin-file",
+        s(&pin),
+    ]);
+    assert_eq!(made[0]["value_len"], 32);
+    assert_eq!(made[0]["sensitive"], true);
+    assert_eq!(
+        made[0]["always_sensitive"], false,
+        "it existed outside the token"
+    );
+    assert_eq!(made[0]["encrypt"], true);
+    let short = h.path("short.bin");
+    std::fs::write(&short, [7u8; 20]).unwrap();
+    h.fails(
+        2,
+        &[
+            "key",
+            "import",
+            "--type",
+            "aes",
+            "--label",
+            "x",
+            s(&short),
+            "--pin-file",
+            s(&pin),
+        ],
+    );
+
+    // A PKCS#8 EC key made by OpenSSL: its public half exports exactly as OpenSSL derives it.
+    let pem = h.path("ec.pem");
+    let made = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            s(&pem),
+        ])
+        .output();
+    let Ok(made) = made else { return };
+    assert!(made.status.success());
+    let pair = h.json(&[
+        "key",
+        "import",
+        "--type",
+        "pkcs8",
+        "--label",
+        "legacy",
+        s(&pem),
+        "--pin-file",
+        s(&pin),
+    ]);
+    assert_eq!(pair.as_array().unwrap().len(), 2);
+    assert_eq!(pair[1]["class"], "PRIVATE_KEY");
+    assert_eq!(pair[1]["sign"], true);
+    assert_eq!(pair[0]["verify"], true);
+    let ours = h.json(&["key", "export-public", "legacy", "--pin-file", s(&pin)]);
+    let theirs = Command::new("openssl")
+        .args(["pkey", "-in", s(&pem), "-pubout"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ours["pem"].as_str().unwrap(),
+        String::from_utf8_lossy(&theirs.stdout)
+    );
+    h.fails(
+        2,
+        &[
+            "key",
+            "import",
+            "--type",
+            "pkcs8",
+            "--label",
+            "x",
+            s(&aes),
+            "--pin-file",
+            s(&pin),
+        ],
+    );
+}
