@@ -51,6 +51,9 @@ pub fn run(extra_test_args: &[String]) -> Result<(), String> {
     doc.args(["test", "--workspace", "--locked", "--doc"]);
     exec(doc)?;
 
+    // The deployment files, through the tools a server reads them with.
+    crate::deploy_check::run(&[])?;
+
     // The main job, through a client we did not write (pkcs11-tool), with the integrity
     // check enforced: it must keep working after every change.
     crate::demo::run(&[])?;

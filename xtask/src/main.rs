@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod cli_docs;
 mod demo;
+mod deploy_check;
 mod fuzz;
 mod interop;
 mod native;
@@ -31,6 +32,8 @@ jobs:
   bench   criterion benchmarks of craton-core next to raw aws-lc-rs (args: a filter)
   cli-docs  the man pages and bash/zsh/fish completions of craton-hsm (args: output
           directory, default target/cli-docs)
+  deploy-check  the files in deploy/ through systemd-analyze, apparmor_parser, nft and
+          checkmodule (installs what is missing)
   tidy    fail on stray files at the repository root
   help    this text
 ";
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Some("sidecar") => sidecar::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("cli-docs") => cli_docs::run(&args[1..]),
+        Some("deploy-check") => deploy_check::run(&args[1..]),
         Some("tidy") => tidy::run(),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
