@@ -110,6 +110,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         module: Option<PathBuf>,
     },
+    /// Check this host against the deployment page (docs/deployment.md): account, paths and
+    /// modes, mounts, the systemd unit, core dumps, ptrace, swap, entropy, AppArmor/SELinux,
+    /// the library's integrity. Exits 5 if any check fails.
+    #[command(
+        after_help = "Examples:\n  craton-hsm doctor\n  craton-hsm doctor --json | jq '.[] | select(.status != \"pass\")'\n  craton-hsm doctor --root /mnt/image    (a mounted image of another host)"
+    )]
+    Doctor {
+        /// Check the tree under this directory instead of / (an image, a fixture).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
     /// Configuration, state directory, tokens and audit log at a glance.
     #[command(after_help = "Example:\n  craton-hsm status --json")]
     Status,

@@ -49,6 +49,24 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         Command::Backup(c) => backup(&ctx, c)?,
         Command::SelfTest { module } => self_test(module)?,
         Command::Status => status(&ctx)?,
+        Command::Doctor { root } => {
+            let checks = crate::doctor::run(&crate::doctor::root_or_slash(root));
+            let (text, json, failed) = crate::doctor::report(&checks);
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
+            } else {
+                print!("{text}");
+            }
+            if failed {
+                return Err(Failure::verification(
+                    "the host fails the deployment checks above",
+                ));
+            }
+            return Ok(());
+        }
     };
     if cli.json {
         let text = serde_json::to_string_pretty(&report.json)
@@ -1132,7 +1150,7 @@ fn find_module(given: Option<PathBuf>) -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
-fn integrity(module: &Path) -> Result<(), String> {
+pub(crate) fn integrity(module: &Path) -> Result<(), String> {
     let sidecar = module.with_extension("hmac");
     let text = std::fs::read_to_string(&sidecar)
         .map_err(|e| format!("cannot read {}: {e}", sidecar.display()))?;

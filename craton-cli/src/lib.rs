@@ -7,6 +7,7 @@
 
 pub mod cli;
 mod commands;
+pub mod doctor;
 pub mod pin;
 
 use std::fmt;
