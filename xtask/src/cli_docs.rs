@@ -78,7 +78,15 @@ mod tests {
         assert!(key.contains("export\\-public"), "{key}");
         let bash = std::fs::read_to_string(dir.join("completions/craton-hsm.bash")).unwrap();
         assert!(bash.contains("unlock-status") && bash.contains("--insecure-pin-arg"));
-        assert_eq!(files.len(), 8 + 3);
+        // One page for the program and one per command, plus three completion scripts.
+        use clap::CommandFactory;
+        let commands = craton_cli::cli::Cli::command()
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .count();
+        assert!(commands >= 8, "{commands}");
+        assert_eq!(files.len(), 1 + commands + 3);
+        assert!(dir.join("man/craton-hsm-doctor.1").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
