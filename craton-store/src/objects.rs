@@ -63,6 +63,10 @@ pub struct Object {
     material: OnceLock<std::result::Result<Arc<KeyMaterial>, craton_core::CryptoError>>,
     /// AES-GCM encryptions under this key, shared by every copy of this object in memory.
     pub(crate) gcm: Arc<GcmCounter>,
+    /// AES-GCM invocations drawn from `gcm` for this copy of the key and not spent yet. A
+    /// session's private copy spends them without a lock; dropping a copy forgets its unspent
+    /// draws, which stay counted as used.
+    pub(crate) gcm_budget: std::sync::atomic::AtomicU64,
 }
 
 /// The keys a session used lately, valid while the token's generation stays at
@@ -75,9 +79,6 @@ pub struct Object {
 pub(crate) struct KeyCache {
     generation: u64,
     entries: Vec<CachedKey>,
-    /// AES-GCM invocations this session drew from a key's count and has not spent yet, by
-    /// key handle (kept across generations: they are already counted as used).
-    gcm: Vec<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -105,30 +106,6 @@ impl KeyCache {
             e.private = true;
         }
         Some(e.object.clone())
-    }
-
-    /// Spends one AES-GCM invocation drawn earlier for `handle`, if any is left.
-    pub(crate) fn spend_gcm(&mut self, handle: u64) -> bool {
-        match self.gcm.iter_mut().find(|(h, n)| *h == handle && *n > 0) {
-            Some((_, n)) => {
-                *n -= 1;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Keeps `n` drawn AES-GCM invocations of `handle` for later.
-    pub(crate) fn add_gcm(&mut self, handle: u64, n: u64) {
-        self.gcm.retain(|(_, left)| *left > 0);
-        if n == 0 {
-            return;
-        }
-        if self.gcm.len() >= KEY_CACHE {
-            // Forgetting drawn invocations only wastes them.
-            self.gcm.clear();
-        }
-        self.gcm.push((handle, n));
     }
 
     /// Remembers the token's copy of a key, looked up at `generation`.
@@ -198,6 +175,7 @@ impl Object {
             dated,
             material: OnceLock::new(),
             gcm: Arc::default(),
+            gcm_budget: Default::default(),
         }
     }
 
@@ -217,6 +195,7 @@ impl Object {
             dated: self.dated,
             material: OnceLock::new(),
             gcm: self.gcm.clone(),
+            gcm_budget: Default::default(),
         }
     }
 

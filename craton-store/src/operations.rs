@@ -1008,23 +1008,26 @@ impl Hsm {
     /// Counts one AES-GCM encryption under `o` against `security.gcm_invocation_limit`
     /// (SP 800-38D §8.3): warns from 90%, refuses at the limit. Token keys reserve counts in
     /// the store in blocks, so a restart never reuses an invocation.
-    /// Counts one AES-GCM encryption under `o` against its invocation limit. A session
-    /// draws invocations from the key's shared count in blocks (one at a time for small
-    /// limits, at most 256 under the default 2^32) and spends them locally, so threads
-    /// encrypting under one key in their own sessions rarely touch the shared count. An
-    /// invocation drawn and not spent counts as used: the limit is never exceeded.
+    /// Counts one AES-GCM encryption under `o` against its invocation limit. Each copy of
+    /// the key (a session's private copy, or the token's) draws invocations from the key's
+    /// shared count in blocks (one at a time for small limits, at most 256 under the default
+    /// 2^32) and spends them with one atomic step, so threads encrypting under one key in
+    /// their own sessions rarely touch the shared count. An invocation drawn and not spent
+    /// counts as used: the limit is never exceeded.
     fn count_gcm(&self, s: &Session, o: &Object) -> Result<()> {
-        let poisoned = |_| HsmError::OperationNotInitialized;
-        if s.keys.lock().map_err(poisoned)?.spend_gcm(o.handle) {
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        // Spend a drawn invocation of this copy of the key, if one is left.
+        let spent = o
+            .gcm_budget
+            .fetch_update(AcqRel, Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if spent {
             return Ok(());
         }
         let limit = self.config.security.gcm_invocation_limit;
         let block = (limit >> 24).clamp(1, 256);
         let drawn = self.draw_gcm(s, o, block)?;
-        s.keys
-            .lock()
-            .map_err(poisoned)?
-            .add_gcm(o.handle, drawn - 1);
+        o.gcm_budget.fetch_add(drawn - 1, AcqRel);
         Ok(())
     }
 
