@@ -674,12 +674,41 @@ impl AuditLog {
     /// Rotates: seals the current file, renames it to `<name>.<first-seq-of-next>`, and starts
     /// a new file whose first entry links to the old one. Returns the rotated file's path.
     pub fn rotate(&self) -> Result<PathBuf, AuditError> {
+        self.rotate_if(false).map(|r| r.unwrap_or_default())
+    }
+
+    /// Rotates when the file has reached `rotate_bytes` (checked again under the lock, so
+    /// that the flusher and a caller both seeing a full file rotate it once).
+    fn rotate_if_full(&self) -> Result<(), AuditError> {
+        self.rotate_if(true).map(|_| ())
+    }
+
+    fn rotate_if(&self, only_if_full: bool) -> Result<Option<PathBuf>, AuditError> {
+        let full = |c: &Chain| c.bytes >= self.config.rotate_bytes;
+        if only_if_full && !full(&self.lock()) {
+            return Ok(None);
+        }
         self.seal()?;
         let mut c = self.lock();
-        while c.flushing {
-            c = self.wait(c);
+        // Every entry chained so far goes into the file being closed: wait for a write in
+        // progress, then write what is still queued.
+        loop {
+            while c.flushing {
+                c = self.wait(c);
+            }
+            if c.queued.is_empty() {
+                break;
+            }
+            c = self.flush(c);
+        }
+        if only_if_full && !full(&c) {
+            return Ok(None);
         }
         let rotated = c.path.with_extension(format!("log.{}", c.next_seq));
+        if rotated.exists() {
+            // Rotated a moment ago with no entry since: renaming again would replace it.
+            return Ok(Some(rotated));
+        }
         std::fs::rename(&c.path, &rotated).map_err(io(&c.path))?;
         c.file = std::sync::Arc::new(open_log(&c.path)?);
         c.bytes = 0;
@@ -694,7 +723,7 @@ impl AuditLog {
             )),
         );
         self.append("log_rotated", m, false)?;
-        Ok(rotated)
+        Ok(Some(rotated))
     }
 
     /// Writes the queue; called with the lock held and no write in progress, returns with
@@ -776,7 +805,7 @@ impl AuditLog {
         let rotate_due = self.config.rotate_bytes != 0 && c.bytes >= self.config.rotate_bytes;
         drop(c);
         if rotate_due {
-            self.rotate()?;
+            self.rotate_if_full()?;
         }
         Ok(())
     }
@@ -880,7 +909,7 @@ impl AuditLog {
             self.seal()?;
         }
         if rotate_due && event != "log_rotated" {
-            self.rotate()?;
+            self.rotate_if_full()?;
         }
         Ok(())
     }

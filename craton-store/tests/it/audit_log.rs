@@ -415,3 +415,51 @@ fn when_the_audit_log_cannot_be_written_nothing_is_handed_out_unaudited() {
         Err(craton_store::HsmError::Audit(_))
     ));
 }
+
+#[test]
+fn threads_and_the_flusher_rotating_at_once_lose_no_file() {
+    // Several writers and the background flusher all see the file full at about the same
+    // moment; each full file must be rotated once, never renamed over a rotated one.
+    let dir = Scratch::new("audit-rotate-race");
+    let mut c = config(dir.path());
+    c.audit.rotate_bytes = 2048;
+    c.audit.batch_operation_entries = true;
+    let hsm = Hsm::open(c).unwrap();
+    init(&hsm);
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let s = user_session(&hsm);
+    let k = hmac_key(&hsm, s, false);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let t = hsm.open_session(0, false).unwrap();
+                for _ in 0..150 {
+                    hsm.sign_init(t, &Mechanism::without_params(M::SHA256_HMAC).unwrap(), k)
+                        .unwrap();
+                    hsm.sign(t, b"fill").unwrap();
+                }
+            });
+        }
+    });
+    let live = hsm.config().audit_path();
+    drop(hsm);
+    let mut rotated: Vec<(u64, PathBuf)> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let n = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix("audit.log.")?
+                .parse()
+                .ok()?;
+            Some((n, p))
+        })
+        .collect();
+    rotated.sort();
+    assert!(rotated.len() >= 5, "{rotated:?}");
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    files.push(live);
+    let report = verify(&files, &public).unwrap();
+    assert!(report.entries > 600, "{report:?}");
+}
