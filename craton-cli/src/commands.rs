@@ -1150,20 +1150,6 @@ fn find_module(given: Option<PathBuf>) -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
-pub(crate) fn integrity(module: &Path) -> Result<(), String> {
-    let sidecar = module.with_extension("hmac");
-    let text = std::fs::read_to_string(&sidecar)
-        .map_err(|e| format!("cannot read {}: {e}", sidecar.display()))?;
-    let tag: [u8; 32] = hex::decode(text.trim())
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| format!("{} is not 64 hex digits", sidecar.display()))?;
-    let image =
-        std::fs::read(module).map_err(|e| format!("cannot read {}: {e}", module.display()))?;
-    craton_core::post::verify_integrity(&image, &tag)
-        .map_err(|_| format!("{} does not match {}", module.display(), sidecar.display()))
-}
-
 fn self_test(module: Option<PathBuf>) -> Result<Report, Failure> {
     let post = craton_core::post::run_post();
     let mut text = String::new();
@@ -1195,7 +1181,7 @@ fn self_test(module: Option<PathBuf>) -> Result<Report, Failure> {
     };
     let module = find_module(module);
     let integrity_result = match &module {
-        Some(m) => integrity(m),
+        Some(m) => craton_store::integrity::verify_module(m),
         None => Err("libcraton_hsm.so not found (give --module)".to_owned()),
     };
     match &integrity_result {

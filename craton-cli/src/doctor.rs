@@ -532,7 +532,7 @@ fn mac(root: &Path) -> Check {
 
 fn integrity(module: &Path) -> Check {
     let name = "libcraton_hsm.hmac matches libcraton_hsm.so";
-    match crate::commands::integrity(module) {
+    match craton_store::integrity::verify_module(module) {
         Ok(()) => check(name, Status::Pass, module.display().to_string(), ""),
         Err(why) => check(
             name,

@@ -15,7 +15,6 @@ use crate::ffi::{self, CkResult};
 use craton_core::post::PostFailure;
 use craton_store::{Config, Event, Hsm};
 use cryptoki_sys::*;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
@@ -214,75 +213,5 @@ fn check_integrity() -> (String, Result<(), String>) {
         );
     };
     let shown = path.display().to_string();
-    (shown, verify_file(&path))
-}
-
-/// The sidecar of a module file: same directory and stem, extension `.hmac`.
-pub(crate) fn sidecar_path(module: &Path) -> std::path::PathBuf {
-    module.with_extension("hmac")
-}
-
-fn verify_file(module: &Path) -> Result<(), String> {
-    let sidecar = sidecar_path(module);
-    let text = std::fs::read_to_string(&sidecar)
-        .map_err(|e| format!("cannot read sidecar {}: {e}", sidecar.display()))?;
-    let tag = parse_hex(text.trim())
-        .ok_or_else(|| format!("sidecar {} is not 64 hex digits", sidecar.display()))?;
-    let image =
-        std::fs::read(module).map_err(|e| format!("cannot read {}: {e}", module.display()))?;
-    craton_core::post::verify_integrity(&image, &tag)
-        .map_err(|_| format!("{} does not match {}", module.display(), sidecar.display()))
-}
-
-fn parse_hex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sidecar_sits_beside_the_module() {
-        assert_eq!(
-            sidecar_path(Path::new("/usr/lib/libcraton_hsm.so")),
-            Path::new("/usr/lib/libcraton_hsm.hmac")
-        );
-    }
-
-    #[test]
-    fn verify_file_detects_missing_malformed_and_wrong_sidecars() {
-        let dir = std::env::temp_dir().join(format!("craton-integrity-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let module = dir.join("libcraton_hsm.so");
-        std::fs::write(&module, b"not really an ELF file").expect("write");
-        assert!(
-            verify_file(&module)
-                .expect_err("missing")
-                .contains("cannot read sidecar")
-        );
-        std::fs::write(sidecar_path(&module), "xyz").expect("write");
-        assert!(
-            verify_file(&module)
-                .expect_err("bad")
-                .contains("64 hex digits")
-        );
-        let tag = craton_core::post::integrity_tag(b"not really an ELF file").expect("tag");
-        std::fs::write(sidecar_path(&module), format!("{}\n", hex::encode(tag))).expect("w");
-        assert_eq!(verify_file(&module), Ok(()));
-        std::fs::write(&module, b"not really an ELF filf").expect("write");
-        assert!(
-            verify_file(&module)
-                .expect_err("mismatch")
-                .contains("does not match")
-        );
-        std::fs::remove_dir_all(&dir).expect("cleanup");
-    }
+    (shown, craton_store::integrity::verify_module(&path))
 }

@@ -54,6 +54,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 mod hsm;
+pub mod integrity;
 mod objects;
 mod operations;
 pub mod persist;

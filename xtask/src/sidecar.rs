@@ -29,7 +29,7 @@ pub fn write(lib: &std::path::Path) -> Result<(), String> {
     let tag = craton_core::post::integrity_tag(&image)
         .map_err(|e| format!("cannot compute the integrity tag: {e}"))?;
     let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let sidecar = lib.with_extension("hmac");
+    let sidecar = craton_store::integrity::sidecar_path(lib);
     std::fs::write(&sidecar, format!("{hex}\n"))
         .map_err(|e| format!("cannot write {}: {e}", sidecar.display()))?;
     eprintln!("xtask: wrote {}", sidecar.display());

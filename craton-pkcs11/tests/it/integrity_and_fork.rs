@@ -47,7 +47,7 @@ fn a_production_module_needs_a_matching_sidecar_and_audits_the_check() {
             // this test writes it (the others run as development builds and ignore it), and
             // it checks the missing case first, so no other test can race it.
             let exe = std::env::current_exe().unwrap();
-            let sidecar = exe.with_extension("hmac");
+            let sidecar = craton_store::integrity::sidecar_path(&exe);
             let _ = std::fs::remove_file(&sidecar);
             assert_eq!(c!(C_Initialize(std::ptr::null_mut())), CKR_FUNCTION_FAILED);
             let mut info = CK_INFO::default();
