@@ -112,39 +112,20 @@ fn systemd_unit(deploy: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The operator page's permission table: path, owner, group, mode.
-pub const PERMISSIONS: &[(&str, &str, &str, &str)] = &[
-    (
-        "/opt/craton-hsm/lib/libcraton_hsm.so",
-        "root",
-        "craton",
-        "0555",
-    ),
-    (
-        "/opt/craton-hsm/lib/libcraton_hsm.hmac",
-        "root",
-        "craton",
-        "0444",
-    ),
-    ("/etc/craton-hsm/craton_hsm.toml", "root", "craton", "0640"),
-    ("/var/lib/craton-hsm", "craton", "craton", "0700"),
-    ("/var/lib/craton-hsm/state.redb", "craton", "craton", "0600"),
-    ("/var/log/craton-hsm/audit.log", "craton", "craton", "0640"),
-    ("/etc/craton-hsm/tls", "root", "craton", "0750"),
-];
-
 fn permission_table(deploy: &Path) -> Result<(), String> {
     let path = deploy.join("tmpfiles.d/craton-hsm.conf");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    for (p, user, group, mode) in PERMISSIONS {
+    // The same table `craton-hsm doctor` checks hosts against.
+    for (p, user, group, mode) in craton_cli::doctor::PERMISSIONS {
+        let mode = format!("{mode:04o}");
         let line = text
             .lines()
             .filter(|l| !l.trim_start().starts_with('#'))
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .find(|f| f.get(1) == Some(p))
             .ok_or_else(|| format!("{} has no line for {p}", path.display()))?;
-        if line.get(2) != Some(mode) || line.get(3) != Some(user) || line.get(4) != Some(group) {
+        if line.get(2..5) != Some(&[mode.as_str(), user, group][..]) {
             return Err(format!(
                 "{}: {p} should be {user}:{group} {mode}, is {:?}",
                 path.display(),
