@@ -873,29 +873,7 @@ fn import(
 
 /// The configured log and its rotated files, oldest first.
 fn audit_files(config: &Config) -> Result<Vec<PathBuf>, Failure> {
-    let live = config.audit_path();
-    let dir = live.parent().unwrap_or(Path::new("."));
-    let stem = live
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(n) = name
-                .strip_prefix(&format!("{stem}."))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                rotated.push((n, e.path()));
-            }
-        }
-    }
-    rotated.sort();
-    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    if live.exists() {
-        files.push(live);
-    }
+    let files = craton_store::audit::log_files(&config.audit_path());
     if files.is_empty() {
         return Err(Failure::failed(format!(
             "no audit log at {}",

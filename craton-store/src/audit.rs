@@ -976,6 +976,39 @@ pub struct VerifyReport {
     pub last_seq: u64,
 }
 
+/// The files of the log whose live file is `live`, oldest first: the rotated ones
+/// (`<name>.<first sequence number>`, in number order), then `live` if it exists. What
+/// [`verify`] takes.
+pub fn log_files(live: &Path) -> Vec<PathBuf> {
+    let dir = live.parent().unwrap_or(Path::new("."));
+    let prefix = format!(
+        "{}.",
+        live.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let mut rotated: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_str()?
+                .strip_prefix(&prefix)?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    rotated.sort();
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if live.exists() {
+        files.push(live.to_owned());
+    }
+    files
+}
+
 /// Verifies log files, oldest first (rotated files, then the live one), against the audit
 /// public key (32 bytes). Checks every line's hash, the chain and sequence across files, and
 /// every seal's signature; the last entry must be a seal, otherwise the tail is unprotected

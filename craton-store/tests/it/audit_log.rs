@@ -321,23 +321,9 @@ fn the_log_rotates_by_size_and_the_files_verify_together() {
     }
     let live = hsm.config().audit_path();
     drop(hsm);
-    let mut rotated: Vec<(u64, PathBuf)> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            let n = p
-                .file_name()?
-                .to_str()?
-                .strip_prefix("audit.log.")?
-                .parse()
-                .ok()?;
-            Some((n, p))
-        })
-        .collect();
-    rotated.sort();
-    assert!(rotated.len() >= 2, "{rotated:?}");
-    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    files.push(live);
+    let files = craton_store::audit::log_files(&live);
+    assert!(files.len() >= 3, "{files:?}");
+    assert_eq!(files.last(), Some(&live));
     let report = verify(&files, &public).unwrap();
     assert!(report.entries > 60);
 }
@@ -443,23 +429,8 @@ fn threads_and_the_flusher_rotating_at_once_lose_no_file() {
     });
     let live = hsm.config().audit_path();
     drop(hsm);
-    let mut rotated: Vec<(u64, PathBuf)> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            let n = p
-                .file_name()?
-                .to_str()?
-                .strip_prefix("audit.log.")?
-                .parse()
-                .ok()?;
-            Some((n, p))
-        })
-        .collect();
-    rotated.sort();
-    assert!(rotated.len() >= 5, "{rotated:?}");
-    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    files.push(live);
+    let files = craton_store::audit::log_files(&live);
+    assert!(files.len() >= 6, "{files:?}");
     let report = verify(&files, &public).unwrap();
     assert!(report.entries > 600, "{report:?}");
 }
