@@ -478,6 +478,45 @@ fn keys(hsm: &Hsm, h: SessionHandle) -> Result<Vec<Value>, Failure> {
     Ok(out)
 }
 
+/// The report on keys just made: their attributes, and a line each.
+fn made(
+    hsm: &Hsm,
+    h: SessionHandle,
+    handles: &[ObjectHandle],
+    verb: &str,
+    label: &str,
+) -> Result<Report, Failure> {
+    let shown: Vec<Value> = handles
+        .iter()
+        .map(|o| key_json(hsm, h, *o))
+        .collect::<Result<_, _>>()?;
+    let text = shown
+        .iter()
+        .map(|k| {
+            format!(
+                "{verb} {} {} '{label}' (handle {})\n",
+                k["key_type"].as_str().unwrap_or("?"),
+                k["class"].as_str().unwrap_or("?"),
+                k["handle"]
+            )
+        })
+        .collect::<String>();
+    Ok(Report::new(Value::Array(shown), text))
+}
+
+/// The attributes every stored key gets from the command line: a token object, its label,
+/// and its id if one was given.
+fn labelled(label: &str, id: Option<&str>) -> Result<Vec<(A, AttrValue)>, Failure> {
+    let mut t = vec![
+        (A::TOKEN, AttrValue::Bool(true)),
+        (A::LABEL, AttrValue::Bytes(label.as_bytes().to_vec())),
+    ];
+    if let Some(id) = id {
+        t.push((A::ID, AttrValue::Bytes(parse_hex(id)?)));
+    }
+    Ok(t)
+}
+
 /// The handles `key` names: a number is a handle, anything else a label.
 fn named(hsm: &Hsm, h: SessionHandle, key: &str) -> Result<Vec<ObjectHandle>, Failure> {
     let all = keys(hsm, h)?;
@@ -511,13 +550,7 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
         } => {
             let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
             let (mech, spec, pair) = key_spec(kind);
-            let mut common = vec![
-                (A::TOKEN, AttrValue::Bool(true)),
-                (A::LABEL, AttrValue::Bytes(label.clone().into_bytes())),
-            ];
-            if let Some(id) = &id {
-                common.push((A::ID, AttrValue::Bytes(parse_hex(id)?)));
-            }
+            let common = labelled(&label, id.as_deref())?;
             let mut private = common.clone();
             private.extend([
                 (A::PRIVATE, AttrValue::Bool(true)),
@@ -534,23 +567,7 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
                 private.extend(spec);
                 vec![hsm.generate_key(h, &mechanism, &private)?]
             };
-            let shown: Vec<Value> = handles
-                .iter()
-                .map(|o| key_json(&hsm, h, *o))
-                .collect::<Result<_, _>>()?;
-            let text = shown
-                .iter()
-                .map(|k| {
-                    format!(
-                        "generated {} {} '{}' (handle {})\n",
-                        k["key_type"].as_str().unwrap_or("?"),
-                        k["class"].as_str().unwrap_or("?"),
-                        label,
-                        k["handle"]
-                    )
-                })
-                .collect::<String>();
-            Ok(Report::new(Value::Array(shown), text))
+            made(&hsm, h, &handles, "generated", &label)
         }
         KeyCommand::Import {
             slot,
@@ -572,23 +589,7 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
                 extractable,
                 &file,
             )?;
-            let shown: Vec<Value> = handles
-                .iter()
-                .map(|o| key_json(&hsm, h, *o))
-                .collect::<Result<_, _>>()?;
-            let text = shown
-                .iter()
-                .map(|k| {
-                    format!(
-                        "imported {} {} '{}' (handle {})\n",
-                        k["key_type"].as_str().unwrap_or("?"),
-                        k["class"].as_str().unwrap_or("?"),
-                        label,
-                        k["handle"]
-                    )
-                })
-                .collect::<String>();
-            Ok(Report::new(Value::Array(shown), text))
+            made(&hsm, h, &handles, "imported", &label)
         }
         KeyCommand::List { slot } => {
             let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
@@ -742,13 +743,7 @@ fn import(
         std::fs::read(file)
             .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?,
     );
-    let mut common = vec![
-        (A::TOKEN, AttrValue::Bool(true)),
-        (A::LABEL, AttrValue::Bytes(label.as_bytes().to_vec())),
-    ];
-    if let Some(id) = id {
-        common.push((A::ID, AttrValue::Bytes(parse_hex(id)?)));
-    }
+    let common = labelled(label, id)?;
     let mut usage = usage_attrs(usage)?;
     let secret_attrs = |class: ObjectClass, key_type: KeyType| {
         let mut t = common.clone();
