@@ -149,9 +149,7 @@ fn session(
 }
 
 fn text_of(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .trim_end_matches([' ', '\0'])
-        .to_owned()
+    String::from_utf8_lossy(bytes).trim_end().to_owned()
 }
 
 // ---- token ----

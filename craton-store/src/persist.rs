@@ -128,7 +128,7 @@ impl std::fmt::Debug for PinWrap {
 }
 
 /// The persistent state of one token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     /// The 32-byte label (blank padded).
     pub label: [u8; 32],
@@ -142,6 +142,21 @@ pub struct TokenRecord {
     pub user_failures: u32,
     /// Bumped by every `C_InitToken`, so the serial of a re-initialised token changes.
     pub generation: u64,
+}
+
+impl Default for TokenRecord {
+    /// A token never initialised: a blank label (PKCS#11 pads labels with spaces; an
+    /// all-zero label reached `C_GetTokenInfo` as NUL bytes), no PINs.
+    fn default() -> Self {
+        TokenRecord {
+            label: [b' '; 32],
+            so_wrap: None,
+            user_wrap: None,
+            so_failures: 0,
+            user_failures: 0,
+            generation: 0,
+        }
+    }
 }
 
 fn write_wrap(w: &mut Writer, wrap: &Option<PinWrap>) {

@@ -133,3 +133,13 @@ fn context_specific_login_guards_always_authenticate_keys() {
     hsm.sign_init(s, &mech, private).unwrap();
     assert!(matches!(hsm.sign(s, b"m"), Err(HsmError::UserNotLoggedIn)));
 }
+
+#[test]
+fn a_token_never_initialised_has_a_blank_label() {
+    let dir = Scratch::new("blank-label");
+    let hsm = ready(dir.path());
+    // Slot 1 was never initialised: PKCS#11 labels are blank padded, never NUL bytes.
+    let info = hsm.token_info(1).unwrap();
+    assert!(!info.initialized);
+    assert_eq!(info.label, [b' '; 32]);
+}
