@@ -4,7 +4,7 @@
 //! (`C_WrapKeyAuthenticated`, `C_UnwrapKeyAuthenticated`, AES-GCM with module IVs).
 
 use super::message::gcm_message;
-use super::params::mechanism_for;
+use super::params::{mechanism_for, offered};
 use super::{
     CkResult, bytes, bytes_mut, entry, new_object, object, output, read, session, template, write,
 };
@@ -308,14 +308,10 @@ unsafe fn authenticated(
 ) -> CkResult<CK_MECHANISM> {
     // SAFETY: forwarded from the caller.
     let cm = unsafe { read(mech) }?;
-    let offered = m
-        .hsm
-        .registry()
-        .get(craton_core::MechanismType(cm.mechanism))
-        .is_some_and(|row| row.operations.contains(operation));
-    if cm.mechanism != CKM_AES_GCM || !offered {
+    if cm.mechanism != CKM_AES_GCM {
         return Err(CKR_MECHANISM_INVALID);
     }
+    offered(m.hsm.registry(), cm.mechanism, operation)?;
     Ok(cm)
 }
 

@@ -77,14 +77,22 @@ pub(crate) unsafe fn mechanism_for(
 ) -> CkResult<Mechanism> {
     // SAFETY: forwarded from the caller.
     let m = unsafe { read(p) }?;
-    let offered = registry
-        .get(M(m.mechanism))
-        .is_some_and(|row| row.operations.contains(operation));
-    if !offered {
-        return Err(CKR_MECHANISM_INVALID);
-    }
+    offered(registry, m.mechanism, operation)?;
     // SAFETY: forwarded from the caller.
     unsafe { mechanism(p) }
+}
+
+/// `CKR_MECHANISM_INVALID` unless the token's policy offers `mechanism` for `operation`.
+pub(crate) fn offered(
+    registry: &craton_core::mechanism::Registry,
+    mechanism: CK_MECHANISM_TYPE,
+    operation: craton_core::Operations,
+) -> CkResult<()> {
+    registry
+        .get(M(mechanism))
+        .is_some_and(|row| row.operations.contains(operation))
+        .then_some(())
+        .ok_or(CKR_MECHANISM_INVALID)
 }
 
 /// Reads a `CK_MECHANISM` and parses its parameters.
