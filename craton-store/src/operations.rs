@@ -302,6 +302,8 @@ impl Hsm {
                 "wrap" => "the key's CKA_WRAP is false",
                 "unwrap" => "the key's CKA_UNWRAP is false",
                 "derive" => "the key's CKA_DERIVE is false",
+                "encapsulate" => "the key's CKA_ENCAPSULATE is false",
+                "decapsulate" => "the key's CKA_DECAPSULATE is false",
                 _ => "the key's usage attribute is false",
             }));
         }
