@@ -44,13 +44,19 @@ fn bench_token(
     (hsm, s, dir)
 }
 
-fn engine(c: &mut Criterion) {
-    // The engine's own overhead: no audit log here (its cost is measured in `audit`).
-    let (hsm, s, dir) = bench_token("engine", |c| c.audit.level = AuditLevel::None);
-    let rng = Rng::from_os().unwrap();
+/// The keys both comparisons use: an ECDSA P-256 key in the engine and one in the core, and
+/// one AES-256 key value in both, with the mechanisms that use them.
+struct Keys {
+    ec: craton_store::ObjectHandle,
+    core_ec: Arc<KeyMaterial>,
+    ecdsa: Mechanism,
+    aes: craton_store::ObjectHandle,
+    core_aes: Arc<KeyMaterial>,
+    gcm: Mechanism,
+}
 
-    // ECDSA P-256 with SHA-256 over 4 KiB.
-    let (_, private) = hsm
+fn keys(hsm: &Hsm, s: craton_store::SessionHandle, rng: &Rng) -> Keys {
+    let (_, ec) = hsm
         .generate_key_pair(
             s,
             &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
@@ -61,13 +67,53 @@ fn engine(c: &mut Criterion) {
             &[(A::SIGN, AttrValue::Bool(true))],
         )
         .unwrap();
-    let Generated::Pair(_, core_key) =
-        KeyMaterial::generate(KeySpec::Ec(Curve::P256), &rng).unwrap()
+    let Generated::Pair(_, core_ec) = KeyMaterial::generate(KeySpec::Ec(Curve::P256), rng).unwrap()
     else {
         unreachable!()
     };
-    let core_key = Arc::new(core_key);
-    let mech = Mechanism::EcdsaWith(HashAlg::Sha256);
+    let value = [9u8; 32];
+    let aes = hsm
+        .create_object(
+            s,
+            &[
+                (A::CLASS, AttrValue::Ulong(ObjectClass::SECRET_KEY.0)),
+                (A::KEY_TYPE, AttrValue::Ulong(craton_core::KeyType::AES.0)),
+                (A::VALUE, AttrValue::Bytes(value.to_vec())),
+                (A::ENCRYPT, AttrValue::Bool(true)),
+            ],
+        )
+        .unwrap();
+    Keys {
+        ec,
+        core_ec: Arc::new(core_ec),
+        ecdsa: Mechanism::EcdsaWith(HashAlg::Sha256),
+        aes,
+        core_aes: Arc::new(KeyMaterial::Secret {
+            key_type: craton_core::KeyType::AES,
+            value: craton_core::secret::SecretBytes::new(&value),
+        }),
+        gcm: Mechanism::Aes(AesMode::Gcm(GcmParams {
+            iv: GcmIv::Given(vec![1; 12]),
+            aad: Vec::new(),
+            tag_bits: 128,
+        })),
+    }
+}
+
+fn engine(c: &mut Criterion) {
+    // The engine's own overhead: no audit log here (its cost is measured in `audit`).
+    let (hsm, s, dir) = bench_token("engine", |c| c.audit.level = AuditLevel::None);
+    let rng = Rng::from_os().unwrap();
+    let Keys {
+        ec: private,
+        core_ec: core_key,
+        ecdsa: mech,
+        aes,
+        core_aes,
+        gcm,
+    } = keys(&hsm, s, &rng);
+
+    // ECDSA P-256 with SHA-256 over 4 KiB.
     let mut g = c.benchmark_group("ecdsa_p256_sha256_sign_4k");
     g.bench_function("hsm", |b| {
         b.iter(|| {
@@ -86,27 +132,6 @@ fn engine(c: &mut Criterion) {
     g.finish();
 
     // AES-256-GCM encryption of 4 KiB.
-    let value = [9u8; 32];
-    let aes = hsm
-        .create_object(
-            s,
-            &[
-                (A::CLASS, AttrValue::Ulong(ObjectClass::SECRET_KEY.0)),
-                (A::KEY_TYPE, AttrValue::Ulong(craton_core::KeyType::AES.0)),
-                (A::VALUE, AttrValue::Bytes(value.to_vec())),
-                (A::ENCRYPT, AttrValue::Bool(true)),
-            ],
-        )
-        .unwrap();
-    let core_aes = Arc::new(KeyMaterial::Secret {
-        key_type: craton_core::KeyType::AES,
-        value: craton_core::secret::SecretBytes::new(&value),
-    });
-    let gcm = Mechanism::Aes(AesMode::Gcm(GcmParams {
-        iv: GcmIv::Given(vec![1; 12]),
-        aad: Vec::new(),
-        tag_bits: 128,
-    }));
     let mut g = c.benchmark_group("aes256_gcm_encrypt_4k");
     g.bench_function("hsm", |b| {
         b.iter(|| {
@@ -240,45 +265,14 @@ fn interleaved(_: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    let value = [9u8; 32];
-    let aes = hsm
-        .create_object(
-            s,
-            &[
-                (A::CLASS, AttrValue::Ulong(ObjectClass::SECRET_KEY.0)),
-                (A::KEY_TYPE, AttrValue::Ulong(craton_core::KeyType::AES.0)),
-                (A::VALUE, AttrValue::Bytes(value.to_vec())),
-                (A::ENCRYPT, AttrValue::Bool(true)),
-            ],
-        )
-        .unwrap();
-    let core_aes = Arc::new(KeyMaterial::Secret {
-        key_type: craton_core::KeyType::AES,
-        value: craton_core::secret::SecretBytes::new(&value),
-    });
-    let gcm = Mechanism::Aes(AesMode::Gcm(GcmParams {
-        iv: GcmIv::Given(vec![1; 12]),
-        aad: Vec::new(),
-        tag_bits: 128,
-    }));
-    let (_, private) = hsm
-        .generate_key_pair(
-            s,
-            &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
-            &[(
-                A::EC_PARAMS,
-                AttrValue::Bytes(Curve::P256.ec_params().to_vec()),
-            )],
-            &[(A::SIGN, AttrValue::Bool(true))],
-        )
-        .unwrap();
-    let Generated::Pair(_, core_ec) =
-        KeyMaterial::generate(KeySpec::Ec(Curve::P256), &rng).unwrap()
-    else {
-        unreachable!()
-    };
-    let core_ec = Arc::new(core_ec);
-    let ecdsa = Mechanism::EcdsaWith(HashAlg::Sha256);
+    let Keys {
+        ec: private,
+        core_ec,
+        ecdsa,
+        aes,
+        core_aes,
+        gcm,
+    } = keys(&hsm, s, &rng);
 
     type Op<'a> = Box<dyn Fn() + 'a>;
     let rows: Vec<(&str, usize, Op<'_>, Op<'_>)> = vec![
