@@ -525,39 +525,6 @@ fn session_state_and_parallel_functions() {
     );
 }
 
-/// An AES-256 session key with the given usage flags on.
-fn aes_with(
-    h: CK_SESSION_HANDLE,
-    usage: &[CK_ATTRIBUTE_TYPE],
-    extra: &[(CK_ATTRIBUTE_TYPE, bool)],
-) -> CK_OBJECT_HANDLE {
-    let mut len: CK_ULONG = 32;
-    let mut values: Vec<CK_BBOOL> = usage
-        .iter()
-        .map(|_| CK_TRUE)
-        .chain(extra.iter().map(|(_, v)| CK_BBOOL::from(*v)))
-        .collect();
-    let types: Vec<CK_ATTRIBUTE_TYPE> = usage
-        .iter()
-        .copied()
-        .chain(extra.iter().map(|(t, _)| *t))
-        .collect();
-    let mut t = vec![attr(CKA_VALUE_LEN, &mut len)];
-    for (ty, v) in types.iter().zip(values.iter_mut()) {
-        t.push(attr(*ty, v));
-    }
-    let mut m = mech(CKM_AES_KEY_GEN);
-    let mut k = 0;
-    ok(c!(C_GenerateKey(
-        h,
-        &mut m,
-        t.as_mut_ptr(),
-        t.len() as CK_ULONG,
-        &mut k
-    )));
-    k
-}
-
 #[test]
 fn object_functions_refuse_bad_templates_and_handles() {
     isolated(

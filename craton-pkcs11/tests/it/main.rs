@@ -32,7 +32,13 @@ mod integrity_and_fork;
 mod unload;
 mod v3_2;
 
-use craton_hsm::ffi::{general::*, keys::C_GenerateKeyPair, object::*, session::*, slot::*};
+use craton_hsm::ffi::{
+    general::*,
+    keys::{C_GenerateKey, C_GenerateKeyPair},
+    object::*,
+    session::*,
+    slot::*,
+};
 use cryptoki_sys::*;
 use std::path::PathBuf;
 use std::process::Command;
@@ -246,4 +252,37 @@ pub fn find(h: CK_SESSION_HANDLE, template: &mut [CK_ATTRIBUTE]) -> Vec<CK_OBJEC
     ok(c!(C_FindObjectsFinal(h)));
     out.truncate(n as usize);
     out
+}
+
+/// An AES-256 session key with the given usage flags on.
+pub fn aes_with(
+    h: CK_SESSION_HANDLE,
+    usage: &[CK_ATTRIBUTE_TYPE],
+    extra: &[(CK_ATTRIBUTE_TYPE, bool)],
+) -> CK_OBJECT_HANDLE {
+    let mut len: CK_ULONG = 32;
+    let mut values: Vec<CK_BBOOL> = usage
+        .iter()
+        .map(|_| CK_TRUE)
+        .chain(extra.iter().map(|(_, v)| CK_BBOOL::from(*v)))
+        .collect();
+    let types: Vec<CK_ATTRIBUTE_TYPE> = usage
+        .iter()
+        .copied()
+        .chain(extra.iter().map(|(t, _)| *t))
+        .collect();
+    let mut t = vec![attr(CKA_VALUE_LEN, &mut len)];
+    for (ty, v) in types.iter().zip(values.iter_mut()) {
+        t.push(attr(*ty, v));
+    }
+    let mut m = mech(CKM_AES_KEY_GEN);
+    let mut k = 0;
+    ok(c!(C_GenerateKey(
+        h,
+        &mut m,
+        t.as_mut_ptr(),
+        t.len() as CK_ULONG,
+        &mut k
+    )));
+    k
 }

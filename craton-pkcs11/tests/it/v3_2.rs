@@ -254,25 +254,6 @@ fn verify_signature_takes_the_signature_first() {
     );
 }
 
-fn aes(h: CK_SESSION_HANDLE, usage: &[CK_ATTRIBUTE_TYPE]) -> CK_OBJECT_HANDLE {
-    let mut len: CK_ULONG = 32;
-    let mut yes = vec![CK_TRUE; usage.len()];
-    let mut t = vec![attr(CKA_VALUE_LEN, &mut len)];
-    for (a, v) in usage.iter().zip(yes.iter_mut()) {
-        t.push(attr(*a, v));
-    }
-    let mut m = mech(CKM_AES_KEY_GEN);
-    let mut k = 0;
-    ok(c!(C_GenerateKey(
-        h,
-        &mut m,
-        t.as_mut_ptr(),
-        t.len() as CK_ULONG,
-        &mut k
-    )));
-    k
-}
-
 #[test]
 fn authenticated_wrapping_round_trips_with_a_module_iv_and_checks_the_aad() {
     isolated(
@@ -280,8 +261,8 @@ fn authenticated_wrapping_round_trips_with_a_module_iv_and_checks_the_aad() {
         "",
         || {
             let h = user_session();
-            let kek = aes(h, &[CKA_WRAP, CKA_UNWRAP]);
-            let target = aes(h, &[CKA_EXTRACTABLE, CKA_ENCRYPT]);
+            let kek = aes_with(h, &[CKA_WRAP, CKA_UNWRAP], &[]);
+            let target = aes_with(h, &[CKA_EXTRACTABLE, CKA_ENCRYPT], &[]);
             let mut iv = [0u8; 12];
             let mut tag = [0u8; 16];
             let mut params = CK_GCM_MESSAGE_PARAMS {
@@ -475,7 +456,7 @@ fn a_null_mechanism_ends_the_running_operation() {
         "",
         || {
             let h = user_session();
-            let key = aes(h, &[CKA_ENCRYPT]);
+            let key = aes_with(h, &[CKA_ENCRYPT], &[]);
             let mut ecb = mech(CKM_AES_ECB);
             ok(c!(C_EncryptInit(h, &mut ecb, key)));
             ok(c!(C_EncryptInit(h, null_mut(), 0)));
