@@ -370,10 +370,21 @@ impl Hsm {
     /// Takes the running operation out of its slot to finish it (a pending
     /// context-specific login leaves it in place).
     fn take<C>(&self, s: &Session, slot: Slot<C>) -> Result<Running<C>> {
+        self.take_as(s, slot, false)
+    }
+
+    /// [`Self::take`] for an operation begun with its signature up front (`preset`,
+    /// `C_VerifySignatureInit`) or without. The 3.0 and 3.2 verification calls do not finish
+    /// each other's operation: a mismatch ends it, as any failed call does.
+    fn take_as<C>(&self, s: &Session, slot: Slot<C>, preset: bool) -> Result<Running<C>> {
         let mut ops = self.lock_ops(s)?;
         let running = slot(&mut ops);
         match running {
             None => Err(HsmError::OperationNotInitialized),
+            Some(r) if r.signature.is_some() != preset => {
+                *running = None;
+                Err(HsmError::OperationNotInitialized)
+            }
             Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
             Some(_) => running.take().ok_or(HsmError::OperationNotInitialized),
         }
@@ -387,10 +398,25 @@ impl Hsm {
         slot: Slot<C>,
         f: impl FnOnce(&mut C) -> std::result::Result<T, craton_core::CryptoError>,
     ) -> Result<T> {
+        self.step_as(h, slot, false, f)
+    }
+
+    /// [`Self::step`] with the same check of how the operation began as [`Self::take_as`].
+    fn step_as<C, T>(
+        &self,
+        h: SessionHandle,
+        slot: Slot<C>,
+        preset: bool,
+        f: impl FnOnce(&mut C) -> std::result::Result<T, craton_core::CryptoError>,
+    ) -> Result<T> {
         let s = self.session(h)?;
         let mut ops = self.lock_ops(&s)?;
         let running = slot(&mut ops);
         let r = running.as_mut().ok_or(HsmError::OperationNotInitialized)?;
+        if r.signature.is_some() != preset {
+            *running = None;
+            return Err(HsmError::OperationNotInitialized);
+        }
         if r.needs_login {
             return Err(HsmError::UserNotLoggedIn);
         }
@@ -772,25 +798,9 @@ impl Hsm {
         self.verify_init_as(h, mechanism, key, &VERIFY_RECOVER)
     }
 
-    /// Checks that the session's verification was begun the way the calling function
-    /// expects: with the signature up front (`preset`, `C_VerifySignatureInit`) or not. A
-    /// mismatch ends the operation, as any failed call on it does.
-    fn verify_begun(&self, s: &Session, preset: bool) -> Result<()> {
-        let mut ops = self.lock_ops(s)?;
-        match &ops.verify {
-            None => Err(HsmError::OperationNotInitialized),
-            Some(r) if r.signature.is_some() != preset => {
-                ops.verify = None;
-                Err(HsmError::OperationNotInitialized)
-            }
-            Some(_) => Ok(()),
-        }
-    }
-
     /// `C_Verify`: `Ok(())` only for a valid signature.
     pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
-        self.verify_begun(&s, false)?;
         let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.verify(data, signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
@@ -799,14 +809,12 @@ impl Hsm {
 
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        self.verify_begun(&*self.session(h)?, false)?;
         self.step(h, |o| &mut o.verify, |ctx| ctx.update(data))
     }
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
-        self.verify_begun(&s, false)?;
         let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.finish(signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
@@ -816,7 +824,6 @@ impl Hsm {
     /// `C_VerifyRecover`: the data recovered from the signature.
     pub fn verify_recover(&self, h: SessionHandle, signature: &[u8]) -> Result<Vec<u8>> {
         let s = self.session(h)?;
-        self.verify_begun(&s, false)?;
         let r = self.take(&s, |o| &mut o.verify)?;
         let out = r.ctx.recover(signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
@@ -847,8 +854,7 @@ impl Hsm {
     /// and ends the operation.
     pub fn verify_signature(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
         let s = self.session(h)?;
-        self.verify_begun(&s, true)?;
-        let r = self.take(&s, |o| &mut o.verify)?;
+        let r = self.take_as(&s, |o| &mut o.verify, true)?;
         let signature = r.signature.unwrap_or_default();
         let out = r.ctx.verify(data, &signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
@@ -857,15 +863,13 @@ impl Hsm {
 
     /// `C_VerifySignatureUpdate`.
     pub fn verify_signature_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        self.verify_begun(&*self.session(h)?, true)?;
-        self.step(h, |o| &mut o.verify, |ctx| ctx.update(data))
+        self.step_as(h, |o| &mut o.verify, true, |ctx| ctx.update(data))
     }
 
     /// `C_VerifySignatureFinal`.
     pub fn verify_signature_final(&self, h: SessionHandle) -> Result<()> {
         let s = self.session(h)?;
-        self.verify_begun(&s, true)?;
-        let r = self.take(&s, |o| &mut o.verify)?;
+        let r = self.take_as(&s, |o| &mut o.verify, true)?;
         let signature = r.signature.unwrap_or_default();
         let out = r.ctx.finish(&signature);
         self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
