@@ -510,6 +510,31 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
             put("enforced", Field::Bool(*enforced));
             "integrity_check"
         }
+        Event::ConnectionRefused { peer, reason } => {
+            put("peer", Field::Str(peer.clone()));
+            put("detail", Field::Str(reason.clone()));
+            put("result", Field::Static("refused"));
+            "connection_refused"
+        }
+        Event::CrlsLoaded { fresh, stale } => {
+            put("fresh", Field::U64(*fresh));
+            put("stale", Field::RawOwned(json!(stale).to_string()));
+            "crls_loaded"
+        }
+        Event::TlsReloaded { success, detail } => {
+            put(
+                "result",
+                Field::Static(if *success { "ok" } else { "failed" }),
+            );
+            if !*success {
+                put("detail", Field::Str(detail.clone()));
+            }
+            "tls_reloaded"
+        }
+        Event::PinAttemptsThrottled => {
+            put("result", Field::Static("refused"));
+            "pin_attempts_throttled"
+        }
         Event::Frontend {
             frontend,
             pid,

@@ -214,6 +214,22 @@ pub struct DaemonConfig {
     pub client_fingerprints: Vec<String>,
     /// Largest request accepted, in bytes.
     pub max_request_bytes: usize,
+    /// PIN attempts (login, PIN change, token init) each client may make per minute; more
+    /// are refused before they reach the token. 0 means no limit.
+    pub pin_attempts_per_minute: u32,
+    /// Log lines on stderr: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+/// How the daemon writes its log.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for DaemonConfig {
@@ -229,6 +245,8 @@ impl Default for DaemonConfig {
             crl_max_age_secs: 7 * 24 * 3600,
             client_fingerprints: Vec::new(),
             max_request_bytes: 4 << 20,
+            pin_attempts_per_minute: 10,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -255,6 +273,14 @@ pub struct ClientConfig {
     pub cert: PathBuf,
     /// This client's key.
     pub key: PathBuf,
+    /// How long a call may take before it fails with `CKR_DEVICE_REMOVED`, in seconds
+    /// (connecting included).
+    #[serde(default = "default_client_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_client_timeout() -> u64 {
+    30
 }
 
 /// Where a configuration came from.

@@ -185,6 +185,33 @@ pub enum Event {
         /// Attached (true) or detached (false).
         attached: bool,
     },
+    /// The daemon refused a connection: a failed TLS handshake (wrong CA, revoked, stale
+    /// CRL, no ALPN `h2`, old protocol…) or a certificate outside the allow-list.
+    ConnectionRefused {
+        /// The peer's address.
+        peer: String,
+        /// Why, as rustls or the daemon's own check gave it.
+        reason: String,
+    },
+    /// The daemon read its certificate revocation lists; `stale` names the files that no
+    /// longer count (past `nextUpdate` or older than the configured maximum age), whose
+    /// issuers' clients are refused until a fresh list arrives.
+    CrlsLoaded {
+        /// Lists in force.
+        fresh: u64,
+        /// Files that are missing, malformed or out of date, with the reason.
+        stale: Vec<String>,
+    },
+    /// The daemon re-read its TLS material (`SIGHUP`); on failure it keeps the old material.
+    TlsReloaded {
+        /// Whether the new material is in force.
+        success: bool,
+        /// Why not, when it is not.
+        detail: String,
+    },
+    /// A daemon client made PIN attempts faster than its allowance; the attempt was refused
+    /// before reaching the token.
+    PinAttemptsThrottled,
     /// A cryptographic operation finished (successfully or not).
     Operation {
         /// Slot.

@@ -48,7 +48,8 @@
 
 pub mod audit;
 pub mod backup;
-mod clock;
+pub mod ck;
+pub mod clock;
 mod codec;
 pub mod config;
 pub mod error;

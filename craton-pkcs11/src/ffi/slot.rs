@@ -5,7 +5,7 @@ use super::general::{MANUFACTURER, library_version};
 use super::{CkResult, bytes, entry, output_array, padded, session, write};
 use crate::rv::check;
 use crate::state::{self, module};
-use craton_core::mechanism::{KeyType, MechanismType, Operations};
+use craton_core::mechanism::MechanismType;
 use cryptoki_sys::*;
 
 fn slot_index(hsm: &craton_store::Hsm, id: CK_SLOT_ID) -> CkResult<u64> {
@@ -120,38 +120,6 @@ pub unsafe extern "C" fn C_GetMechanismList(
     })
 }
 
-/// The `CKF_*` flags of a registry row.
-pub(crate) fn mechanism_flags(row: &craton_core::MechanismInfo) -> CK_FLAGS {
-    const MAP: [(Operations, CK_FLAGS); 14] = [
-        (Operations::ENCRYPT, CKF_ENCRYPT),
-        (Operations::DECRYPT, CKF_DECRYPT),
-        (Operations::DIGEST, CKF_DIGEST),
-        (Operations::SIGN, CKF_SIGN),
-        (Operations::SIGN_RECOVER, CKF_SIGN_RECOVER),
-        (Operations::VERIFY, CKF_VERIFY),
-        (Operations::VERIFY_RECOVER, CKF_VERIFY_RECOVER),
-        (Operations::GENERATE, CKF_GENERATE),
-        (Operations::GENERATE_KEY_PAIR, CKF_GENERATE_KEY_PAIR),
-        (Operations::WRAP, CKF_WRAP),
-        (Operations::UNWRAP, CKF_UNWRAP),
-        (Operations::DERIVE, CKF_DERIVE),
-        (Operations::ENCAPSULATE, CKF_ENCAPSULATE),
-        (Operations::DECAPSULATE, CKF_DECAPSULATE),
-    ];
-    let mut flags = MAP
-        .iter()
-        .filter(|(op, _)| row.operations.contains(*op))
-        .fold(0, |acc, (_, f)| acc | f);
-    if row.key_types.contains(&KeyType::EC) {
-        // Prime-field named curves, points uncompressed (what CKA_EC_POINT holds).
-        flags |= CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
-    }
-    if row.mechanism == MechanismType::AES_GCM {
-        flags |= CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT;
-    }
-    flags
-}
-
 /// `C_GetMechanismInfo`.
 ///
 /// # Safety
@@ -174,7 +142,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
         let out = CK_MECHANISM_INFO {
             ulMinKeySize: row.min_key_size as CK_ULONG,
             ulMaxKeySize: row.max_key_size as CK_ULONG,
-            flags: mechanism_flags(row),
+            flags: craton_store::ck::mechanism_flags(row),
         };
         // SAFETY: the caller passes a writable CK_MECHANISM_INFO.
         unsafe { write(info, out) }

@@ -1,0 +1,221 @@
+//! A throwaway private CA for demos and tests, made with the `openssl` command: a CA,
+//! server and client certificates signed by it, revocations and CRLs with chosen dates.
+//! Production deployments bring their own PKI (see `docs/daemon.md`); nothing here is used
+//! by the daemon itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A private CA in a directory.
+#[derive(Debug, Clone)]
+pub struct DevPki {
+    dir: PathBuf,
+    name: String,
+}
+
+/// A certificate and its key, as PEM files.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+    /// Its serial number, hex.
+    pub serial: String,
+}
+
+/// What a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// A daemon: `serverAuth`, names `localhost` and 127.0.0.1.
+    Server,
+    /// A client: `clientAuth`.
+    Client,
+}
+
+fn openssl(args: &[&str], dir: &Path) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("cannot run openssl (install Debian's openssl package): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl {} failed: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+}
+
+impl DevPki {
+    /// Creates a CA named `name` (an EC P-256 key, valid ten years) in `dir`.
+    pub fn create(dir: &Path, name: &str) -> Result<DevPki, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let pki = DevPki {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+        };
+        let subject = format!("/CN={name}");
+        openssl(
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "3650",
+                "-subj",
+                &subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+            dir,
+        )?;
+        let write = |file: &str, text: &str| {
+            std::fs::write(dir.join(file), text).map_err(|e| format!("{file}: {e}"))
+        };
+        write(&format!("{name}.index"), "")?;
+        write(&format!("{name}.crlnumber"), "01\n")?;
+        write(
+            &format!("{name}.cnf"),
+            &format!(
+                "[ca]\ndefault_ca = dev\n[dev]\ndatabase = {name}.index\ncrlnumber = \
+                 {name}.crlnumber\ndefault_md = sha256\ndefault_crl_days = 7\n"
+            ),
+        )?;
+        Ok(pki)
+    }
+
+    /// The CA certificate (what the other side trusts).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join(format!("{}.pem", self.name))
+    }
+
+    /// Issues a certificate for `cn`, valid `days` days.
+    pub fn issue(&self, cn: &str, usage: Usage, days: u32) -> Result<Issued, String> {
+        let key = self.dir.join(format!("{cn}.key"));
+        let csr = self.dir.join(format!("{cn}.csr"));
+        let cert = self.dir.join(format!("{cn}.pem"));
+        let ext = self.dir.join(format!("{cn}.ext"));
+        openssl(
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                path_str(&key)?,
+                "-out",
+                path_str(&csr)?,
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+            &self.dir,
+        )?;
+        let usage_ext = match usage {
+            Usage::Server => {
+                "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n"
+            }
+            Usage::Client => "extendedKeyUsage=clientAuth\n",
+        };
+        std::fs::write(
+            &ext,
+            format!(
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                 {usage_ext}"
+            ),
+        )
+        .map_err(|e| format!("{}: {e}", ext.display()))?;
+        let mut serial = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut serial).map_err(|_| "no randomness for a serial")?;
+        serial[0] &= 0x7f;
+        let serial = hex::encode_upper(serial);
+        openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                path_str(&csr)?,
+                "-CA",
+                path_str(&self.ca_cert())?,
+                "-CAkey",
+                &format!("{}.key", self.name),
+                "-set_serial",
+                &format!("0x{serial}"),
+                "-days",
+                &days.to_string(),
+                "-sha256",
+                "-extfile",
+                path_str(&ext)?,
+                "-out",
+                path_str(&cert)?,
+            ],
+            &self.dir,
+        )?;
+        let _ = std::fs::remove_file(&csr);
+        let _ = std::fs::remove_file(&ext);
+        Ok(Issued { cert, key, serial })
+    }
+
+    /// Records `cert` as revoked (it appears in CRLs made afterwards).
+    pub fn revoke(&self, cert: &Issued, cn: &str) -> Result<(), String> {
+        let index = self.dir.join(format!("{}.index", self.name));
+        let mut text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
+        text.push_str(&format!(
+            "R\t491231235959Z\t250101000000Z\t{}\tunknown\t/CN={cn}\n",
+            cert.serial
+        ));
+        std::fs::write(&index, text).map_err(|e| e.to_string())
+    }
+
+    /// Writes a CRL to `out` with the given `thisUpdate`/`nextUpdate`
+    /// (`YYYYMMDDHHMMSSZ`); `None` means now and a week from now.
+    pub fn crl(
+        &self,
+        out: &Path,
+        this_update: Option<&str>,
+        next_update: Option<&str>,
+    ) -> Result<(), String> {
+        let mut args = vec![
+            "ca".to_owned(),
+            "-gencrl".to_owned(),
+            "-config".to_owned(),
+            format!("{}.cnf", self.name),
+            "-keyfile".to_owned(),
+            format!("{}.key", self.name),
+            "-cert".to_owned(),
+            format!("{}.pem", self.name),
+            "-out".to_owned(),
+            path_str(out)?.to_owned(),
+        ];
+        if let Some(t) = this_update {
+            args.extend(["-crl_lastupdate".to_owned(), t.to_owned()]);
+        }
+        if let Some(t) = next_update {
+            args.extend(["-crl_nextupdate".to_owned(), t.to_owned()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        openssl(&refs, &self.dir)
+    }
+}

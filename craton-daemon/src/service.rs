@@ -1,0 +1,826 @@
+//! The gRPC service: each RPC checks who is calling and whether the session is theirs, then
+//! runs the engine call on tokio's blocking pool (never on the reactor, so a slow RSA key
+//! generation cannot stall other clients' streams), with every audit entry it causes
+//! attributed to the client's certificate.
+
+use crate::convert::{self, mechanism, template};
+use crate::pb::{self, hsm_server::Hsm as HsmRpc};
+use crate::status::{CkError, ck};
+use craton_core::Direction;
+use craton_core::attribute::AttributeType as A;
+use craton_store::audit::Caller;
+use craton_store::{
+    Application, Event, Hsm, ObjectHandle, OperationKind, SessionHandle, SessionState, UserType,
+};
+use cryptoki_sys::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// Who is calling: the SHA-256 of their certificate (empty when the configuration lets
+/// loopback clients connect without one).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    fingerprint: Arc<str>,
+}
+
+impl Identity {
+    /// The identity of a certificate (DER).
+    pub fn of_certificate(der: &[u8]) -> Identity {
+        Identity {
+            fingerprint: crate::tls::fingerprint(der).into(),
+        }
+    }
+
+    fn anonymous() -> Identity {
+        Identity {
+            fingerprint: "".into(),
+        }
+    }
+
+    /// The fingerprint, hex.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The engine application this identity's sessions belong to: session objects are
+    /// shared among one client's sessions and hidden from every other client.
+    fn application(&self) -> Application {
+        let mut bytes = [0u8; 8];
+        for (b, pair) in bytes.iter_mut().zip(self.fingerprint.as_bytes().chunks(2)) {
+            *b = std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .unwrap_or(0);
+        }
+        // 0 is the local process's application; a client never shares it.
+        Application(u64::from_be_bytes(bytes) | 1 << 63)
+    }
+
+    fn caller(&self) -> Caller {
+        Caller::Client(self.fingerprint.to_string())
+    }
+}
+
+#[derive(Debug)]
+struct Owner {
+    fingerprint: Arc<str>,
+    slot: u64,
+}
+
+/// PIN attempts per client per minute, as a token bucket: bursts up to the allowance, then
+/// one attempt per (60 / allowance) seconds.
+#[derive(Debug)]
+struct PinLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<Arc<str>, (f64, Instant)>>,
+}
+
+impl PinLimiter {
+    fn allow(&self, who: &Identity) -> bool {
+        if self.per_minute == 0 {
+            return true;
+        }
+        let cap = f64::from(self.per_minute);
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return false;
+        };
+        if buckets.len() > 10_000 {
+            // Forget clients that have been quiet long enough to have a full bucket again.
+            buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
+        }
+        let (tokens, last) = buckets.entry(who.fingerprint.clone()).or_insert((cap, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * cap / 60.0).min(cap);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The service state shared by every connection.
+#[derive(Debug)]
+pub struct Service {
+    hsm: Arc<Hsm>,
+    owners: RwLock<HashMap<u64, Owner>>,
+    started: Instant,
+    pins: PinLimiter,
+    max_random: usize,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn rv(e: CkError) -> Status {
+    e.into()
+}
+
+impl Service {
+    /// A service over `hsm`, allowing each client `pin_attempts_per_minute` PIN attempts (0:
+    /// unlimited) and random requests up to `max_random` bytes.
+    pub fn new(hsm: Arc<Hsm>, pin_attempts_per_minute: u32, max_random: usize) -> Service {
+        Service {
+            hsm,
+            owners: RwLock::new(HashMap::new()),
+            started: Instant::now(),
+            pins: PinLimiter {
+                per_minute: pin_attempts_per_minute,
+                buckets: Mutex::new(HashMap::new()),
+            },
+            max_random,
+        }
+    }
+
+    /// The engine.
+    pub fn hsm(&self) -> &Arc<Hsm> {
+        &self.hsm
+    }
+
+    /// Open sessions, across all clients.
+    pub fn session_count(&self) -> usize {
+        self.owners.read().map(|o| o.len()).unwrap_or(0)
+    }
+
+    fn who<T>(req: &Request<T>) -> Identity {
+        req.peer_certs()
+            .and_then(|certs| certs.first().map(|c| Identity::of_certificate(c)))
+            .unwrap_or_else(Identity::anonymous)
+    }
+
+    /// The session, if `who` opened it; anyone else's handle does not exist for them.
+    fn own(&self, who: &Identity, session: u64) -> Result<SessionHandle, Status> {
+        let owners = self.owners.read().map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?;
+        match owners.get(&session) {
+            Some(o) if o.fingerprint == who.fingerprint => Ok(SessionHandle(session)),
+            _ => Err(rv(ck(CKR_SESSION_HANDLE_INVALID))),
+        }
+    }
+
+    /// Runs an engine call off the reactor, attributed to `who`.
+    async fn run<T, F>(&self, who: &Identity, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Hsm) -> Result<T, CkError> + Send + 'static,
+    {
+        let hsm = self.hsm.clone();
+        let caller = who.caller();
+        tokio::task::spawn_blocking(move || craton_store::audit::with_caller(&caller, || f(&hsm)))
+            .await
+            .map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?
+            .map_err(rv)
+    }
+
+    fn throttle(&self, who: &Identity) -> Result<(), Status> {
+        if self.pins.allow(who) {
+            return Ok(());
+        }
+        let caller = who.caller();
+        // The refusal is audited; if even that fails the refusal still stands.
+        let _ = craton_store::audit::with_caller(&caller, || {
+            self.hsm.report(Event::PinAttemptsThrottled)
+        });
+        let s = crate::status::to_status(CKR_FUNCTION_FAILED);
+        Err(Status::with_metadata(
+            tonic::Code::ResourceExhausted,
+            "too many PIN attempts from this client; wait and retry",
+            s.metadata().clone(),
+        ))
+    }
+}
+
+fn empty() -> Reply<pb::Empty> {
+    Ok(Response::new(pb::Empty {}))
+}
+
+fn data(d: impl Into<Vec<u8>>) -> Reply<pb::DataReply> {
+    Ok(Response::new(pb::DataReply { data: d.into() }))
+}
+
+fn object(h: ObjectHandle) -> Reply<pb::ObjectReply> {
+    Ok(Response::new(pb::ObjectReply { object: h.0 }))
+}
+
+fn user_type(n: u64) -> Result<UserType, Status> {
+    match n {
+        CKU_SO => Ok(UserType::So),
+        CKU_USER => Ok(UserType::User),
+        CKU_CONTEXT_SPECIFIC => Ok(UserType::ContextSpecific),
+        _ => Err(rv(ck(CKR_USER_TYPE_INVALID))),
+    }
+}
+
+fn state_number(s: SessionState) -> u64 {
+    match s {
+        SessionState::RoPublic => CKS_RO_PUBLIC_SESSION,
+        SessionState::RwPublic => CKS_RW_PUBLIC_SESSION,
+        SessionState::RoUser => CKS_RO_USER_FUNCTIONS,
+        SessionState::RwUser => CKS_RW_USER_FUNCTIONS,
+        SessionState::RwSo => CKS_RW_SO_FUNCTIONS,
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim_end().to_owned()
+}
+
+macro_rules! init_op {
+    ($self:ident, $req:ident, $method:ident) => {{
+        let who = Service::who(&$req);
+        let r = $req.into_inner();
+        let s = $self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let key = ObjectHandle(r.key);
+        $self.run(&who, move |h| Ok(h.$method(s, &m, key)?)).await?;
+        empty()
+    }};
+}
+
+macro_rules! cipher_init {
+    ($self:ident, $req:ident, $dir:expr) => {{
+        let who = Service::who(&$req);
+        let r = $req.into_inner();
+        let s = $self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let key = ObjectHandle(r.key);
+        let iv = $self
+            .run(&who, move |h| {
+                h.cipher_init(s, $dir, &m, key)?;
+                Ok(h.generated_iv(s)?)
+            })
+            .await?;
+        Ok(Response::new(pb::InitReply {
+            generated_iv: iv.unwrap_or_default(),
+        }))
+    }};
+}
+
+macro_rules! session_data {
+    ($self:ident, $req:ident, |$h:ident, $s:ident, $d:ident| $body:expr) => {{
+        let who = Service::who(&$req);
+        let r = $req.into_inner();
+        let $s = $self.own(&who, r.session)?;
+        let $d = r.data;
+        $self.run(&who, move |$h| Ok($body?)).await?
+    }};
+}
+
+macro_rules! session_only {
+    ($self:ident, $req:ident, |$h:ident, $s:ident| $body:expr) => {{
+        let who = Service::who(&$req);
+        let r = $req.into_inner();
+        let $s = $self.own(&who, r.session)?;
+        $self.run(&who, move |$h| Ok($body?)).await?
+    }};
+}
+
+#[tonic::async_trait]
+impl HsmRpc for Arc<Service> {
+    async fn get_status(&self, req: Request<pb::StatusRequest>) -> Reply<pb::StatusReply> {
+        let who = Service::who(&req);
+        Ok(Response::new(pb::StatusReply {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            post: match self.hsm.self_test_failure() {
+                None => "passed".to_owned(),
+                Some(f) => f.to_string(),
+            },
+            uptime_seconds: self.started.elapsed().as_secs(),
+            sessions: self.session_count() as u64,
+            client_fingerprint: who.fingerprint.to_string(),
+        }))
+    }
+
+    async fn list_slots(&self, _req: Request<pb::Empty>) -> Reply<pb::SlotList> {
+        Ok(Response::new(pb::SlotList {
+            slots: self.hsm.slots().collect(),
+        }))
+    }
+
+    async fn get_token_info(&self, req: Request<pb::SlotRequest>) -> Reply<pb::TokenInfo> {
+        let slot = req.get_ref().slot;
+        let t = self.hsm.token_info(slot).map_err(|e| rv(e.into()))?;
+        Ok(Response::new(pb::TokenInfo {
+            label: text(&t.label),
+            initialized: t.initialized,
+            user_pin_initialized: t.user_pin_initialized,
+            user_pin_locked: t.user_pin.locked,
+            so_pin_locked: t.so_pin.locked,
+            user_pin_failures: t.user_pin.failures,
+            so_pin_failures: t.so_pin.failures,
+            serial: text(&t.serial),
+            min_pin_len: t.min_pin_len as u64,
+            max_pin_len: t.max_pin_len as u64,
+        }))
+    }
+
+    async fn get_mechanisms(&self, req: Request<pb::SlotRequest>) -> Reply<pb::MechanismList> {
+        self.hsm
+            .token_info(req.get_ref().slot)
+            .map_err(|e| rv(e.into()))?;
+        let mechanisms = self
+            .hsm
+            .registry()
+            .rows()
+            .map(|row| pb::MechanismInfo {
+                r#type: row.mechanism.0,
+                min_key_size: row.min_key_size,
+                max_key_size: row.max_key_size,
+                flags: craton_store::ck::mechanism_flags(row),
+            })
+            .collect();
+        Ok(Response::new(pb::MechanismList { mechanisms }))
+    }
+
+    async fn init_token(&self, req: Request<pb::InitTokenRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        self.throttle(&who)?;
+        let r = req.into_inner();
+        let pin = zeroize::Zeroizing::new(r.so_pin);
+        self.run(&who, move |h| Ok(h.init_token(r.slot, &pin, &r.label)?))
+            .await?;
+        empty()
+    }
+
+    async fn open_session(&self, req: Request<pb::OpenSessionRequest>) -> Reply<pb::SessionReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let app = who.application();
+        let s = self
+            .run(&who, move |h| {
+                Ok(h.open_session_for(r.slot, r.read_write, app)?)
+            })
+            .await?;
+        self.owners
+            .write()
+            .map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?
+            .insert(
+                s.0,
+                Owner {
+                    fingerprint: who.fingerprint.clone(),
+                    slot: r.slot,
+                },
+            );
+        Ok(Response::new(pb::SessionReply { session: s.0 }))
+    }
+
+    async fn close_session(&self, req: Request<pb::SessionRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let s = self.own(&who, req.get_ref().session)?;
+        self.run(&who, move |h| Ok(h.close_session(s)?)).await?;
+        if let Ok(mut o) = self.owners.write() {
+            o.remove(&s.0);
+        }
+        empty()
+    }
+
+    async fn close_all_sessions(&self, req: Request<pb::SlotRequest>) -> Reply<pb::Empty> {
+        // Only the caller's own sessions on that slot: other clients keep theirs.
+        let who = Service::who(&req);
+        let slot = req.get_ref().slot;
+        self.hsm.token_info(slot).map_err(|e| rv(e.into()))?;
+        let mine: Vec<u64> = self
+            .owners
+            .read()
+            .map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?
+            .iter()
+            .filter(|(_, o)| o.fingerprint == who.fingerprint && o.slot == slot)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in mine {
+            let h = SessionHandle(s);
+            match self.run(&who, move |hsm| Ok(hsm.close_session(h)?)).await {
+                Ok(()) => {}
+                Err(e) if crate::status::rv_of(&e) == CKR_SESSION_HANDLE_INVALID => {}
+                Err(e) => return Err(e),
+            }
+            if let Ok(mut o) = self.owners.write() {
+                o.remove(&s);
+            }
+        }
+        empty()
+    }
+
+    async fn get_session_info(&self, req: Request<pb::SessionRequest>) -> Reply<pb::SessionInfo> {
+        let info = session_only!(self, req, |h, s| h.session_info(s));
+        Ok(Response::new(pb::SessionInfo {
+            slot: info.slot,
+            state: state_number(info.state),
+            read_write: info.read_write,
+        }))
+    }
+
+    async fn login(&self, req: Request<pb::LoginRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        self.throttle(&who)?;
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let user = user_type(r.user_type)?;
+        let pin = zeroize::Zeroizing::new(r.pin);
+        self.run(&who, move |h| Ok(h.login(s, user, &pin)?)).await?;
+        empty()
+    }
+
+    async fn logout(&self, req: Request<pb::SessionRequest>) -> Reply<pb::Empty> {
+        session_only!(self, req, |h, s| h.logout(s));
+        empty()
+    }
+
+    async fn init_pin(&self, req: Request<pb::InitPinRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        self.throttle(&who)?;
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let pin = zeroize::Zeroizing::new(r.pin);
+        self.run(&who, move |h| Ok(h.init_pin(s, &pin)?)).await?;
+        empty()
+    }
+
+    async fn set_pin(&self, req: Request<pb::SetPinRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        self.throttle(&who)?;
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let (old, new) = (
+            zeroize::Zeroizing::new(r.old_pin),
+            zeroize::Zeroizing::new(r.new_pin),
+        );
+        self.run(&who, move |h| Ok(h.set_pin(s, &old, &new)?))
+            .await?;
+        empty()
+    }
+
+    async fn create_object(&self, req: Request<pb::TemplateRequest>) -> Reply<pb::ObjectReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let t = template(&r.template).map_err(rv)?;
+        object(self.run(&who, move |h| Ok(h.create_object(s, &t)?)).await?)
+    }
+
+    async fn copy_object(&self, req: Request<pb::ObjectTemplateRequest>) -> Reply<pb::ObjectReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let t = template(&r.template).map_err(rv)?;
+        let o = ObjectHandle(r.object);
+        object(
+            self.run(&who, move |h| Ok(h.copy_object(s, o, &t)?))
+                .await?,
+        )
+    }
+
+    async fn destroy_object(&self, req: Request<pb::ObjectRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let o = ObjectHandle(r.object);
+        self.run(&who, move |h| Ok(h.destroy_object(s, o)?)).await?;
+        empty()
+    }
+
+    async fn get_attribute_value(
+        &self,
+        req: Request<pb::GetAttributeRequest>,
+    ) -> Reply<pb::AttributeValues> {
+        use pb::attribute_result::Result as R;
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let o = ObjectHandle(r.object);
+        let types: Vec<A> = r.types.iter().map(|t| A(*t)).collect();
+        let wanted = types.clone();
+        let found = self
+            .run(&who, move |h| Ok(h.attribute_values(s, o, &wanted)?))
+            .await?;
+        let values = types
+            .into_iter()
+            .zip(found)
+            .map(|(t, v)| pb::AttributeResult {
+                result: Some(match v {
+                    Ok(v) => R::Attribute(convert::attribute_to_pb(t, &v)),
+                    Err(e) => R::Error(craton_store::ck::from_attribute(&e)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::AttributeValues { values }))
+    }
+
+    async fn set_attribute_value(
+        &self,
+        req: Request<pb::ObjectTemplateRequest>,
+    ) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let t = template(&r.template).map_err(rv)?;
+        let o = ObjectHandle(r.object);
+        self.run(&who, move |h| Ok(h.set_attribute_values(s, o, &t)?))
+            .await?;
+        empty()
+    }
+
+    async fn get_object_size(&self, req: Request<pb::ObjectRequest>) -> Reply<pb::SizeReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let o = ObjectHandle(r.object);
+        let size = self.run(&who, move |h| Ok(h.object_size(s, o)?)).await?;
+        Ok(Response::new(pb::SizeReply { size }))
+    }
+
+    async fn find_objects(&self, req: Request<pb::FindRequest>) -> Reply<pb::ObjectList> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let t = template(&r.template).map_err(rv)?;
+        let max = match r.max {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let found = self
+            .run(&who, move |h| {
+                h.find_objects_init(s, &t)?;
+                let found = h.find_objects(s, max);
+                h.find_objects_final(s)?;
+                Ok(found?)
+            })
+            .await?;
+        Ok(Response::new(pb::ObjectList {
+            objects: found.into_iter().map(|o| o.0).collect(),
+        }))
+    }
+
+    async fn generate_key(&self, req: Request<pb::GenerateKeyRequest>) -> Reply<pb::ObjectReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let t = template(&r.template).map_err(rv)?;
+        object(
+            self.run(&who, move |h| Ok(h.generate_key(s, &m, &t)?))
+                .await?,
+        )
+    }
+
+    async fn generate_key_pair(
+        &self,
+        req: Request<pb::GenerateKeyPairRequest>,
+    ) -> Reply<pb::KeyPairReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let public = template(&r.public_template).map_err(rv)?;
+        let private = template(&r.private_template).map_err(rv)?;
+        let (public_key, private_key) = self
+            .run(&who, move |h| {
+                Ok(h.generate_key_pair(s, &m, &public, &private)?)
+            })
+            .await?;
+        Ok(Response::new(pb::KeyPairReply {
+            public_key: public_key.0,
+            private_key: private_key.0,
+        }))
+    }
+
+    async fn wrap_key(&self, req: Request<pb::WrapKeyRequest>) -> Reply<pb::DataReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let (wrapping, key) = (ObjectHandle(r.wrapping_key), ObjectHandle(r.key));
+        data(
+            self.run(&who, move |h| Ok(h.wrap_key(s, &m, wrapping, key)?))
+                .await?,
+        )
+    }
+
+    async fn unwrap_key(&self, req: Request<pb::UnwrapKeyRequest>) -> Reply<pb::ObjectReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let t = template(&r.template).map_err(rv)?;
+        let unwrapping = ObjectHandle(r.unwrapping_key);
+        let wrapped = r.wrapped_key;
+        object(
+            self.run(&who, move |h| {
+                Ok(h.unwrap_key(s, &m, unwrapping, &wrapped, &t)?)
+            })
+            .await?,
+        )
+    }
+
+    async fn derive_key(&self, req: Request<pb::DeriveKeyRequest>) -> Reply<pb::ObjectReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let t = template(&r.template).map_err(rv)?;
+        let base = ObjectHandle(r.base_key);
+        object(
+            self.run(&who, move |h| Ok(h.derive_key(s, &m, base, &t)?))
+                .await?,
+        )
+    }
+
+    async fn encapsulate_key(
+        &self,
+        req: Request<pb::EncapsulateRequest>,
+    ) -> Reply<pb::EncapsulateReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let t = template(&r.template).map_err(rv)?;
+        let public = ObjectHandle(r.public_key);
+        let (ciphertext, key) = self
+            .run(&who, move |h| Ok(h.encapsulate_key(s, &m, public, &t)?))
+            .await?;
+        Ok(Response::new(pb::EncapsulateReply {
+            object: key.0,
+            ciphertext,
+        }))
+    }
+
+    async fn decapsulate_key(
+        &self,
+        req: Request<pb::DecapsulateRequest>,
+    ) -> Reply<pb::ObjectReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let t = template(&r.template).map_err(rv)?;
+        let private = ObjectHandle(r.private_key);
+        let ct = r.ciphertext;
+        object(
+            self.run(&who, move |h| {
+                Ok(h.decapsulate_key(s, &m, private, &ct, &t)?)
+            })
+            .await?,
+        )
+    }
+
+    async fn sign_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::Empty> {
+        init_op!(self, req, sign_init)
+    }
+
+    async fn sign(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        data(session_data!(self, req, |h, s, d| h.sign(s, &d)))
+    }
+
+    async fn sign_update(&self, req: Request<pb::DataRequest>) -> Reply<pb::Empty> {
+        session_data!(self, req, |h, s, d| h.sign_update(s, &d));
+        empty()
+    }
+
+    async fn sign_final(&self, req: Request<pb::SessionRequest>) -> Reply<pb::DataReply> {
+        data(session_only!(self, req, |h, s| h.sign_final(s)))
+    }
+
+    async fn sign_length(&self, req: Request<pb::SessionRequest>) -> Reply<pb::SizeReply> {
+        let size = session_only!(self, req, |h, s| h.signature_len(s));
+        Ok(Response::new(pb::SizeReply { size: size as u64 }))
+    }
+
+    async fn verify_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::Empty> {
+        init_op!(self, req, verify_init)
+    }
+
+    async fn verify(&self, req: Request<pb::VerifyRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        self.run(&who, move |h| Ok(h.verify(s, &r.data, &r.signature)?))
+            .await?;
+        empty()
+    }
+
+    async fn verify_update(&self, req: Request<pb::DataRequest>) -> Reply<pb::Empty> {
+        session_data!(self, req, |h, s, d| h.verify_update(s, &d));
+        empty()
+    }
+
+    async fn verify_final(&self, req: Request<pb::VerifyRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        self.run(&who, move |h| Ok(h.verify_final(s, &r.signature)?))
+            .await?;
+        empty()
+    }
+
+    async fn encrypt_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::InitReply> {
+        cipher_init!(self, req, Direction::Encrypt)
+    }
+
+    async fn encrypt(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        let out = session_data!(self, req, |h, s, d| h.cipher(s, Direction::Encrypt, &d));
+        data(out.to_vec())
+    }
+
+    async fn encrypt_update(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        let out = session_data!(self, req, |h, s, d| h.cipher_update(
+            s,
+            Direction::Encrypt,
+            &d
+        ));
+        data(out.to_vec())
+    }
+
+    async fn encrypt_final(&self, req: Request<pb::SessionRequest>) -> Reply<pb::DataReply> {
+        let out = session_only!(self, req, |h, s| h.cipher_final(s, Direction::Encrypt));
+        data(out.to_vec())
+    }
+
+    async fn decrypt_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::InitReply> {
+        cipher_init!(self, req, Direction::Decrypt)
+    }
+
+    async fn decrypt(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        let out = session_data!(self, req, |h, s, d| h.cipher(s, Direction::Decrypt, &d));
+        data(out.to_vec())
+    }
+
+    async fn decrypt_update(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        let out = session_data!(self, req, |h, s, d| h.cipher_update(
+            s,
+            Direction::Decrypt,
+            &d
+        ));
+        data(out.to_vec())
+    }
+
+    async fn decrypt_final(&self, req: Request<pb::SessionRequest>) -> Reply<pb::DataReply> {
+        let out = session_only!(self, req, |h, s| h.cipher_final(s, Direction::Decrypt));
+        data(out.to_vec())
+    }
+
+    async fn digest_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        self.run(&who, move |h| Ok(h.digest_init(s, &m)?)).await?;
+        empty()
+    }
+
+    async fn digest(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        data(session_data!(self, req, |h, s, d| h.digest(s, &d)))
+    }
+
+    async fn digest_update(&self, req: Request<pb::DataRequest>) -> Reply<pb::Empty> {
+        session_data!(self, req, |h, s, d| h.digest_update(s, &d));
+        empty()
+    }
+
+    async fn digest_key(&self, req: Request<pb::ObjectRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let o = ObjectHandle(r.object);
+        self.run(&who, move |h| Ok(h.digest_key(s, o)?)).await?;
+        empty()
+    }
+
+    async fn digest_final(&self, req: Request<pb::SessionRequest>) -> Reply<pb::DataReply> {
+        data(session_only!(self, req, |h, s| h.digest_final(s)))
+    }
+
+    async fn cancel_operations(&self, req: Request<pb::SessionRequest>) -> Reply<pb::Empty> {
+        session_only!(self, req, |h, s| h.cancel(
+            s,
+            &[
+                OperationKind::Sign,
+                OperationKind::Verify,
+                OperationKind::Encrypt,
+                OperationKind::Decrypt,
+                OperationKind::Digest,
+                OperationKind::Find,
+            ]
+        ));
+        empty()
+    }
+
+    async fn generate_random(&self, req: Request<pb::RandomRequest>) -> Reply<pb::DataReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let n = r.length as usize;
+        if n > self.max_random {
+            return Err(rv(ck(CKR_ARGUMENTS_BAD)));
+        }
+        data(
+            self.run(&who, move |h| {
+                let mut out = vec![0u8; n];
+                h.generate_random(s, &mut out)?;
+                Ok(out)
+            })
+            .await?,
+        )
+    }
+}
