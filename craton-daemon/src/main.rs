@@ -47,6 +47,9 @@ struct Args {
     allow_root: bool,
 }
 
+/// How long calls in flight may take to finish after SIGTERM before connections are cut.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn fail(code: u8, what: &str, error: &dyn std::fmt::Display) -> ExitCode {
     log::error(what, &[("error", error)]);
     ExitCode::from(code)
@@ -133,11 +136,23 @@ fn main() -> ExitCode {
         );
         let _ = notify::notify(&format!("READY=1\nSTATUS=serving on {addr}"));
         tokio::spawn(server::reload_loop(server.clone()));
-        server
-            .clone()
-            .serve(listener, shutdown_signal())
-            .await
-            .map_err(|e| format!("server failed: {e}"))
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stopping = stop.clone();
+        let serve = server.clone().serve(listener, async move {
+            shutdown_signal().await;
+            stopping.notify_waiters();
+        });
+        let deadline = async {
+            stop.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            r = serve => r.map_err(|e| format!("server failed: {e}")),
+            () = deadline => {
+                log::warn("connections still open after the grace period; closing them", &[]);
+                Ok(())
+            }
+        }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let _ = hsm.report(Event::Frontend {

@@ -98,7 +98,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     let pem = read(path)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| invalid(path, format!("not a PEM certificate file ({e})")))?;
+        .map_err(|_| invalid(path, "is not a valid PEM certificate file"))?;
     if certs.is_empty() {
         return Err(invalid(path, "holds no certificate"));
     }
@@ -117,7 +117,7 @@ fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
     if bytes.starts_with(b"-----") {
         let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
             .collect::<Result<_, _>>()
-            .map_err(|e| invalid(path, format!("not a PEM CRL file ({e})")))?;
+            .map_err(|_| invalid(path, "is not a valid PEM CRL file"))?;
         if crls.is_empty() {
             return Err(invalid(path, "holds no CRL"));
         }

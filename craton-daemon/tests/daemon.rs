@@ -1,0 +1,806 @@
+//! The daemon binary with real peers: `openssl s_client` for every TLS refusal the operator
+//! page asks for, a gRPC client for the token calls, a raw TLS connection held open across a
+//! reload, and the startup refusals.
+
+use craton_daemon::devpki::{DevPki, Issued, Usage};
+use craton_daemon::pb;
+use craton_daemon::status::rv_of;
+use cryptoki_sys::*;
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_craton-hsm-daemon");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("craton-daemon-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The PKI every test uses: a CA, a server, two clients, a client of another CA.
+struct Pki {
+    ca: DevPki,
+    server: Issued,
+    alice: Issued,
+    bob: Issued,
+    stranger: Issued,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let ca = DevPki::create(&dir.join("pki"), "test-ca").expect("CA");
+    let other = DevPki::create(&dir.join("other"), "other-ca").expect("other CA");
+    Pki {
+        server: ca.issue("server", Usage::Server, 365).expect("server"),
+        alice: ca.issue("alice", Usage::Client, 365).expect("alice"),
+        bob: ca.issue("bob", Usage::Client, 365).expect("bob"),
+        stranger: other
+            .issue("stranger", Usage::Client, 365)
+            .expect("stranger"),
+        ca,
+    }
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    notify: UnixDatagram,
+}
+
+impl Daemon {
+    fn config(dir: &Path, port: u16, pki: &Pki, daemon_extra: &str) -> PathBuf {
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).expect("state");
+        std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("mode");
+        let text = format!(
+            "[token]\nstate_dir = {state:?}\n[security]\npbkdf2_iterations = 1000\n\
+             development_build = true\n[daemon]\nlisten_addr = \"127.0.0.1:{port}\"\n\
+             server_identities = [{{ cert = {:?}, key = {:?} }}]\nclient_ca = {:?}\n\
+             {daemon_extra}\n",
+            pki.server.cert,
+            pki.server.key,
+            pki.ca.ca_cert()
+        );
+        let path = dir.join("craton_hsm.toml");
+        std::fs::write(&path, text).expect("config");
+        path
+    }
+
+    /// Starts the daemon and waits for READY=1 on a notify socket of our own.
+    fn start(dir: &Path, config: &Path, port: u16) -> Daemon {
+        let sock = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&sock);
+        let notify = UnixDatagram::bind(&sock).expect("notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("--allow-root")
+            .env("NOTIFY_SOCKET", &sock)
+            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
+            .spawn()
+            .expect("spawn daemon");
+        let d = Daemon {
+            child,
+            port,
+            dir: dir.to_owned(),
+            notify,
+        };
+        d.expect_notify("READY=1");
+        d
+    }
+
+    fn expect_notify(&self, prefix: &str) -> String {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = self.notify.recv(&mut buf).unwrap_or_else(|e| {
+                panic!("no {prefix} from the daemon ({e}); log:\n{}", self.log())
+            });
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.starts_with(prefix) {
+                return msg;
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, sig).expect("signal");
+    }
+
+    fn client_config(&self, pki: &Pki, who: &Issued) -> craton_store::config::ClientConfig {
+        craton_store::config::ClientConfig {
+            endpoint: format!("https://localhost:{}", self.port),
+            ca: pki.ca.ca_cert(),
+            cert: who.cert.clone(),
+            key: who.key.clone(),
+            timeout_secs: 30,
+        }
+    }
+
+    /// Stops with SIGTERM and returns the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal(rustix::process::Signal::TERM);
+        let status = self.child.wait().expect("wait");
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `openssl s_client` against the daemon; Ok(()) when the server accepted the connection
+/// (the handshake finished and no alert followed within a second), Err(output) otherwise.
+fn s_client(port: u16, pki: &Pki, args: &[&str]) -> Result<(), String> {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .arg("-CAfile")
+        .arg(pki.ca.ca_cert())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    // Hold stdin open for a moment: in TLS 1.3 the server's verdict on the client
+    // certificate arrives after the client's handshake has finished.
+    let stdin = child.stdin.take();
+    std::thread::sleep(Duration::from_millis(1200));
+    drop(stdin);
+    let out = child.wait_with_output().expect("s_client output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && !text.contains("alert") {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+fn refused(port: u16, pki: &Pki, args: &[&str], alert: &str) {
+    match s_client(port, pki, args) {
+        Ok(()) => panic!("accepted with {args:?}"),
+        Err(text) => assert!(
+            text.contains(alert),
+            "refused with {args:?} but not by `{alert}`:\n{text}"
+        ),
+    }
+}
+
+fn cert_args(who: &Issued) -> Vec<String> {
+    vec![
+        "-cert".into(),
+        who.cert.display().to_string(),
+        "-key".into(),
+        who.key.display().to_string(),
+    ]
+}
+
+fn with<'a>(base: &'a [String], more: &[&'a str]) -> Vec<&'a str> {
+    base.iter()
+        .map(String::as_str)
+        .chain(more.iter().copied())
+        .collect()
+}
+
+#[test]
+fn openssl_clients_are_refused_for_each_weakness_and_accepted_otherwise() {
+    let dir = scratch("sclient");
+    let pki = pki(&dir);
+    pki.ca.revoke(&pki.bob, "bob").expect("revoke");
+    let crl = dir.join("ca.crl");
+    pki.ca.crl(&crl, None, None).expect("crl");
+    let port = free_port();
+    let config = Daemon::config(
+        &dir,
+        port,
+        &pki,
+        &format!("crls = [{crl:?}]\ncrl_max_age_secs = 86400"),
+    );
+    let daemon = Daemon::start(&dir, &config, port);
+    let alice = cert_args(&pki.alice);
+    let bob = cert_args(&pki.bob);
+    let stranger = cert_args(&pki.stranger);
+
+    s_client(port, &pki, &with(&alice, &["-alpn", "h2"])).expect("TLS 1.3 with h2");
+    s_client(port, &pki, &with(&alice, &["-alpn", "h2", "-tls1_2"])).expect("TLS 1.2 AEAD");
+
+    refused(
+        port,
+        &pki,
+        &with(
+            &alice,
+            &["-alpn", "h2", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+        ),
+        "alert",
+    );
+    refused(
+        port,
+        &pki,
+        &with(
+            &alice,
+            &[
+                "-alpn",
+                "h2",
+                "-tls1_2",
+                "-cipher",
+                "ECDHE-ECDSA-AES128-SHA256",
+            ],
+        ),
+        "alert",
+    );
+    refused(port, &pki, &["-alpn", "h2"], "certificate required");
+    refused(port, &pki, &with(&stranger, &["-alpn", "h2"]), "alert");
+    refused(port, &pki, &with(&bob, &["-alpn", "h2"]), "alert");
+    refused(
+        port,
+        &pki,
+        &alice.iter().map(String::as_str).collect::<Vec<_>>(),
+        "alert",
+    );
+
+    let log = daemon.log();
+    for reason in [
+        "client did not offer ALPN h2",
+        "no cipher suite in common",
+        "peer sent no certificates",
+        "UnknownIssuer",
+        "Revoked",
+    ] {
+        assert!(log.contains(reason), "the log names `{reason}`:\n{log}");
+    }
+    assert!(daemon.stop().success());
+    let audit = std::fs::read_to_string(dir.join("state/audit.log")).expect("audit log");
+    assert!(
+        audit.matches("\"connection_refused\"").count() >= 6,
+        "{audit}"
+    );
+    assert!(audit.contains("\"crls_loaded\""));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn a_stale_crl_refuses_its_issuers_clients() {
+    let dir = scratch("stale");
+    let pki = pki(&dir);
+    // Past its nextUpdate.
+    let expired = dir.join("expired.crl");
+    pki.ca
+        .crl(&expired, Some("20250101000000Z"), Some("20250108000000Z"))
+        .expect("crl");
+    let port = free_port();
+    let config = Daemon::config(&dir, port, &pki, &format!("crls = [{expired:?}]"));
+    let daemon = Daemon::start(&dir, &config, port);
+    refused(
+        port,
+        &pki,
+        &with(&cert_args(&pki.alice), &["-alpn", "h2"]),
+        "alert",
+    );
+    assert!(
+        daemon.log().contains("no fresh CRL covers"),
+        "{}",
+        daemon.log()
+    );
+    drop(daemon);
+
+    // Current by nextUpdate, but older than the configured maximum age.
+    let old = dir.join("old.crl");
+    let this_update = {
+        let t = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+        let secs = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs() as i64;
+        let (y, m, d) = craton_store::clock::civil_from_days(secs / 86_400);
+        format!("{y:04}{m:02}{d:02}000000Z")
+    };
+    pki.ca
+        .crl(&old, Some(&this_update), Some("20491231000000Z"))
+        .expect("crl");
+    let port = free_port();
+    let config = Daemon::config(
+        &dir,
+        port,
+        &pki,
+        &format!("crls = [{old:?}]\ncrl_max_age_secs = 86400"),
+    );
+    let daemon = Daemon::start(&dir, &config, port);
+    refused(
+        port,
+        &pki,
+        &with(&cert_args(&pki.alice), &["-alpn", "h2"]),
+        "alert",
+    );
+    assert!(daemon.log().contains("older than daemon.crl_max_age_secs"));
+    drop(daemon);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+fn code<T>(r: Result<tonic::Response<T>, tonic::Status>) -> CK_RV {
+    match r {
+        Ok(_) => CKR_OK,
+        Err(s) => rv_of(&s),
+    }
+}
+
+fn ec_params_p256() -> Vec<u8> {
+    // OID 1.2.840.10045.3.1.7
+    vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_sign_and_verify_and_never_see_each_others_sessions() {
+    use pb::attribute::Value;
+    let dir = scratch("rpc");
+    let pki = pki(&dir);
+    let port = free_port();
+    let config = Daemon::config(&dir, port, &pki, "pin_attempts_per_minute = 4");
+    let daemon = Daemon::start(&dir, &config, port);
+    let mut alice = craton_daemon::client::connect(&daemon.client_config(&pki, &pki.alice))
+        .await
+        .expect("alice connects");
+    let mut bob = craton_daemon::client::connect(&daemon.client_config(&pki, &pki.bob))
+        .await
+        .expect("bob connects");
+
+    let status = alice
+        .get_status(pb::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.post, "passed");
+    let alice_fp = craton_daemon::tls::fingerprint(
+        &craton_daemon::tls::load_certs(&pki.alice.cert).expect("cert")[0],
+    );
+    assert_eq!(status.client_fingerprint, alice_fp);
+
+    alice
+        .init_token(pb::InitTokenRequest {
+            slot: 0,
+            so_pin: b"so-pin-1234".to_vec(),
+            label: "remote".into(),
+        })
+        .await
+        .expect("init token");
+    let s = alice
+        .open_session(pb::OpenSessionRequest {
+            slot: 0,
+            read_write: true,
+        })
+        .await
+        .expect("open")
+        .into_inner()
+        .session;
+    alice
+        .login(pb::LoginRequest {
+            session: s,
+            user_type: CKU_SO,
+            pin: b"so-pin-1234".to_vec(),
+        })
+        .await
+        .expect("SO login");
+    alice
+        .init_pin(pb::InitPinRequest {
+            session: s,
+            pin: b"user-pin-1234".to_vec(),
+        })
+        .await
+        .expect("init pin");
+    alice
+        .logout(pb::SessionRequest { session: s })
+        .await
+        .expect("logout");
+    alice
+        .login(pb::LoginRequest {
+            session: s,
+            user_type: CKU_USER,
+            pin: b"user-pin-1234".to_vec(),
+        })
+        .await
+        .expect("user login");
+
+    let attr = |t: u64, v: Value| pb::Attribute {
+        r#type: t,
+        value: Some(v),
+    };
+    let pair = alice
+        .generate_key_pair(pb::GenerateKeyPairRequest {
+            session: s,
+            mechanism: Some(pb::Mechanism {
+                r#type: CKM_EC_KEY_PAIR_GEN,
+                params: None,
+            }),
+            public_template: vec![
+                attr(CKA_EC_PARAMS, Value::Bytes(ec_params_p256())),
+                attr(CKA_VERIFY, Value::Boolean(true)),
+            ],
+            private_template: vec![
+                attr(CKA_SIGN, Value::Boolean(true)),
+                attr(CKA_SENSITIVE, Value::Boolean(true)),
+            ],
+        })
+        .await
+        .expect("key pair")
+        .into_inner();
+    let ecdsa = || {
+        Some(pb::Mechanism {
+            r#type: CKM_ECDSA_SHA256,
+            params: None,
+        })
+    };
+    alice
+        .sign_init(pb::OperationInit {
+            session: s,
+            mechanism: ecdsa(),
+            key: pair.private_key,
+        })
+        .await
+        .expect("sign init");
+    let signature = alice
+        .sign(pb::DataRequest {
+            session: s,
+            data: b"remote message".to_vec(),
+        })
+        .await
+        .expect("sign")
+        .into_inner()
+        .data;
+    assert_eq!(signature.len(), 64);
+    alice
+        .verify_init(pb::OperationInit {
+            session: s,
+            mechanism: ecdsa(),
+            key: pair.public_key,
+        })
+        .await
+        .expect("verify init");
+    alice
+        .verify(pb::VerifyRequest {
+            session: s,
+            data: b"remote message".to_vec(),
+            signature: signature.clone(),
+        })
+        .await
+        .expect("verifies");
+    alice
+        .verify_init(pb::OperationInit {
+            session: s,
+            mechanism: ecdsa(),
+            key: pair.public_key,
+        })
+        .await
+        .expect("verify init");
+    assert_eq!(
+        code(
+            alice
+                .verify(pb::VerifyRequest {
+                    session: s,
+                    data: b"another message".to_vec(),
+                    signature,
+                })
+                .await
+        ),
+        CKR_SIGNATURE_INVALID
+    );
+
+    // The private key's value never leaves.
+    let values = alice
+        .get_attribute_value(pb::GetAttributeRequest {
+            session: s,
+            object: pair.private_key,
+            types: vec![CKA_VALUE, CKA_SIGN],
+        })
+        .await
+        .expect("attributes")
+        .into_inner()
+        .values;
+    assert_eq!(
+        values[0].result,
+        Some(pb::attribute_result::Result::Error(CKR_ATTRIBUTE_SENSITIVE))
+    );
+
+    // Bob names Alice's session: it does not exist for him.
+    assert_eq!(
+        code(
+            bob.sign_init(pb::OperationInit {
+                session: s,
+                mechanism: ecdsa(),
+                key: pair.private_key,
+            })
+            .await
+        ),
+        CKR_SESSION_HANDLE_INVALID
+    );
+    assert_eq!(
+        code(bob.close_session(pb::SessionRequest { session: s }).await),
+        CKR_SESSION_HANDLE_INVALID
+    );
+    // Bob's CloseAllSessions leaves Alice's session open.
+    bob.close_all_sessions(pb::SlotRequest { slot: 0 })
+        .await
+        .expect("close all (his)");
+    alice
+        .get_session_info(pb::SessionRequest { session: s })
+        .await
+        .expect("Alice's session survives");
+
+    // Bad input gets the PKCS#11 code, not a crash.
+    assert_eq!(
+        code(
+            alice
+                .sign_init(pb::OperationInit {
+                    session: s,
+                    mechanism: Some(pb::Mechanism {
+                        r#type: CKM_AES_CBC,
+                        params: Some(pb::mechanism::Params::Iv(vec![0; 3])),
+                    }),
+                    key: pair.private_key,
+                })
+                .await
+        ),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(
+        code(
+            alice
+                .generate_random(pb::RandomRequest {
+                    session: s,
+                    length: u32::MAX,
+                })
+                .await
+        ),
+        CKR_ARGUMENTS_BAD
+    );
+
+    // PIN attempts beyond the allowance are refused before they reach the token.
+    let bs = bob
+        .open_session(pb::OpenSessionRequest {
+            slot: 0,
+            read_write: false,
+        })
+        .await
+        .expect("bob's session")
+        .into_inner()
+        .session;
+    let mut throttled = false;
+    for _ in 0..6 {
+        let r = bob
+            .login(pb::LoginRequest {
+                session: bs,
+                user_type: CKU_USER,
+                pin: b"wrong-pin".to_vec(),
+            })
+            .await;
+        if let Err(st) = &r
+            && st.code() == tonic::Code::ResourceExhausted
+        {
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled, "bob was never throttled");
+    let info = alice
+        .get_token_info(pb::SlotRequest { slot: 0 })
+        .await
+        .expect("token info")
+        .into_inner();
+    assert!(
+        info.user_pin_failures <= 4,
+        "throttled attempts reached the token: {}",
+        info.user_pin_failures
+    );
+
+    drop((alice, bob));
+    assert!(daemon.stop().success());
+    let audit = std::fs::read_to_string(dir.join("state/audit.log")).expect("audit log");
+    assert!(
+        audit.contains(&format!("\"cert_sha256\":\"{alice_fp}\"")),
+        "audit entries name the client certificate"
+    );
+    assert!(audit.contains("\"pin_attempts_throttled\""));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// A raw TLS connection (rustls client, ALPN h2) and the serial of the server's leaf.
+async fn raw_connect(
+    port: u16,
+    pki: &Pki,
+    who: &Issued,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Vec<u8>,
+) {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in craton_daemon::tls::load_certs(&pki.ca.ca_cert()).expect("ca") {
+        roots.add(c).expect("root");
+    }
+    let certs = craton_daemon::tls::load_certs(&who.cert).expect("cert");
+    let key = craton_daemon::tls::load_key(&who.key).expect("key");
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .expect("client auth");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("tcp");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    let (_, conn) = tls.get_ref();
+    assert_eq!(
+        conn.negotiated_key_exchange_group().map(|g| g.name()),
+        Some(rustls::NamedGroup::X25519MLKEM768),
+        "the post-quantum hybrid is preferred"
+    );
+    let leaf = conn.peer_certificates().expect("server certs")[0].to_vec();
+    (tls, leaf)
+}
+
+/// Speaks the first bytes of HTTP/2 on an open connection and waits for the server's
+/// SETTINGS frame: proof the connection is alive and served.
+async fn h2_alive(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    if tls.write_all(&hello).await.is_err() || tls.flush().await.is_err() {
+        return false;
+    }
+    let mut header = [0u8; 9];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut header)).await,
+        Ok(Ok(_))
+    ) && header[3] == 4
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_serves_the_new_certificate_and_keeps_open_connections() {
+    let dir = scratch("reload");
+    let pki = pki(&dir);
+    let port = free_port();
+    let config = Daemon::config(&dir, port, &pki, "");
+    let daemon = Daemon::start(&dir, &config, port);
+    let (mut old_conn, old_leaf) = raw_connect(port, &pki, &pki.alice).await;
+
+    // Rotate: a new certificate and key in the same files, then SIGHUP.
+    let next = pki
+        .ca
+        .issue("server-next", Usage::Server, 365)
+        .expect("next");
+    std::fs::copy(&next.cert, &pki.server.cert).expect("cert");
+    std::fs::copy(&next.key, &pki.server.key).expect("key");
+    daemon.signal(rustix::process::Signal::HUP);
+    daemon.expect_notify("RELOADING=1");
+    daemon.expect_notify("READY=1");
+
+    let (_new_conn, new_leaf) = raw_connect(port, &pki, &pki.alice).await;
+    assert_ne!(
+        old_leaf, new_leaf,
+        "new connections see the new certificate"
+    );
+    assert_eq!(
+        new_leaf,
+        craton_daemon::tls::load_certs(&next.cert).expect("cert")[0].to_vec()
+    );
+    assert!(
+        h2_alive(&mut old_conn).await,
+        "the open connection survived"
+    );
+
+    // A broken file on the next reload keeps the material in force.
+    let mut f = std::fs::File::create(&pki.server.cert).expect("cert");
+    f.write_all(b"-----BEGIN CERTIFICATE-----\nnot base64\n")
+        .expect("write");
+    drop(f);
+    daemon.signal(rustix::process::Signal::HUP);
+    daemon.expect_notify("RELOADING=1");
+    daemon.expect_notify("READY=1");
+    let (_still, leaf) = raw_connect(port, &pki, &pki.alice).await;
+    assert_eq!(leaf, new_leaf, "the previous material stays in force");
+    assert!(
+        daemon
+            .log()
+            .contains("the previous TLS material stays in force")
+    );
+    drop((old_conn, _new_conn, _still));
+    assert!(daemon.stop().success());
+    let audit = std::fs::read_to_string(dir.join("state/audit.log")).expect("audit");
+    assert!(audit.contains("\"tls_reloaded\""));
+    assert!(audit.contains("\"frontend_detached\""));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+fn run_refused(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn unsafe_setups_are_refused_at_startup() {
+    let dir = scratch("refuse");
+    let pki = pki(&dir);
+    let port = free_port();
+
+    let public = Daemon::config(&dir, port, &pki, "");
+    let text = std::fs::read_to_string(&public)
+        .expect("config")
+        .replace("127.0.0.1:", "0.0.0.0:");
+    std::fs::write(&public, text).expect("write");
+    assert!(
+        run_refused(&public, &["--allow-root", "--check"]).contains("allow_public_bind"),
+        "a public bind is refused"
+    );
+
+    let config = Daemon::config(&dir, port, &pki, "");
+    if rustix::process::geteuid().is_root() {
+        assert!(run_refused(&config, &["--check"]).contains("refusing to run as root"));
+    }
+
+    // Without the development flag a copy of the binary with no sidecar beside it fails
+    // its integrity check.
+    let production = dir.join("production.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("development_build = true", "development_build = false");
+    std::fs::write(&production, text).expect("write");
+    let copy = dir.join("craton-hsm-daemon");
+    std::fs::copy(BIN, &copy).expect("copy");
+    let out = Command::new(&copy)
+        .arg("--config")
+        .arg(&production)
+        .args(["--allow-root", "--check"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("integrity check failed"));
+
+    // Without a client CA nobody could be authenticated.
+    let no_ca = dir.join("no-ca.toml");
+    let text: String = std::fs::read_to_string(&config)
+        .expect("config")
+        .lines()
+        .filter(|l| !l.starts_with("client_ca"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&no_ca, text).expect("write");
+    assert!(run_refused(&no_ca, &["--allow-root", "--check"]).contains("client_ca is not set"));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
