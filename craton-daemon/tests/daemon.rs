@@ -2,6 +2,8 @@
 //! page asks for, a gRPC client for the token calls, a raw TLS connection held open across a
 //! reload, and the startup refusals.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use craton_daemon::devpki::{DevPki, Issued, Usage};
 use craton_daemon::pb;
 use craton_daemon::status::rv_of;
