@@ -592,6 +592,15 @@ async fn clients_sign_and_verify_and_never_see_each_others_sessions() {
         .expect("bob's session")
         .into_inner()
         .session;
+    // Alice's login is hers: Bob's session stays public.
+    assert_eq!(
+        bob.get_session_info(pb::SessionRequest { session: bs })
+            .await
+            .expect("info")
+            .into_inner()
+            .state,
+        CKS_RO_PUBLIC_SESSION
+    );
     let mut throttled = false;
     for _ in 0..6 {
         let r = bob

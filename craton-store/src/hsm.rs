@@ -128,16 +128,28 @@ pub(crate) enum Login {
 pub(crate) struct Token {
     pub(crate) slot: u64,
     pub(crate) record: TokenRecord,
-    pub(crate) login: Login,
+    /// Who is logged in, per application: PKCS#11 login state belongs to the application,
+    /// across its sessions, so one daemon client's login never serves another.
+    pub(crate) logins: HashMap<Application, Login>,
+    /// The master key, while any application is logged in.
     pub(crate) master: Option<SecretBytes>,
     pub(crate) objects: HashMap<u64, Arc<Object>>,
-    /// Open sessions: handle → read/write.
-    pub(crate) sessions: HashMap<u64, bool>,
+    /// Open sessions: handle → (read/write, application).
+    pub(crate) sessions: HashMap<u64, (bool, Application)>,
 }
 
 impl Token {
-    fn has_ro_session(&self) -> bool {
-        self.sessions.values().any(|rw| !rw)
+    /// How `app` is logged in.
+    pub(crate) fn login_of(&self, app: Application) -> Login {
+        self.logins.get(&app).copied().unwrap_or(Login::None)
+    }
+
+    fn has_ro_session(&self, app: Application) -> bool {
+        self.sessions.values().any(|(rw, a)| !rw && *a == app)
+    }
+
+    fn user_logged_in(&self) -> bool {
+        self.logins.values().any(|l| *l == Login::User)
     }
 }
 
@@ -320,7 +332,7 @@ impl Hsm {
             tokens.push(RwLock::new(Token {
                 slot,
                 record,
-                login: Login::None,
+                logins: HashMap::default(),
                 master: None,
                 objects,
                 sessions: HashMap::default(),
@@ -456,7 +468,7 @@ impl Hsm {
             user_pin: status(t.record.user_failures),
             so_pin: status(t.record.so_failures),
             sessions: t.sessions.len() as u64,
-            rw_sessions: t.sessions.values().filter(|rw| **rw).count() as u64,
+            rw_sessions: t.sessions.values().filter(|(rw, _)| *rw).count() as u64,
             min_pin_len: self.config.security.pin_min_len,
             max_pin_len: self.config.security.pin_max_len,
         })
@@ -666,7 +678,7 @@ impl Hsm {
         self.store.reinit_token(slot, &record)?;
         t.record = record;
         t.objects.clear();
-        t.login = Login::None;
+        t.logins.clear();
         t.master = None;
         drop(t);
         self.emit(Event::TokenInitialized { slot })?;
@@ -691,11 +703,11 @@ impl Hsm {
         if !t.record.initialized() {
             return Err(HsmError::TokenNotInitialized);
         }
-        if !read_write && t.login == Login::So {
+        if !read_write && t.login_of(app) == Login::So {
             return Err(HsmError::SessionReadWriteSoExists);
         }
         let handle = self.next_session.fetch_add(1, Ordering::Relaxed);
-        t.sessions.insert(handle, read_write);
+        t.sessions.insert(handle, (read_write, app));
         let session = Arc::new(Session {
             handle,
             app,
@@ -711,8 +723,8 @@ impl Hsm {
         Ok(SessionHandle(handle))
     }
 
-    /// `C_CloseSession`: destroys its session objects; closing the token's last session logs
-    /// the token out.
+    /// `C_CloseSession`: destroys its session objects; closing an application's last session
+    /// on the token logs that application out.
     pub fn close_session(&self, h: SessionHandle) -> Result<()> {
         let session = self
             .shard(h.0)
@@ -724,8 +736,8 @@ impl Hsm {
         t.sessions.remove(&h.0);
         t.objects
             .retain(|_, o| o.session.is_none_or(|w| w.session != h.0));
-        if t.sessions.is_empty() {
-            Self::forget_login(&mut t, &self.store)?;
+        if !t.sessions.values().any(|(_, a)| *a == session.app) {
+            Self::forget_login(&mut t, &self.store, session.app)?;
         }
         Ok(())
     }
@@ -753,7 +765,7 @@ impl Hsm {
     pub fn session_info(&self, h: SessionHandle) -> Result<SessionInfo> {
         let s = self.session(h)?;
         let t = self.read_token(s.slot)?;
-        let state = match (t.login, s.read_write) {
+        let state = match (t.login_of(s.app), s.read_write) {
             (Login::So, _) => SessionState::RwSo,
             (Login::User, true) => SessionState::RwUser,
             (Login::User, false) => SessionState::RoUser,
@@ -774,7 +786,7 @@ impl Hsm {
         self.check_module()?;
         let s = self.session(h)?;
         if user == UserType::ContextSpecific {
-            if self.read_token(s.slot)?.login != Login::User {
+            if self.read_token(s.slot)?.login_of(s.app) != Login::User {
                 return Err(HsmError::UserNotLoggedIn);
             }
             if !self.lock_ops(&s)?.awaiting_context_login() {
@@ -786,22 +798,23 @@ impl Hsm {
         }
         {
             let t = self.read_token(s.slot)?;
-            match (t.login, user) {
+            match (t.login_of(s.app), user) {
                 (Login::User, UserType::User) | (Login::So, UserType::So) => {
                     return Err(HsmError::UserAlreadyLoggedIn);
                 }
                 (Login::User, _) | (Login::So, _) => {
                     return Err(HsmError::UserAnotherAlreadyLoggedIn);
                 }
-                (Login::None, UserType::So) if t.has_ro_session() => {
+                (Login::None, UserType::So) if t.has_ro_session(s.app) => {
                     return Err(HsmError::SessionReadOnlyExists);
                 }
                 _ => {}
             }
         }
         let master = self.verify_pin(s.slot, h.0, user, pin)?;
-        // Private objects are read (and opened) outside the token lock, then merged.
-        let opened = if user == UserType::User {
+        // Private objects are read (and opened) outside the token lock, then merged; another
+        // application's user login may have opened them already.
+        let opened = if user == UserType::User && !self.read_token(s.slot)?.user_logged_in() {
             let loaded = self.store.objects(s.slot as u64, Some(&master))?;
             for e in loaded.corrupt {
                 self.emit(Event::RecordCorrupt {
@@ -814,19 +827,24 @@ impl Hsm {
             None
         };
         let mut t = self.write_token(s.slot)?;
-        if t.login != Login::None {
+        if t.login_of(s.app) != Login::None {
             return Err(HsmError::UserAnotherAlreadyLoggedIn);
         }
         if let Some(objects) = opened {
             for o in objects {
-                t.objects.insert(o.id, Arc::new(Object::stored(o)));
+                // Opened objects replace their sealed public view; one another application's
+                // concurrent login already opened stays as it is.
+                if t.objects.get(&o.id).is_none_or(|e| e.secret_closed) {
+                    t.objects.insert(o.id, Arc::new(Object::stored(o)));
+                }
             }
         }
-        t.login = if user == UserType::So {
+        let login = if user == UserType::So {
             Login::So
         } else {
             Login::User
         };
+        t.logins.insert(s.app, login);
         t.master = Some(master);
         Ok(())
     }
@@ -835,22 +853,28 @@ impl Hsm {
     pub fn logout(&self, h: SessionHandle) -> Result<()> {
         let s = self.session(h)?;
         let mut t = self.write_token(s.slot)?;
-        if t.login == Login::None {
+        if t.login_of(s.app) == Login::None {
             return Err(HsmError::UserNotLoggedIn);
         }
-        Self::forget_login(&mut t, &self.store)?;
+        Self::forget_login(&mut t, &self.store, s.app)?;
         let slot = t.slot;
         drop(t);
         self.emit(Event::Logout { slot })?;
         Ok(())
     }
 
-    fn forget_login(t: &mut Token, store: &Store) -> Result<()> {
-        if t.login == Login::None {
+    /// Logs `app` out. While another application's user stays logged in the opened objects
+    /// stay (visibility is checked per application); after the last one they are dropped.
+    fn forget_login(t: &mut Token, store: &Store, app: Application) -> Result<()> {
+        if t.logins.remove(&app).is_none() {
             return Ok(());
         }
-        t.login = Login::None;
-        t.master = None;
+        if t.logins.is_empty() {
+            t.master = None;
+        }
+        if t.user_logged_in() {
+            return Ok(());
+        }
         // Drop every token object and reload the public view: private objects disappear and
         // the secret parts of public key objects close again.
         t.objects.retain(|_, o| o.session.is_some());
@@ -868,7 +892,7 @@ impl Hsm {
         self.check_pin_len(pin)?;
         let (master, generation) = {
             let t = self.read_token(s.slot)?;
-            if t.login != Login::So || !s.read_write {
+            if t.login_of(s.app) != Login::So || !s.read_write {
                 return Err(HsmError::UserNotLoggedIn);
             }
             let m = t.master.clone().ok_or(HsmError::UserNotLoggedIn)?;
@@ -896,7 +920,7 @@ impl Hsm {
             return Err(HsmError::SessionReadOnly);
         }
         self.check_pin_len(new)?;
-        let user = match self.read_token(s.slot)?.login {
+        let user = match self.read_token(s.slot)?.login_of(s.app) {
             Login::So => UserType::So,
             _ => UserType::User,
         };

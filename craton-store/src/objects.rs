@@ -357,7 +357,8 @@ impl Hsm {
     /// Visibility: a session sees token objects and the session objects of its application,
     /// and private objects only while the user is logged in.
     pub(crate) fn visible(t: &Token, s: &Session, o: &Object) -> bool {
-        o.session.is_none_or(|w| w.app == s.app) && (!o.flag(A::PRIVATE) || t.login == Login::User)
+        o.session.is_none_or(|w| w.app == s.app)
+            && (!o.flag(A::PRIVATE) || t.login_of(s.app) == Login::User)
     }
 
     /// A key for an operation of session `s`: from the session's cache while the token is
@@ -417,7 +418,7 @@ impl Hsm {
         if token_object && !s.read_write {
             return Err(HsmError::SessionReadOnly);
         }
-        if private && t.login != Login::User {
+        if private && t.login_of(s.app) != Login::User {
             return Err(HsmError::UserNotLoggedIn);
         }
         Ok(())
@@ -867,7 +868,7 @@ impl Hsm {
         {
             return Err(HsmError::ActionProhibited("object is not modifiable"));
         }
-        let is_so = t.login == Login::So;
+        let is_so = t.login_of(s.app) == Login::So;
         let mut attrs = o.attrs.clone();
         for (a, v) in &changes {
             attribute::check_change(&o.attrs, *a, v, is_so)?;
@@ -903,7 +904,7 @@ impl Hsm {
             return Err(HsmError::UserNotLoggedIn);
         }
         let changes = to_map(template)?;
-        let is_so = self.read_token(s.slot)?.login == Login::So;
+        let is_so = self.read_token(s.slot)?.login_of(s.app) == Login::So;
         let mut attrs = o.attrs.clone();
         for (a, v) in &changes {
             match a {

@@ -1566,7 +1566,7 @@ impl Hsm {
             }
             ops.snapshot()?
         };
-        let user_logged_in = self.read_token(s.slot)?.login == crate::hsm::Login::User;
+        let user_logged_in = self.read_token(s.slot)?.login_of(s.app) == crate::hsm::Login::User;
         let mut id = [0u8; 16];
         self.rng
             .fill(&mut id)
@@ -1618,7 +1618,9 @@ impl Hsm {
             if state.slot != s.slot {
                 return Err(HsmError::SavedStateInvalid);
             }
-            if state.user_logged_in && self.read_token(s.slot)?.login != crate::hsm::Login::User {
+            if state.user_logged_in
+                && self.read_token(s.slot)?.login_of(s.app) != crate::hsm::Login::User
+            {
                 return Err(HsmError::UserNotLoggedIn);
             }
             state.ops.snapshot()?

@@ -143,3 +143,61 @@ fn a_token_never_initialised_has_a_blank_label() {
     assert!(!info.initialized);
     assert_eq!(info.label, [b' '; 32]);
 }
+
+#[test]
+fn login_belongs_to_the_application_not_the_whole_token() {
+    use craton_core::mechanism::MechanismType as M;
+    use craton_core::ops::Mechanism;
+    use craton_store::Application;
+    let dir = Scratch::new("per-app-login");
+    let hsm = ready(dir.path());
+    let alice = Application(0x8000_0000_0000_0001);
+    let bob = Application(0x8000_0000_0000_0002);
+    let a = hsm.open_session_for(0, true, alice).unwrap();
+    let b_session = hsm.open_session_for(0, true, bob).unwrap();
+    hsm.login(a, UserType::User, USER_PIN).unwrap();
+    let key = hsm
+        .generate_key(
+            a,
+            &Mechanism::Generate(M::AES_KEY_GEN),
+            &[
+                (A::VALUE_LEN, AttrValue::Ulong(32)),
+                (A::TOKEN, b(true)),
+                (A::PRIVATE, b(true)),
+                (A::ENCRYPT, b(true)),
+            ],
+        )
+        .unwrap();
+    // Bob is not logged in because Alice is: he sees a public session and no private key.
+    assert_eq!(
+        hsm.session_info(b_session).unwrap().state,
+        SessionState::RwPublic
+    );
+    assert!(matches!(
+        hsm.attribute_values(b_session, key, &[A::CLASS]),
+        Err(HsmError::ObjectHandleInvalid)
+    ));
+    hsm.find_objects_init(b_session, &[]).unwrap();
+    assert!(!hsm.find_objects(b_session, 100).unwrap().contains(&key));
+    hsm.find_objects_final(b_session).unwrap();
+    assert!(matches!(
+        hsm.logout(b_session),
+        Err(HsmError::UserNotLoggedIn)
+    ));
+    // Bob logs in with his own PIN entry, independent of Alice.
+    hsm.login(b_session, UserType::User, USER_PIN).unwrap();
+    assert!(hsm.attribute_values(b_session, key, &[A::CLASS]).is_ok());
+    // Alice logging out leaves Bob's login and view alone, and hides the key from her.
+    hsm.logout(a).unwrap();
+    assert!(hsm.attribute_values(b_session, key, &[A::CLASS]).is_ok());
+    assert!(matches!(
+        hsm.attribute_values(a, key, &[A::CLASS]),
+        Err(HsmError::ObjectHandleInvalid)
+    ));
+    // Closing Bob's last session logs Bob out; Alice logs in again and sees the key.
+    hsm.close_session(b_session).unwrap();
+    hsm.login(a, UserType::User, USER_PIN).unwrap();
+    assert!(hsm.attribute_values(a, key, &[A::CLASS]).is_ok());
+    let b2 = hsm.open_session_for(0, true, bob).unwrap();
+    assert_eq!(hsm.session_info(b2).unwrap().state, SessionState::RwPublic);
+}
