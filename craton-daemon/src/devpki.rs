@@ -219,3 +219,87 @@ impl DevPki {
         openssl(&refs, &self.dir)
     }
 }
+
+/// A daemon process started for a demo or a test, with a notify socket of its own so the
+/// caller knows when it is ready (the same protocol systemd uses).
+#[derive(Debug)]
+pub struct DevDaemon {
+    child: std::process::Child,
+    notify: std::os::unix::net::UnixDatagram,
+    log: PathBuf,
+}
+
+impl DevDaemon {
+    /// Starts `binary --config config` (with `--allow-root` when running as root), its
+    /// stderr in `log`, and waits up to a minute for `READY=1`.
+    pub fn start(binary: &Path, config: &Path, log: &Path) -> Result<DevDaemon, String> {
+        let sock = log.with_extension("notify");
+        let _ = std::fs::remove_file(&sock);
+        let notify = std::os::unix::net::UnixDatagram::bind(&sock)
+            .map_err(|e| format!("{}: {e}", sock.display()))?;
+        notify
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let stderr = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--config")
+            .arg(config)
+            .env("NOTIFY_SOCKET", &sock)
+            .stderr(stderr);
+        if rustix::process::geteuid().is_root() {
+            cmd.arg("--allow-root");
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let d = DevDaemon {
+            child,
+            notify,
+            log: log.to_owned(),
+        };
+        d.expect_notify("READY=1")?;
+        Ok(d)
+    }
+
+    /// Waits for a notification starting with `prefix` (skipping others).
+    pub fn expect_notify(&self, prefix: &str) -> Result<String, String> {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = self.notify.recv(&mut buf).map_err(|e| {
+                format!(
+                    "the daemon never sent {prefix} ({e}); its log:\n{}",
+                    self.log()
+                )
+            })?;
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.starts_with(prefix) {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: rustix::process::Signal) -> Result<(), String> {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, sig).map_err(|e| e.to_string())
+    }
+
+    /// SIGTERM, then waits; returns whether it exited cleanly.
+    pub fn stop(mut self) -> Result<bool, String> {
+        self.signal(rustix::process::Signal::TERM)?;
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        Ok(status.success())
+    }
+}
+
+impl Drop for DevDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -249,7 +249,10 @@ macro_rules! cipher_init {
         let iv = $self
             .run(&who, move |h| {
                 h.cipher_init(s, $dir, &m, key)?;
-                Ok(h.generated_iv(s)?)
+                Ok(match $dir {
+                    Direction::Encrypt => h.generated_iv(s)?,
+                    Direction::Decrypt => None,
+                })
             })
             .await?;
         Ok(Response::new(pb::InitReply {
@@ -719,8 +722,7 @@ impl HsmRpc for Arc<Service> {
     }
 
     async fn encrypt(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
-        let out = session_data!(self, req, |h, s, d| h.cipher(s, Direction::Encrypt, &d));
-        data(out.to_vec())
+        data(session_data!(self, req, |h, s, d| h.encrypt(s, &d)))
     }
 
     async fn encrypt_update(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {

@@ -4,14 +4,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use craton_daemon::devpki::{DevPki, Issued, Usage};
+use craton_daemon::devpki::{DevDaemon, DevPki, Issued, Usage};
 use craton_daemon::pb;
 use craton_daemon::status::rv_of;
 use cryptoki_sys::*;
 use std::io::Write;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_craton-hsm-daemon");
@@ -55,10 +54,8 @@ fn pki(dir: &Path) -> Pki {
 }
 
 struct Daemon {
-    child: Child,
+    inner: Option<DevDaemon>,
     port: u16,
-    dir: PathBuf,
-    notify: UnixDatagram,
 }
 
 impl Daemon {
@@ -81,52 +78,32 @@ impl Daemon {
         path
     }
 
-    /// Starts the daemon and waits for READY=1 on a notify socket of our own.
+    /// Starts the daemon and waits for READY=1.
     fn start(dir: &Path, config: &Path, port: u16) -> Daemon {
-        let sock = dir.join("notify.sock");
-        let _ = std::fs::remove_file(&sock);
-        let notify = UnixDatagram::bind(&sock).expect("notify socket");
-        notify
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("--allow-root")
-            .env("NOTIFY_SOCKET", &sock)
-            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
-            .spawn()
-            .expect("spawn daemon");
-        let d = Daemon {
-            child,
+        let inner = DevDaemon::start(Path::new(BIN), config, &dir.join("daemon.log"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Daemon {
+            inner: Some(inner),
             port,
-            dir: dir.to_owned(),
-            notify,
-        };
-        d.expect_notify("READY=1");
-        d
-    }
-
-    fn expect_notify(&self, prefix: &str) -> String {
-        let mut buf = [0u8; 512];
-        loop {
-            let n = self.notify.recv(&mut buf).unwrap_or_else(|e| {
-                panic!("no {prefix} from the daemon ({e}); log:\n{}", self.log())
-            });
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if msg.starts_with(prefix) {
-                return msg;
-            }
         }
     }
 
+    fn d(&self) -> &DevDaemon {
+        self.inner.as_ref().expect("running")
+    }
+
+    fn expect_notify(&self, prefix: &str) -> String {
+        self.d()
+            .expect_notify(prefix)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        self.d().log()
     }
 
     fn signal(&self, sig: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, sig).expect("signal");
+        self.d().signal(sig).expect("signal");
     }
 
     fn client_config(&self, pki: &Pki, who: &Issued) -> craton_store::config::ClientConfig {
@@ -139,19 +116,9 @@ impl Daemon {
         }
     }
 
-    /// Stops with SIGTERM and returns the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        self.signal(rustix::process::Signal::TERM);
-        let status = self.child.wait().expect("wait");
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Stops with SIGTERM; whether it exited cleanly.
+    fn stop(mut self) -> bool {
+        self.inner.take().expect("running").stop().expect("stop")
     }
 }
 
@@ -278,7 +245,7 @@ fn openssl_clients_are_refused_for_each_weakness_and_accepted_otherwise() {
     ] {
         assert!(log.contains(reason), "the log names `{reason}`:\n{log}");
     }
-    assert!(daemon.stop().success());
+    assert!(daemon.stop());
     let audit = std::fs::read_to_string(dir.join("state/audit.log")).expect("audit log");
     assert!(
         audit.matches("\"connection_refused\"").count() >= 6,
@@ -529,6 +496,77 @@ async fn clients_sign_and_verify_and_never_see_each_others_sessions() {
         Some(pb::attribute_result::Result::Error(CKR_ATTRIBUTE_SENSITIVE))
     );
 
+    // AES-GCM with a module-generated IV, then decryption with it.
+    let aes = alice
+        .generate_key(pb::GenerateKeyRequest {
+            session: s,
+            mechanism: Some(pb::Mechanism {
+                r#type: CKM_AES_KEY_GEN,
+                params: None,
+            }),
+            template: vec![
+                attr(CKA_VALUE_LEN, Value::Number(32)),
+                attr(CKA_ENCRYPT, Value::Boolean(true)),
+                attr(CKA_DECRYPT, Value::Boolean(true)),
+            ],
+        })
+        .await
+        .expect("aes")
+        .into_inner()
+        .object;
+    let gcm = |iv: Vec<u8>, generate: u32| {
+        Some(pb::Mechanism {
+            r#type: CKM_AES_GCM,
+            params: Some(pb::mechanism::Params::Gcm(pb::GcmParams {
+                iv,
+                aad: b"aad".to_vec(),
+                tag_bits: 128,
+                generate_iv_length: generate,
+                generate_iv_fixed: Vec::new(),
+            })),
+        })
+    };
+    let iv = alice
+        .encrypt_init(pb::OperationInit {
+            session: s,
+            mechanism: gcm(Vec::new(), 12),
+            key: aes,
+        })
+        .await
+        .expect("encrypt init")
+        .into_inner()
+        .generated_iv;
+    assert_eq!(iv.len(), 12);
+    let ct = alice
+        .encrypt(pb::DataRequest {
+            session: s,
+            data: b"secret".to_vec(),
+        })
+        .await
+        .expect("encrypt")
+        .into_inner()
+        .data;
+    let dec = alice
+        .decrypt_init(pb::OperationInit {
+            session: s,
+            mechanism: gcm(iv, 0),
+            key: aes,
+        })
+        .await
+        .expect("decrypt init")
+        .into_inner();
+    assert!(dec.generated_iv.is_empty());
+    let pt = alice
+        .decrypt(pb::DataRequest {
+            session: s,
+            data: ct,
+        })
+        .await
+        .expect("decrypt")
+        .into_inner()
+        .data;
+    assert_eq!(pt, b"secret");
+
     // Bob names Alice's session: it does not exist for him.
     assert_eq!(
         code(
@@ -630,7 +668,7 @@ async fn clients_sign_and_verify_and_never_see_each_others_sessions() {
     );
 
     drop((alice, bob));
-    assert!(daemon.stop().success());
+    assert!(daemon.stop());
     let audit = std::fs::read_to_string(dir.join("state/audit.log")).expect("audit log");
     assert!(
         audit.contains(&format!("\"cert_sha256\":\"{alice_fp}\"")),
@@ -746,7 +784,7 @@ async fn reload_serves_the_new_certificate_and_keeps_open_connections() {
             .contains("the previous TLS material stays in force")
     );
     drop((old_conn, _new_conn, _still));
-    assert!(daemon.stop().success());
+    assert!(daemon.stop());
     let audit = std::fs::read_to_string(dir.join("state/audit.log")).expect("audit");
     assert!(audit.contains("\"tls_reloaded\""));
     assert!(audit.contains("\"frontend_detached\""));

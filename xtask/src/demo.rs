@@ -3,8 +3,9 @@
 //! Builds `libcraton_hsm.so`, writes its sidecar, and then, through the real module and
 //! OpenSC's `pkcs11-tool` (installed from Debian when missing), initialises a token in a
 //! scratch state directory, generates RSA, EC, Ed25519, ML-DSA and AES keys, signs and verifies,
-//! encrypts and decrypts, runs an ML-KEM exchange through the PKCS#11 3.2 functions, and prints
-//! a short summary. No configuration file is needed: the
+//! encrypts and decrypts, runs an ML-KEM exchange through the PKCS#11 3.2 functions; then
+//! starts `craton-hsm-daemon` on loopback behind mutual TLS (certificates from a private CA
+//! made for the run) and signs, verifies and encrypts through it; and prints a short summary. No configuration file is needed: the
 //! module runs on its embedded default, with its state under the scratch directory
 //! (`XDG_DATA_HOME`).
 
@@ -218,11 +219,35 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .count();
     d.step("objects on the token", &count.to_string());
 
+    // The same token engine over the network: the daemon on loopback behind mutual TLS,
+    // with certificates from a private CA made for this run.
+    let remote = crate::remote::start(&d.scratch.join("daemon"), "")?;
+    d.step(
+        "start craton-hsm-daemon (POST, integrity, mTLS)",
+        &remote.client.endpoint,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let rows = runtime.block_on(crate::remote::demo_steps(&remote.client, SO_PIN, USER_PIN))?;
+    for (what, result) in rows {
+        d.step(&what, &result);
+    }
+    let log = remote.daemon.log();
+    if !remote.daemon.stop()? {
+        return Err(format!("the daemon did not stop cleanly:\n{log}"));
+    }
+    d.step(
+        "stop the daemon (SIGTERM, audit sealed)",
+        &format!("clean exit; state in {}", remote.state.display()),
+    );
+
     println!();
     println!("Craton HSM demo — through {}", d.module.display());
     println!("state: {}", d.scratch.join("data/craton-hsm").display());
     for (what, result) in &d.rows {
-        println!("  {what:<44} {result}");
+        println!("  {what:<48} {result}");
     }
     println!("every step passed");
     Ok(())

@@ -11,6 +11,7 @@ mod deploy_check;
 mod fuzz;
 mod interop;
 mod native;
+mod remote;
 mod sidecar;
 mod tidy;
 mod util;
