@@ -655,7 +655,71 @@ pub fn run(args: &[String]) -> Result<(), String> {
             results,
         });
     }
-    report(&providers, &rows)
+    report(&providers, &rows)?;
+    daemon_clients()
+}
+
+/// The daemon through a client generated from its proto by another language's toolchain:
+/// Python's grpcio (from PyPI, in a virtual environment under the target directory).
+fn daemon_clients() -> Result<(), String> {
+    let dir = fresh(&target_dir().join("interop-daemon"))?;
+    let python = grpc_python()?;
+    let remote = crate::remote::start(&dir, "")?;
+    let target = remote
+        .client
+        .endpoint
+        .trim_start_matches("https://")
+        .replace("localhost", "127.0.0.1");
+    let mut cmd = Command::new(&python);
+    cmd.arg(workspace_root().join("craton-daemon/tests/interop/grpc_client.py"))
+        .arg(workspace_root().join("craton-daemon/proto"))
+        .arg(dir.join("python-stubs"))
+        .arg(&target)
+        .arg(&remote.client.ca)
+        .arg(&remote.client.cert)
+        .arg(&remote.client.key)
+        .arg("interop-so-pin")
+        .arg(USER_PIN);
+    let result = output(cmd);
+    let log = remote.daemon.log();
+    let clean = remote.daemon.stop()?;
+    let out = result.map_err(|e| format!("{e}\ndaemon log:\n{log}"))?;
+    expect(&out, "ok:", "Python grpcio client")?;
+    if !clean {
+        return Err(format!("the daemon did not stop cleanly:\n{log}"));
+    }
+    println!();
+    println!("interop: craton-hsm-daemon over mutual TLS");
+    println!(
+        "  {:<28} {}",
+        "Python grpcio",
+        out.trim().trim_start_matches("ok: ")
+    );
+    Ok(())
+}
+
+/// A Python with grpcio and grpcio-tools from PyPI, in `target/grpc-venv` (made once).
+fn grpc_python() -> Result<PathBuf, String> {
+    ensure_packages(
+        &format!("{DEBIAN_PYTHON} -m venv --help"),
+        "Python's venv module",
+        &["python3-venv"],
+    )?;
+    let venv = target_dir().join("grpc-venv");
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", "import grpc, grpc_tools"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        let mut make = Command::new(DEBIAN_PYTHON);
+        make.args(["-m", "venv"]).arg(&venv);
+        crate::util::run(make)?;
+        let mut pip = Command::new(venv.join("bin/pip"));
+        pip.args(["install", "--quiet", "grpcio", "grpcio-tools"]);
+        crate::util::run(pip)?;
+    }
+    Ok(python)
 }
 
 fn report(providers: &[Provider], rows: &[Row]) -> Result<(), String> {
