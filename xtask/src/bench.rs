@@ -1,11 +1,13 @@
 //! `cargo xtask bench`: criterion benchmarks of craton-core next to raw aws-lc-rs, and of the
 //! `Hsm` engine next to craton-core; then libcraton_hsm.so next to SoftHSMv2 and raw
-//! aws-lc-rs through the PKCS#11 C ABI (`craton-pkcs11/benches/pkcs11.rs`).
+//! aws-lc-rs through the PKCS#11 C ABI (`craton-pkcs11/benches/pkcs11.rs`); then the daemon
+//! over mutual TLS with 1, 8 and 64 clients next to in-process signing
+//! (`craton-daemon/benches/daemon.rs`).
 //!
 //! Criterion results land in `target/criterion/`; the PKCS#11 table prints to the terminal.
 //! The ratios we publish are recorded by hand, with the date and machine, in
 //! `docs/benchmarks.md`. Extra arguments go to criterion (a filter); `--pkcs11` runs only the
-//! PKCS#11 table, `--no-pkcs11` skips it.
+//! PKCS#11 table, `--no-pkcs11` skips it; the daemon table runs unless `--pkcs11` is given.
 
 use crate::util::{cargo, run as exec, target_dir};
 
@@ -30,7 +32,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !no_pkcs11 {
         pkcs11()?;
     }
+    if !only_pkcs11 {
+        daemon()?;
+    }
     Ok(())
+}
+
+/// Signatures per second through the daemon (1, 8 and 64 clients over mutual TLS) next to
+/// the same signature in-process (`craton-daemon/benches/daemon.rs`).
+fn daemon() -> Result<(), String> {
+    crate::util::ensure_tool("openssl", &["openssl"])?;
+    let mut bench = cargo();
+    bench.args([
+        "bench",
+        "--locked",
+        "-p",
+        "craton-daemon",
+        "--bench",
+        "daemon",
+    ]);
+    exec(bench)
 }
 
 /// The PKCS#11 table: the module built in the bench profile, with its sidecar, loaded next

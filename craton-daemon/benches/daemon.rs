@@ -1,0 +1,302 @@
+//! Signatures per second through the daemon (mutual TLS, one connection and session per
+//! client, `SignInit` + `Sign` per signature as a remote PKCS#11 client makes them) with 1, 8
+//! and 64 concurrent clients, next to the same operation in-process on the engine.
+//!
+//! Run by `cargo xtask bench` (or `cargo bench -p craton-daemon --bench daemon`); each
+//! measurement lasts `CRATON_BENCH_SECS` seconds (default 5). The daemon and the clients
+//! share this machine's cores, as they would share a host in a small deployment.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use craton_core::attribute::{AttrValue, AttributeType as A};
+use craton_core::mechanism::MechanismType as M;
+use craton_core::ops::Mechanism;
+use craton_daemon::devpki::{DevDaemon, DevPki, Usage};
+use craton_daemon::pb;
+use craton_store::config::ClientConfig;
+use craton_store::{Config, Hsm, UserType};
+use cryptoki_sys::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const SO_PIN: &[u8] = b"bench-so-pin";
+const USER_PIN: &[u8] = b"bench-user-pin";
+const DATA: &[u8] = &[0x5a; 64];
+const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+fn seconds() -> Duration {
+    Duration::from_secs(
+        std::env::var("CRATON_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    )
+}
+
+fn state_dir(dir: &Path) -> std::path::PathBuf {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    state
+}
+
+/// ECDSA P-256 SHA-256 signatures per second on the engine, `threads` sessions in parallel.
+fn in_process(dir: &Path, threads: usize, run: Duration) -> f64 {
+    let mut config = Config::default();
+    config.token.state_dir = Some(state_dir(dir));
+    config.security.pbkdf2_iterations = 1000;
+    let hsm = Arc::new(Hsm::open(config).unwrap());
+    if !hsm.token_info(0).unwrap().initialized {
+        hsm.init_token(0, SO_PIN, "bench").unwrap();
+        let so = hsm.open_session(0, true).unwrap();
+        hsm.login(so, UserType::So, SO_PIN).unwrap();
+        hsm.init_pin(so, USER_PIN).unwrap();
+        hsm.close_session(so).unwrap();
+    }
+    let s = hsm.open_session(0, true).unwrap();
+    hsm.login(s, UserType::User, USER_PIN).unwrap();
+    let (_, private) = hsm
+        .generate_key_pair(
+            s,
+            &Mechanism::Generate(M::EC_KEY_PAIR_GEN),
+            &[
+                (A::EC_PARAMS, AttrValue::Bytes(P256.to_vec())),
+                (A::VERIFY, AttrValue::Bool(true)),
+            ],
+            &[(A::SIGN, AttrValue::Bool(true))],
+        )
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (hsm, stop, count) = (hsm.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                let s = hsm.open_session(0, false).unwrap();
+                let mech = Mechanism::EcdsaWith(craton_core::digest::HashAlg::Sha256);
+                while !stop.load(Ordering::Relaxed) {
+                    hsm.sign_init(s, &mech, private).unwrap();
+                    hsm.sign(s, DATA).unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    std::thread::sleep(run);
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn mech(t: u64) -> Option<pb::Mechanism> {
+    Some(pb::Mechanism {
+        r#type: t,
+        params: None,
+    })
+}
+
+fn attr(t: u64, v: pb::attribute::Value) -> pb::Attribute {
+    pb::Attribute {
+        r#type: t,
+        value: Some(v),
+    }
+}
+
+/// Sets the token up through one client and returns the private key's handle.
+async fn setup(cfg: &ClientConfig) -> u64 {
+    use pb::attribute::Value;
+    let mut c = craton_daemon::client::connect(cfg).await.unwrap();
+    c.init_token(pb::InitTokenRequest {
+        slot: 0,
+        so_pin: SO_PIN.to_vec(),
+        label: "bench".into(),
+    })
+    .await
+    .unwrap();
+    let s = c
+        .open_session(pb::OpenSessionRequest {
+            slot: 0,
+            read_write: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session;
+    let login = |user_type, pin: &[u8]| pb::LoginRequest {
+        session: s,
+        user_type,
+        pin: pin.to_vec(),
+    };
+    c.login(login(CKU_SO, SO_PIN)).await.unwrap();
+    c.init_pin(pb::InitPinRequest {
+        session: s,
+        pin: USER_PIN.to_vec(),
+    })
+    .await
+    .unwrap();
+    c.logout(pb::SessionRequest { session: s }).await.unwrap();
+    c.login(login(CKU_USER, USER_PIN)).await.unwrap();
+    let pair = c
+        .generate_key_pair(pb::GenerateKeyPairRequest {
+            session: s,
+            mechanism: mech(CKM_EC_KEY_PAIR_GEN),
+            public_template: vec![attr(CKA_EC_PARAMS, Value::Bytes(P256.to_vec()))],
+            private_template: vec![
+                attr(CKA_SIGN, Value::Boolean(true)),
+                attr(CKA_TOKEN, Value::Boolean(true)),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The session stays open (and so the client's login) for the whole run.
+    std::mem::forget(c);
+    pair.private_key
+}
+
+/// Signatures per second through the daemon with `clients` connections at once.
+async fn through_daemon(cfg: &ClientConfig, key: u64, clients: usize, run: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let mut c = craton_daemon::client::connect(cfg).await.unwrap();
+        let s = c
+            .open_session(pb::OpenSessionRequest {
+                slot: 0,
+                read_write: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session;
+        let (stop, count) = (stop.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                c.sign_init(pb::OperationInit {
+                    session: s,
+                    mechanism: mech(CKM_ECDSA_SHA256),
+                    key,
+                })
+                .await
+                .unwrap();
+                c.sign(pb::DataRequest {
+                    session: s,
+                    data: DATA.to_vec(),
+                })
+                .await
+                .unwrap();
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            c.close_session(pb::SessionRequest { session: s })
+                .await
+                .unwrap();
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(run).await;
+    stop.store(true, Ordering::Relaxed);
+    let done = count.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done as f64 / elapsed
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // and a timed run has no place in the test suite.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("daemon bench: run it with `cargo xtask bench` or `cargo bench`");
+        return;
+    }
+    let run = seconds();
+    let dir = std::env::temp_dir().join(format!("craton-bench-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let one = in_process(&dir.join("local1"), 1, run);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let all = in_process(&dir.join("local2"), cores, run);
+
+    let pki = DevPki::create(&dir.join("pki"), "bench-ca").unwrap();
+    let server = pki.issue("daemon", Usage::Server, 2).unwrap();
+    let client = pki.issue("client", Usage::Client, 2).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("craton_hsm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[token]\nstate_dir = {:?}\n[security]\npbkdf2_iterations = 1000\n\
+             development_build = true\n[daemon]\nlisten_addr = \"127.0.0.1:{port}\"\n\
+             server_identities = [{{ cert = {:?}, key = {:?} }}]\nclient_ca = {:?}\n",
+            state_dir(&dir.join("remote")),
+            server.cert,
+            server.key,
+            pki.ca_cert()
+        ),
+    )
+    .unwrap();
+    let daemon = DevDaemon::start(
+        Path::new(env!("CARGO_BIN_EXE_craton-hsm-daemon")),
+        &config,
+        &dir.join("daemon.log"),
+    )
+    .unwrap();
+    let cfg = ClientConfig {
+        endpoint: format!("https://localhost:{port}"),
+        ca: pki.ca_cert(),
+        cert: client.cert,
+        key: client.key,
+        timeout_secs: 60,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let remote: Vec<(usize, f64)> = runtime.block_on(async {
+        let key = setup(&cfg).await;
+        let mut out = Vec::new();
+        for clients in [1, 8, 64] {
+            out.push((clients, through_daemon(&cfg, key, clients, run).await));
+        }
+        out
+    });
+    drop(runtime);
+    assert!(daemon.stop().unwrap(), "the daemon stopped cleanly");
+
+    println!();
+    println!(
+        "ECDSA P-256 SHA-256 signatures per second ({} s each, {cores} cores)",
+        run.as_secs()
+    );
+    println!(
+        "  {:<34} {:>10}",
+        "in-process, 1 thread",
+        format!("{one:.0}")
+    );
+    println!(
+        "  {:<34} {:>10}",
+        format!("in-process, {cores} threads"),
+        format!("{all:.0}")
+    );
+    for (clients, rate) in remote {
+        println!(
+            "  {:<34} {:>10}   {:.2} of in-process ({cores} threads)",
+            format!("daemon over mTLS, {clients} clients"),
+            format!("{rate:.0}"),
+            rate / all
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
