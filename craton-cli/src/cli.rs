@@ -112,7 +112,9 @@ pub enum Command {
     },
     /// Check this host against the deployment page (docs/deployment.md): account, paths and
     /// modes, mounts, the systemd unit, core dumps, ptrace, swap, entropy, AppArmor/SELinux,
-    /// the library's integrity. Exits 5 if any check fails.
+    /// the library's integrity, the daemon's TLS (listen address, client CA, key and
+    /// certificate modes, certificate expiry, CRL freshness) and the audit chain (against
+    /// /etc/craton-hsm/audit-public-key.hex). Exits 5 if any check fails.
     #[command(
         after_help = "Examples:\n  craton-hsm doctor\n  craton-hsm doctor --json | jq '.[] | select(.status != \"pass\")'\n  craton-hsm doctor --root /mnt/image    (a mounted image of another host)"
     )]

@@ -149,7 +149,262 @@ pub fn run(root: &Path) -> Vec<Check> {
     out.push(entropy(root, live));
     out.push(mac(root));
     out.push(integrity(&at("/opt/craton-hsm/lib/libcraton_hsm.so")));
+    match std::fs::read_to_string(at(CONFIG))
+        .map_err(|e| e.to_string())
+        .and_then(|t| craton_store::Config::from_toml(&t, CONFIG).map_err(|e| e.to_string()))
+    {
+        Ok(config) => {
+            out.extend(tls(&config, &at, &groups));
+            out.push(audit_chain(&config, &at));
+        }
+        Err(why) => out.push(check(
+            "configuration",
+            Status::Fail,
+            why,
+            "fix /etc/craton-hsm/craton_hsm.toml (docs/configuration.md)",
+        )),
+    }
     out
+}
+
+const CONFIG: &str = "/etc/craton-hsm/craton_hsm.toml";
+
+/// Where `craton-hsm audit export-public-key` output is kept for daily verification.
+pub const AUDIT_PUBLIC_KEY: &str = "/etc/craton-hsm/audit-public-key.hex";
+
+/// The daemon's TLS settings and files: listen address, client authentication, key and
+/// certificate modes, certificate expiry, CRL freshness.
+fn tls(
+    config: &craton_store::Config,
+    at: &dyn Fn(&str) -> PathBuf,
+    groups: &HashMap<String, u32>,
+) -> Vec<Check> {
+    use craton_daemon::{der, tls};
+    let d = &config.daemon;
+    let path_at = |p: &Path| at(&p.to_string_lossy());
+    let mut out = Vec::new();
+
+    let name = "daemon listen address is private";
+    let addr = d.listen_addr;
+    out.push(if tls::is_private(addr.ip()) {
+        check(name, Status::Pass, addr.to_string(), "")
+    } else if d.allow_public_bind {
+        check(
+            name,
+            Status::Warn,
+            format!("{addr} is public (allow_public_bind = true)"),
+            "bind an internal address (daemon.listen_addr) and firewall the port",
+        )
+    } else {
+        check(
+            name,
+            Status::Fail,
+            format!("{addr} is public; the daemon will refuse it"),
+            "bind an internal address (daemon.listen_addr)",
+        )
+    });
+
+    let name = "daemon requires client certificates";
+    let fix =
+        "set daemon.client_ca to the bundle of the private CA that issues client certificates";
+    out.push(match &d.client_ca {
+        Some(ca) if path_at(ca).is_file() => {
+            let mut detail = format!("CA bundle {}", ca.display());
+            if !d.client_fingerprints.is_empty() {
+                detail += &format!(", {} allowed fingerprints", d.client_fingerprints.len());
+            }
+            check(name, Status::Pass, detail, fix)
+        }
+        Some(ca) => check(
+            name,
+            Status::Fail,
+            format!("{} is missing", ca.display()),
+            fix,
+        ),
+        None if d.loopback_without_client_auth && addr.ip().is_loopback() => check(
+            name,
+            Status::Warn,
+            "no client CA: loopback clients connect without certificates",
+            fix,
+        ),
+        None => check(name, Status::Fail, "daemon.client_ca is not set", fix),
+    });
+
+    let name = "TLS key and certificate files";
+    let fix = "chown root:craton the files; chmod 0640 keys, 0644 or tighter certificates";
+    let craton = groups.get(ACCOUNT).copied();
+    let mut problems = Vec::new();
+    for id in &d.server_identities {
+        for (file, is_key) in [(&id.key, true), (&id.cert, false)] {
+            match std::fs::metadata(path_at(file)) {
+                Err(_) => problems.push(format!("{} missing", file.display())),
+                Ok(m) => {
+                    let mode = m.mode() & 0o7777;
+                    let loose = if is_key {
+                        mode & 0o137 != 0
+                    } else {
+                        mode & 0o133 != 0
+                    };
+                    if m.uid() != 0 || Some(m.gid()) != craton || loose {
+                        problems.push(format!(
+                            "{} is {}:{} {mode:04o}",
+                            file.display(),
+                            m.uid(),
+                            m.gid()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out.push(if d.server_identities.is_empty() {
+        check(
+            name,
+            Status::Fail,
+            "daemon.server_identities is empty",
+            "configure a server certificate and key (docs/daemon.md)",
+        )
+    } else if problems.is_empty() {
+        check(
+            name,
+            Status::Pass,
+            format!(
+                "{} identities, keys root:craton 0640 or tighter",
+                d.server_identities.len()
+            ),
+            fix,
+        )
+    } else {
+        check(name, Status::Fail, problems.join("; "), fix)
+    });
+
+    let name = "server certificates valid for 30 more days";
+    let fix = "issue and deploy the next certificate beside the current one, then reload";
+    let now = der::now();
+    let mut soonest: Option<(i64, String)> = None;
+    let mut unreadable = Vec::new();
+    for id in &d.server_identities {
+        match tls::load_certs(&path_at(&id.cert))
+            .ok()
+            .and_then(|c| c.first().and_then(|c| der::certificate(c)))
+        {
+            Some(info) => {
+                let days = (info.not_after - now).div_euclid(86_400);
+                if soonest.as_ref().is_none_or(|(d, _)| days < *d) {
+                    soonest = Some((days, id.cert.display().to_string()));
+                }
+            }
+            None => unreadable.push(id.cert.display().to_string()),
+        }
+    }
+    out.push(match (soonest, unreadable.is_empty()) {
+        (_, false) => check(
+            name,
+            Status::Fail,
+            format!("cannot read {}", unreadable.join(", ")),
+            fix,
+        ),
+        (Some((days, cert)), true) if days < 0 => {
+            check(name, Status::Fail, format!("{cert} has expired"), fix)
+        }
+        (Some((days, cert)), true) if days < 30 => check(
+            name,
+            Status::Fail,
+            format!("{cert} expires in {days} days"),
+            fix,
+        ),
+        (Some((days, cert)), true) => check(
+            name,
+            Status::Pass,
+            format!("soonest: {cert}, {days} days left"),
+            fix,
+        ),
+        (None, true) => check(name, Status::Fail, "no server certificate", fix),
+    });
+
+    let name = "CRLs fresh";
+    let fix = "publish a new CRL from the client CA and install it (daemon.crls); refresh daily";
+    out.push(if d.crls.is_empty() {
+        check(
+            name,
+            Status::Warn,
+            "no CRLs configured: client revocation is not checked",
+            fix,
+        )
+    } else {
+        let mapped: Vec<PathBuf> = d.crls.iter().map(|p| path_at(p)).collect();
+        let verdicts = tls::read_crls(&mapped, d.crl_max_age_secs, now);
+        let stale: Vec<String> = verdicts.iter().filter_map(|v| v.problem.clone()).collect();
+        if !stale.is_empty() {
+            check(name, Status::Fail, stale.join("; "), fix)
+        } else if d.crl_reload_secs > 86_400 {
+            check(
+                name,
+                Status::Warn,
+                format!("re-read every {} s, less than daily", d.crl_reload_secs),
+                "set daemon.crl_reload_secs to 86400 or less",
+            )
+        } else {
+            let lists: usize = verdicts.iter().map(|v| v.fresh.len()).sum();
+            check(name, Status::Pass, format!("{lists} fresh lists"), fix)
+        }
+    });
+    out
+}
+
+/// The audit log's chain and seals, against the exported public key.
+fn audit_chain(config: &craton_store::Config, at: &dyn Fn(&str) -> PathBuf) -> Check {
+    let name = "audit log chain verifies";
+    let key_file = at(AUDIT_PUBLIC_KEY);
+    let fix = format!(
+        "craton-hsm audit export-public-key > {AUDIT_PUBLIC_KEY}, then investigate any break \
+         (docs/audit.md)"
+    );
+    let Ok(text) = std::fs::read_to_string(&key_file) else {
+        return check(
+            name,
+            Status::Warn,
+            format!("no exported audit public key at {AUDIT_PUBLIC_KEY}"),
+            &fix,
+        );
+    };
+    let Ok(key) = hex::decode(text.trim()) else {
+        return check(
+            name,
+            Status::Fail,
+            format!("{AUDIT_PUBLIC_KEY} is not hex"),
+            &fix,
+        );
+    };
+    let live = at(&config.audit_path().to_string_lossy());
+    let files = craton_store::audit::log_files(&live);
+    if files.is_empty() {
+        return check(
+            name,
+            Status::Warn,
+            format!("no audit log at {}", config.audit_path().display()),
+            &fix,
+        );
+    }
+    match craton_store::audit::verify(&files, &key) {
+        Ok(r) => check(
+            name,
+            Status::Pass,
+            format!(
+                "{} entries, {} seals, {} file(s)",
+                r.entries,
+                r.seals,
+                files.len()
+            ),
+            &fix,
+        ),
+        Err(e) => check(
+            name,
+            Status::Fail,
+            format!("{}:{}: {}", e.file.display(), e.line, e.why),
+            &fix,
+        ),
+    }
 }
 
 /// `name → id` from a passwd or group file.

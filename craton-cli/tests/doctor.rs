@@ -64,13 +64,24 @@ fn good_host(name: &str) -> Option<Tree> {
     own(&module, 0, CRATON, 0o555);
     own(&sidecar, 0, CRATON, 0o444);
     own(
-        &put(&root, "/etc/craton-hsm/craton_hsm.toml", ""),
+        &put(&root, "/etc/craton-hsm/craton_hsm.toml", GOOD_CONFIG),
         0,
         CRATON,
         0o640,
     );
     std::fs::create_dir_all(root.join("etc/craton-hsm/tls")).unwrap();
     own(&root.join("etc/craton-hsm/tls"), 0, CRATON, 0o750);
+    let pki = pki();
+    for (from, to, mode) in [
+        (&pki.server.cert, "server.pem", 0o644),
+        (&pki.server.key, "server.key", 0o640),
+        (&pki.ca_cert, "clients-ca.pem", 0o644),
+        (&pki.crl, "clients.crl", 0o644),
+    ] {
+        let dest = root.join("etc/craton-hsm/tls").join(to);
+        std::fs::copy(from, &dest).unwrap();
+        own(&dest, 0, CRATON, mode);
+    }
     own(
         &put(&root, "/var/lib/craton-hsm/state.redb", ""),
         CRATON,
@@ -78,12 +89,21 @@ fn good_host(name: &str) -> Option<Tree> {
         0o600,
     );
     own(&root.join("var/lib/craton-hsm"), CRATON, CRATON, 0o700);
-    own(
-        &put(&root, "/var/log/craton-hsm/audit.log", ""),
-        CRATON,
-        CRATON,
-        0o640,
-    );
+    // A real audit log, written and sealed by the engine, and its exported public key.
+    let log = root.join("var/log/craton-hsm/audit.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let engine_state = root.with_extension("engine");
+    std::fs::create_dir_all(&engine_state).unwrap();
+    std::fs::set_permissions(&engine_state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut config = craton_store::Config::default();
+    config.token.state_dir = Some(engine_state.clone());
+    config.audit.path = Some(log.clone());
+    let hsm = craton_store::Hsm::open(config).unwrap();
+    let key = hsm.audit().unwrap().public_key_hex();
+    drop(hsm);
+    std::fs::remove_dir_all(&engine_state).unwrap();
+    put(&root, "/etc/craton-hsm/audit-public-key.hex", &key);
+    own(&log, CRATON, CRATON, 0o640);
     own(&root.join("var/log/craton-hsm"), CRATON, CRATON, 0o750);
     put(
         &root,
@@ -114,6 +134,48 @@ fn good_host(name: &str) -> Option<Tree> {
         "craton-hsm-daemon (enforce)\n",
     );
     Some(tree)
+}
+
+const GOOD_CONFIG: &str = r#"[daemon]
+listen_addr = "10.0.0.5:8443"
+server_identities = [{ cert = "/etc/craton-hsm/tls/server.pem", key = "/etc/craton-hsm/tls/server.key" }]
+client_ca = "/etc/craton-hsm/tls/clients-ca.pem"
+crls = ["/etc/craton-hsm/tls/clients.crl"]
+crl_reload_secs = 3600
+[audit]
+path = "/var/log/craton-hsm/audit.log"
+"#;
+
+/// TLS material made once per test process: a client CA with a fresh CRL, a server
+/// certificate valid a year, one valid ten days, and an expired CRL.
+struct Pki {
+    ca_cert: PathBuf,
+    crl: PathBuf,
+    stale_crl: PathBuf,
+    server: craton_daemon::devpki::Issued,
+    short_lived: craton_daemon::devpki::Issued,
+}
+
+fn pki() -> &'static Pki {
+    use craton_daemon::devpki::{DevPki, Usage};
+    static PKI: std::sync::OnceLock<Pki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("craton-doctor-pki-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ca = DevPki::create(&dir, "clients-ca").unwrap();
+        let crl = dir.join("fresh.crl");
+        ca.crl(&crl, None, None).unwrap();
+        let stale_crl = dir.join("stale.crl");
+        ca.crl(&stale_crl, Some("20250101000000Z"), Some("20250108000000Z"))
+            .unwrap();
+        Pki {
+            ca_cert: ca.ca_cert(),
+            server: ca.issue("server", Usage::Server, 365).unwrap(),
+            short_lived: ca.issue("short", Usage::Server, 10).unwrap(),
+            crl,
+            stale_crl,
+        }
+    })
 }
 
 fn doctor(root: &Path) -> (i32, Vec<Value>) {
@@ -268,6 +330,68 @@ fn each_check_fails_on_its_own_breakage() {
                 );
             },
             "AppArmor or SELinux",
+        ),
+        (
+            "tls key",
+            |r| {
+                std::fs::set_permissions(
+                    r.join("etc/craton-hsm/tls/server.key"),
+                    std::fs::Permissions::from_mode(0o644),
+                )
+                .unwrap();
+            },
+            "TLS key and certificate files",
+        ),
+        (
+            "expiry",
+            |r| {
+                let p = r.join("etc/craton-hsm/tls/server.pem");
+                std::fs::copy(&pki().short_lived.cert, &p).unwrap();
+            },
+            "valid for 30 more days",
+        ),
+        (
+            "crl",
+            |r| {
+                std::fs::copy(&pki().stale_crl, r.join("etc/craton-hsm/tls/clients.crl")).unwrap();
+            },
+            "CRLs fresh",
+        ),
+        (
+            "public",
+            |r| {
+                let p = r.join("etc/craton-hsm/craton_hsm.toml");
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("10.0.0.5:8443", "0.0.0.0:8443");
+                std::fs::write(p, t).unwrap();
+            },
+            "listen address is private",
+        ),
+        (
+            "client ca",
+            |r| {
+                let p = r.join("etc/craton-hsm/craton_hsm.toml");
+                let t: String = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.starts_with("client_ca"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                std::fs::write(p, t).unwrap();
+            },
+            "requires client certificates",
+        ),
+        (
+            "audit",
+            |r| {
+                let p = r.join("var/log/craton-hsm/audit.log");
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replacen("\"seq\":1", "\"seq\":7", 1);
+                std::fs::write(p, t).unwrap();
+            },
+            "audit log chain verifies",
         ),
         (
             "integrity",
