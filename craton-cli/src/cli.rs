@@ -126,6 +126,19 @@ pub enum Command {
     /// Configuration, state directory, tokens and audit log at a glance.
     #[command(after_help = "Example:\n  craton-hsm status --json")]
     Status,
+    /// Check a release directory before installing it: the minisign signature over
+    /// SHA256SUMS (made by `cargo xtask sign-release`), every file's checksum, no unlisted
+    /// file, and each binary against its .hmac sidecar. Exits 5 if anything does not match.
+    #[command(
+        after_help = "Examples:\n  craton-hsm verify-release --public-key craton-release.pub ./dist\n  minisign -V -m dist/SHA256SUMS -p craton-release.pub    (the same signature, standard tool)"
+    )]
+    VerifyRelease {
+        /// The release public key (minisign format), obtained from a trusted place.
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// The release directory.
+        dir: PathBuf,
+    },
 }
 
 /// Selects a slot.

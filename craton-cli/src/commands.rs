@@ -49,6 +49,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         Command::Backup(c) => backup(&ctx, c)?,
         Command::SelfTest { module } => self_test(module)?,
         Command::Status => status(&ctx)?,
+        Command::VerifyRelease { public_key, dir } => verify_release(&public_key, &dir)?,
         Command::Doctor { root } => {
             let checks = crate::doctor::run(&crate::doctor::root_or_slash(root));
             let (text, json, failed) = crate::doctor::report(&checks);
@@ -1227,4 +1228,31 @@ fn status(ctx: &Context<'_>) -> Result<Report, Failure> {
         );
     }
     Ok(Report::new(j, text))
+}
+
+// ---- verify-release ----
+
+fn verify_release(public_key: &Path, dir: &Path) -> Result<Report, Failure> {
+    let public = std::fs::read_to_string(public_key)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", public_key.display())))?;
+    let v = craton_store::release::verify_dist(dir, &public)
+        .map_err(|e| Failure::verification(format!("release NOT verified: {e}")))?;
+    let mut sidecars = Vec::new();
+    for name in ["libcraton_hsm.so", "craton-hsm-daemon"] {
+        let path = dir.join(name);
+        if path.exists() {
+            craton_store::integrity::verify_module(&path)
+                .map_err(|e| Failure::verification(format!("release NOT verified: {e}")))?;
+            sidecars.push(name);
+        }
+    }
+    Ok(Report::new(
+        json!({"verified": true, "comment": v.comment, "files": v.files, "sidecars_checked": sidecars}),
+        format!(
+            "release verified: {} files, {} sidecar(s) match\nsigned: {}",
+            v.files.len(),
+            sidecars.len(),
+            v.comment
+        ),
+    ))
 }

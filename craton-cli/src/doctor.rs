@@ -76,6 +76,13 @@ pub const PERMISSIONS: &[(&str, &str, &str, u32)] = &[
     ("/etc/craton-hsm/tls", "root", "craton", 0o750),
 ];
 
+/// Paths of [`PERMISSIONS`] the service creates itself: on a host where it never ran they are
+/// missing, which is a warning, not a failure.
+const CREATED_AT_START: [&str; 2] = [
+    "/var/lib/craton-hsm/state.redb",
+    "/var/log/craton-hsm/audit.log",
+];
+
 /// The sandboxing directives the unit must carry, with their values.
 pub const UNIT_DIRECTIVES: &[(&str, &str)] = &[
     ("User", "craton"),
@@ -473,6 +480,14 @@ fn permission(
         "chown {user}:{group} {shown} && chmod {mode:04o} {shown} (deploy/tmpfiles.d/craton-hsm.conf)"
     );
     let Ok(m) = std::fs::metadata(path) else {
+        if CREATED_AT_START.contains(&shown) {
+            return check(
+                name,
+                Status::Warn,
+                "not there yet: the service creates it at its first start",
+                "start the service once (systemctl start craton-hsm), then run doctor again",
+            );
+        }
         return check(name, Status::Fail, "missing", &fix);
     };
     let (want_uid, want_gid) = (users.get(user), groups.get(group));

@@ -535,3 +535,45 @@ fn keys_are_imported_from_raw_bytes_and_pkcs8() {
         ],
     );
 }
+
+#[test]
+fn a_release_verifies_until_a_file_changes() {
+    use craton_store::release::{self, SigningKey};
+    let host = Host::new("release");
+    let dist = host.path("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("libcraton_hsm.so"), b"module image").unwrap();
+    let tag = craton_core::post::integrity_tag(b"module image").unwrap();
+    std::fs::write(dist.join("libcraton_hsm.hmac"), hex::encode(tag)).unwrap();
+    std::fs::write(dist.join("craton-hsm"), b"cli image").unwrap();
+    let (key, _) = SigningKey::generate().unwrap();
+    let sums = release::sums(
+        &dist,
+        &["libcraton_hsm.so", "libcraton_hsm.hmac", "craton-hsm"],
+    )
+    .unwrap();
+    std::fs::write(dist.join(release::SUMS), &sums).unwrap();
+    std::fs::write(
+        dist.join(release::SIGNATURE),
+        key.sign(sums.as_bytes(), "craton-hsm test release")
+            .unwrap(),
+    )
+    .unwrap();
+    let public = host.path("release.pub");
+    std::fs::write(&public, key.public_key_file()).unwrap();
+
+    let j = host.json(&["verify-release", "--public-key", s(&public), s(&dist)]);
+    assert_eq!(j["verified"], true);
+    assert_eq!(j["comment"], "craton-hsm test release");
+    assert_eq!(
+        j["sidecars_checked"],
+        serde_json::json!(["libcraton_hsm.so"])
+    );
+
+    std::fs::write(dist.join("craton-hsm"), b"cli imagf").unwrap();
+    let err = host.fails(5, &["verify-release", "--public-key", s(&public), s(&dist)]);
+    assert!(
+        err.contains("craton-hsm does not match its checksum"),
+        "{err}"
+    );
+}

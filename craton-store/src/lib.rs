@@ -59,6 +59,7 @@ pub mod integrity;
 mod objects;
 mod operations;
 pub mod persist;
+pub mod release;
 
 pub use config::Config;
 pub use error::{HsmError, Result};

@@ -41,6 +41,10 @@ pub fn run(extra_test_args: &[String]) -> Result<(), String> {
     ]);
     exec(clippy_fuzz)?;
 
+    // Real peers the tests use: openssl s_client against the daemon, minisign on a signed
+    // release.
+    crate::util::ensure_tool("openssl", &["openssl"])?;
+    crate::util::ensure_tool("minisign", &["minisign"])?;
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked", "--all-targets"]);
     test.args(extra_test_args);

@@ -11,6 +11,7 @@ mod deploy_check;
 mod fuzz;
 mod interop;
 mod native;
+mod release;
 mod remote;
 mod sidecar;
 mod tidy;
@@ -23,7 +24,8 @@ usage: cargo xtask <job>
 
 jobs:
   demo    build libcraton_hsm.so and its sidecar, then keys, signatures and encryption
-          through the module with pkcs11-tool in a scratch token
+          through the module with pkcs11-tool in a scratch token, then the same through
+          craton-hsm-daemon over mutual TLS
   ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test, the
           demo, the interop job and a bounded fuzz run
   fuzz    run the cargo-fuzz target over the PKCS#11 C ABI (args: seconds, default 60)
@@ -35,6 +37,14 @@ jobs:
           directory, default target/cli-docs)
   deploy-check  the files in deploy/ through systemd-analyze, apparmor_parser, nft and
           checkmodule (installs what is missing)
+  release-key  a new release signing key (args: --out DIR): craton-release.key (secret,
+          0600) and craton-release.pub (minisign format)
+  sign-release  locked release build into target/dist (or --out DIR) with the sidecars,
+          SHA256SUMS and its minisign signature (args: --key K)
+  verify-release  a release directory against a public key (args: --public-key P
+          [--dist DIR]); `minisign -V -m SHA256SUMS -p P` checks the signature too
+  install the signed release files and deploy/ into a root (args: --dest-root D
+          [--prefix P] [--from DIR]) with the owners and modes of docs/deployment.md
   tidy    fail on stray files at the repository root
   help    this text
 ";
@@ -51,6 +61,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("cli-docs") => cli_docs::run(&args[1..]),
         Some("deploy-check") => deploy_check::run(&args[1..]),
+        Some("release-key") => release::release_key(&args[1..]),
+        Some("sign-release") => release::sign_release(&args[1..]),
+        Some("verify-release") => release::verify_release(&args[1..]),
+        Some("install") => release::install(&args[1..]),
         Some("tidy") => tidy::run(),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
