@@ -160,6 +160,11 @@ fn map_locked(len: usize) -> Option<(NonNull<u8>, bool)> {
     // gets a working buffer (and the daemon also disables core dumps for the process).
     // SAFETY: advice on our own mapping; it changes no contents.
     let _ = unsafe { mm::madvise(raw, len, mm::Advice::LinuxDontDump) };
+    // A forked child gets these pages zero-filled rather than a copy of the parent's keys
+    // (it cannot use the parent's module anyway: PKCS#11 makes it initialise its own).
+    // Best effort too: kernels before 4.14 lack MADV_WIPEONFORK.
+    // SAFETY: advice on our own mapping; it changes nothing in this process.
+    let _ = unsafe { mm::madvise(raw, len, mm::Advice::LinuxWipeOnFork) };
     Some((ptr, locked))
 }
 

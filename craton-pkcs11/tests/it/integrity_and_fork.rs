@@ -126,3 +126,34 @@ fn a_forked_child_sees_the_module_as_not_initialised() {
         },
     );
 }
+
+#[test]
+fn a_forked_child_finds_key_memory_wiped() {
+    // Pooled (small) and paged (large) secrets both live on pages marked MADV_WIPEONFORK.
+    let small = craton_core::secret::SecretBytes::new(&[0xa5; 32]);
+    let large = craton_core::secret::SecretBytes::new(&[0x5a; 8192]);
+    assert!(small.expose().iter().all(|b| *b == 0xa5));
+    // SAFETY: the child only reads memory it already has mapped and calls _exit; no
+    // allocation, no locks.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let wiped =
+            small.expose().iter().all(|b| *b == 0) && large.expose().iter().all(|b| *b == 0);
+        // SAFETY: ends the child at once, running no destructors.
+        unsafe { libc::_exit(if wiped { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(libc::WIFEXITED(status), "child did not exit normally");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child saw the parent's key bytes"
+    );
+    // The parent keeps its keys.
+    assert!(small.expose().iter().all(|b| *b == 0xa5));
+    assert!(large.expose().iter().all(|b| *b == 0x5a));
+}
