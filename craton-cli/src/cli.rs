@@ -13,6 +13,7 @@ Examples:
   CRATON_HSM_PIN_FILE=/run/secrets/pin craton-hsm key list
   craton-hsm audit verify --public-key <hex from audit export-public-key>
   craton-hsm backup create --out /var/backups/hsm.cbk
+  craton-hsm --remote --config client.toml key list   (through craton-hsm-daemon)
 
 PINs come from --pin-file/--so-pin-file/--new-pin-file, from CRATON_HSM_PIN,
 CRATON_HSM_SO_PIN and CRATON_HSM_NEW_PIN, or from a prompt without echo on a terminal.
@@ -27,7 +28,7 @@ PIN, locked PIN); 5 a verification failed (audit chain, backup integrity, self-t
 ///
 /// Works on the local state directory named by the configuration (`--config`,
 /// `CRATON_HSM_CONFIG`, `/etc/craton-hsm/craton_hsm.toml`, else the built-in default). The
-/// store admits one process at a time: stop the daemon, or use `--remote` once it exists.
+/// store admits one process at a time: while the daemon runs, use `--remote`.
 #[derive(Debug, Parser)]
 #[command(name = "craton-hsm", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -37,7 +38,9 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Work through the daemon over mutual TLS instead of on the local store.
+    /// Work through the daemon over mutual TLS instead of on the local store (token, pin,
+    /// key and status; the configuration's [client] section names the daemon and this
+    /// client's certificate).
     #[arg(long, global = true)]
     pub remote: bool,
     #[command(flatten)]

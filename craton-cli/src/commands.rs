@@ -9,8 +9,9 @@ use crate::pin::Source;
 use craton_core::attribute::{AttrValue, AttributeType as A, ObjectClass};
 use craton_core::mechanism::{KeyType, MechanismType as M};
 use craton_core::ops::Mechanism;
+use craton_daemon::client::RemoteHsm;
 use craton_store::backup::BackupSecret;
-use craton_store::{Config, Hsm, ObjectHandle, SessionHandle, UserType};
+use craton_store::{Config, Engine, Hsm, ObjectHandle, SessionHandle, UserType};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -31,16 +32,22 @@ impl Report {
 }
 
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
-    if cli.remote {
-        return Err(Failure::setup(
-            "--remote needs craton-hsm-daemon, which this release does not include yet; \
-             run craton-hsm on the host that holds the state directory",
-        ));
-    }
     let ctx = Context {
         config_path: cli.config.clone(),
         pins: &cli.pins,
+        remote: cli.remote,
     };
+    if cli.remote
+        && !matches!(
+            cli.command,
+            Command::Token(_) | Command::Pin(_) | Command::Key(_) | Command::Status
+        )
+    {
+        return Err(Failure::usage(
+            "--remote covers token, pin, key and status; audit, backup, self-test, doctor and \
+             verify-release run on the HSM host itself",
+        ));
+    }
     let report = match cli.command {
         Command::Token(c) => token(&ctx, c)?,
         Command::Pin(c) => pin(&ctx, c)?,
@@ -82,6 +89,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
 struct Context<'a> {
     config_path: Option<PathBuf>,
     pins: &'a PinArgs,
+    remote: bool,
 }
 
 impl Context<'_> {
@@ -93,6 +101,26 @@ impl Context<'_> {
 
     fn open(&self) -> Result<Hsm, Failure> {
         Hsm::open(self.config()?).map_err(|e| Failure::setup(e.to_string()))
+    }
+
+    /// The token: the local store, or with `--remote` the daemon the `[client]` section
+    /// names (mutual TLS with this client's certificate).
+    fn engine(&self) -> Result<Box<dyn Engine>, Failure> {
+        if !self.remote {
+            return Ok(Box::new(self.open()?));
+        }
+        Ok(Box::new(self.remote()?))
+    }
+
+    fn remote(&self) -> Result<RemoteHsm, Failure> {
+        let config = self.config()?;
+        let client = config.client.as_ref().ok_or_else(|| {
+            Failure::usage(format!(
+                "--remote needs a [client] section (endpoint, ca, cert, key) in {}",
+                config.origin()
+            ))
+        })?;
+        RemoteHsm::connect(client).map_err(|e| Failure::setup(e.to_string()))
     }
 
     fn user_pin(&self) -> Source {
@@ -138,7 +166,7 @@ impl Context<'_> {
 
 /// A read/write session on `slot`, logged in as `user` with the PIN from `source`.
 fn session(
-    hsm: &Hsm,
+    hsm: &dyn Engine,
     slot: u64,
     user: UserType,
     source: &Source,
@@ -156,7 +184,8 @@ fn text_of(bytes: &[u8]) -> String {
 // ---- token ----
 
 fn token(ctx: &Context<'_>, c: TokenCommand) -> Result<Report, Failure> {
-    let hsm = ctx.open()?;
+    let engine = ctx.engine()?;
+    let hsm = engine.as_ref();
     match c {
         TokenCommand::Init { slot, label, wipe } => {
             let slot = slot.slot;
@@ -177,13 +206,14 @@ fn token(ctx: &Context<'_>, c: TokenCommand) -> Result<Report, Failure> {
             ))
         }
         TokenCommand::Info { slot } => {
-            let j = token_json(&hsm, slot.slot)?;
+            let j = token_json(hsm, slot.slot)?;
             Ok(Report::new(j.clone(), token_text(&j)))
         }
         TokenCommand::List => {
             let all: Vec<Value> = hsm
-                .slots()
-                .map(|s| token_json(&hsm, s))
+                .slot_ids()?
+                .into_iter()
+                .map(|s| token_json(hsm, s))
                 .collect::<Result<_, _>>()?;
             let mut text = format!(
                 "{:<5} {:<32} {:<16} {}\n",
@@ -224,7 +254,7 @@ fn pin_json(p: &craton_store::PinStatus) -> Value {
     })
 }
 
-fn token_json(hsm: &Hsm, slot: u64) -> Result<Value, Failure> {
+fn token_json(hsm: &dyn Engine, slot: u64) -> Result<Value, Failure> {
     let t = hsm.token_info(slot)?;
     Ok(json!({
         "slot": slot,
@@ -235,7 +265,7 @@ fn token_json(hsm: &Hsm, slot: u64) -> Result<Value, Failure> {
         "user_pin": pin_json(&t.user_pin),
         "so_pin": pin_json(&t.so_pin),
         "pin_length": {"min": t.min_pin_len, "max": t.max_pin_len},
-        "max_failed_logins": hsm.config().security.max_failed_logins,
+        "max_failed_logins": hsm.max_failed_logins()?,
     }))
 }
 
@@ -265,10 +295,11 @@ fn token_text(j: &Value) -> String {
 // ---- pin ----
 
 fn pin(ctx: &Context<'_>, c: PinCommand) -> Result<Report, Failure> {
-    let hsm = ctx.open()?;
+    let engine = ctx.engine()?;
+    let hsm = engine.as_ref();
     match c {
         PinCommand::Init { slot } => {
-            let h = session(&hsm, slot.slot, UserType::So, &ctx.so_pin())?;
+            let h = session(hsm, slot.slot, UserType::So, &ctx.so_pin())?;
             let new = ctx.new_pin().read(true)?;
             hsm.init_pin(h, &new)?;
             Ok(Report::new(
@@ -282,7 +313,7 @@ fn pin(ctx: &Context<'_>, c: PinCommand) -> Result<Report, Failure> {
             } else {
                 (UserType::User, ctx.user_pin())
             };
-            let h = session(&hsm, slot.slot, user, &old)?;
+            let h = session(hsm, slot.slot, user, &old)?;
             let old = old.read(false)?;
             let new = ctx.new_pin().read(true)?;
             hsm.set_pin(h, &old, &new)?;
@@ -293,7 +324,7 @@ fn pin(ctx: &Context<'_>, c: PinCommand) -> Result<Report, Failure> {
             ))
         }
         PinCommand::UnlockStatus { slot } => {
-            let j = token_json(&hsm, slot.slot)?;
+            let j = token_json(hsm, slot.slot)?;
             let text = format!(
                 "user PIN  {} of {} failed attempts{}\nSO PIN    {} of {} failed attempts{}\n",
                 j["user_pin"]["failures"],
@@ -439,7 +470,7 @@ fn shown(a: A, v: &AttrValue) -> Value {
     }
 }
 
-fn key_json(hsm: &Hsm, h: SessionHandle, o: ObjectHandle) -> Result<Value, Failure> {
+fn key_json(hsm: &dyn Engine, h: SessionHandle, o: ObjectHandle) -> Result<Value, Failure> {
     let values = hsm.attribute_values(h, o, &SHOWN)?;
     let mut m = serde_json::Map::new();
     m.insert("handle".into(), json!(o.0));
@@ -453,17 +484,8 @@ fn key_json(hsm: &Hsm, h: SessionHandle, o: ObjectHandle) -> Result<Value, Failu
 }
 
 /// The keys on the token, as JSON objects.
-fn keys(hsm: &Hsm, h: SessionHandle) -> Result<Vec<Value>, Failure> {
-    hsm.find_objects_init(h, &[])?;
-    let mut found = Vec::new();
-    loop {
-        let batch = hsm.find_objects(h, 256)?;
-        if batch.is_empty() {
-            break;
-        }
-        found.extend(batch);
-    }
-    hsm.find_objects_final(h)?;
+fn keys(hsm: &dyn Engine, h: SessionHandle) -> Result<Vec<Value>, Failure> {
+    let found = hsm.find_all(h, &[])?;
     let mut out = Vec::new();
     for o in found {
         let j = key_json(hsm, h, o)?;
@@ -479,7 +501,7 @@ fn keys(hsm: &Hsm, h: SessionHandle) -> Result<Vec<Value>, Failure> {
 
 /// The report on keys just made: their attributes, and a line each.
 fn made(
-    hsm: &Hsm,
+    hsm: &dyn Engine,
     h: SessionHandle,
     handles: &[ObjectHandle],
     verb: &str,
@@ -517,7 +539,7 @@ fn labelled(label: &str, id: Option<&str>) -> Result<Vec<(A, AttrValue)>, Failur
 }
 
 /// The handles `key` names: a number is a handle, anything else a label.
-fn named(hsm: &Hsm, h: SessionHandle, key: &str) -> Result<Vec<ObjectHandle>, Failure> {
+fn named(hsm: &dyn Engine, h: SessionHandle, key: &str) -> Result<Vec<ObjectHandle>, Failure> {
     let all = keys(hsm, h)?;
     let hits: Vec<ObjectHandle> = match key.parse::<u64>() {
         Ok(n) => all
@@ -538,7 +560,8 @@ fn named(hsm: &Hsm, h: SessionHandle, key: &str) -> Result<Vec<ObjectHandle>, Fa
 }
 
 fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
-    let hsm = ctx.open()?;
+    let engine = ctx.engine()?;
+    let hsm = engine.as_ref();
     match c {
         KeyCommand::Generate {
             slot,
@@ -547,7 +570,7 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
             id,
             extractable,
         } => {
-            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let h = session(hsm, slot.slot, UserType::User, &ctx.user_pin())?;
             let (mech, spec, pair) = key_spec(kind);
             let common = labelled(&label, id.as_deref())?;
             let mut private = common.clone();
@@ -566,7 +589,7 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
                 private.extend(spec);
                 vec![hsm.generate_key(h, &mechanism, &private)?]
             };
-            made(&hsm, h, &handles, "generated", &label)
+            made(hsm, h, &handles, "generated", &label)
         }
         KeyCommand::Import {
             slot,
@@ -577,9 +600,9 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
             extractable,
             file,
         } => {
-            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let h = session(hsm, slot.slot, UserType::User, &ctx.user_pin())?;
             let handles = import(
-                &hsm,
+                hsm,
                 h,
                 kind,
                 &label,
@@ -588,11 +611,11 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
                 extractable,
                 &file,
             )?;
-            made(&hsm, h, &handles, "imported", &label)
+            made(hsm, h, &handles, "imported", &label)
         }
         KeyCommand::List { slot } => {
-            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
-            let all = keys(&hsm, h)?;
+            let h = session(hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let all = keys(hsm, h)?;
             let mut text = format!(
                 "{:<8} {:<12} {:<10} {:<24} {}\n",
                 "handle", "class", "type", "label", "id"
@@ -610,10 +633,10 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
             Ok(Report::new(Value::Array(all), text))
         }
         KeyCommand::Show { slot, key } => {
-            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
-            let shown: Vec<Value> = named(&hsm, h, &key)?
+            let h = session(hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let shown: Vec<Value> = named(hsm, h, &key)?
                 .into_iter()
-                .map(|o| key_json(&hsm, h, o))
+                .map(|o| key_json(hsm, h, o))
                 .collect::<Result<_, _>>()?;
             let mut text = String::new();
             for k in &shown {
@@ -630,8 +653,8 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
             Ok(Report::new(Value::Array(shown), text))
         }
         KeyCommand::ExportPublic { slot, key, out } => {
-            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
-            let all = keys(&hsm, h)?;
+            let h = session(hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let all = keys(hsm, h)?;
             let wanted = |class: &str| {
                 all.iter().find(|k| {
                     k["class"] == class
@@ -665,8 +688,8 @@ fn key(ctx: &Context<'_>, c: KeyCommand) -> Result<Report, Failure> {
                     "destroying a key cannot be undone: add --yes to go ahead",
                 ));
             }
-            let h = session(&hsm, slot.slot, UserType::User, &ctx.user_pin())?;
-            let targets = named(&hsm, h, &key)?;
+            let h = session(hsm, slot.slot, UserType::User, &ctx.user_pin())?;
+            let targets = named(hsm, h, &key)?;
             for o in &targets {
                 hsm.destroy_object(h, *o)?;
             }
@@ -729,7 +752,7 @@ fn pem_body(text: &[u8], label: &str) -> Option<Result<Zeroizing<Vec<u8>>, Failu
 
 #[allow(clippy::too_many_arguments)]
 fn import(
-    hsm: &Hsm,
+    hsm: &dyn Engine,
     h: SessionHandle,
     kind: ImportKind,
     label: &str,
@@ -1188,6 +1211,9 @@ fn self_test(module: Option<PathBuf>) -> Result<Report, Failure> {
 }
 
 fn status(ctx: &Context<'_>) -> Result<Report, Failure> {
+    if ctx.remote {
+        return remote_status(ctx);
+    }
     let (config, source) =
         Config::discover(ctx.config_path.as_deref()).map_err(|e| Failure::setup(e.to_string()))?;
     let source = match source {
@@ -1254,5 +1280,36 @@ fn verify_release(public_key: &Path, dir: &Path) -> Result<Report, Failure> {
             sidecars.len(),
             v.comment
         ),
+    ))
+}
+
+/// `status --remote`: the daemon's own account of itself, and its tokens.
+fn remote_status(ctx: &Context<'_>) -> Result<Report, Failure> {
+    let remote = ctx.remote()?;
+    let st = remote.status()?;
+    let tokens: Vec<Value> = remote
+        .slot_ids()?
+        .into_iter()
+        .map(|s| token_json(&remote, s))
+        .collect::<Result<_, _>>()?;
+    let mut text = format!(
+        "daemon      craton-hsm-daemon {}\nself-test   {}\nuptime      {} s\nsessions    {}\nyou         {}\n",
+        st.version, st.post, st.uptime_seconds, st.sessions, st.client_fingerprint
+    );
+    for t in &tokens {
+        text += &format!(
+            "slot {:<6} {:<32} {}\n",
+            t["slot"],
+            t["label"].as_str().unwrap_or(""),
+            state_word(t)
+        );
+    }
+    Ok(Report::new(
+        json!({
+            "daemon": {"version": st.version, "post": st.post, "uptime_seconds": st.uptime_seconds,
+                       "sessions": st.sessions, "client_fingerprint": st.client_fingerprint},
+            "tokens": tokens,
+        }),
+        text,
     ))
 }

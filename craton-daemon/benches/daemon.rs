@@ -154,8 +154,7 @@ async fn setup(cfg: &ClientConfig) -> u64 {
         .await
         .unwrap()
         .into_inner();
-    // The session stays open (and so the client's login) for the whole run.
-    std::mem::forget(c);
+    // The key is a token object: every client that logs in sees it.
     pair.private_key
 }
 
@@ -175,6 +174,14 @@ async fn through_daemon(cfg: &ClientConfig, key: u64, clients: usize, run: Durat
             .unwrap()
             .into_inner()
             .session;
+        // Login belongs to the connection (one PKCS#11 application each).
+        c.login(pb::LoginRequest {
+            session: s,
+            user_type: CKU_USER,
+            pin: USER_PIN.to_vec(),
+        })
+        .await
+        .unwrap();
         let (stop, count) = (stop.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -239,7 +246,8 @@ fn main() {
         format!(
             "[token]\nstate_dir = {:?}\n[security]\npbkdf2_iterations = 1000\n\
              development_build = true\n[daemon]\nlisten_addr = \"127.0.0.1:{port}\"\n\
-             server_identities = [{{ cert = {:?}, key = {:?} }}]\nclient_ca = {:?}\n",
+             server_identities = [{{ cert = {:?}, key = {:?} }}]\nclient_ca = {:?}\n\
+             pin_attempts_per_minute = 0\n",
             state_dir(&dir.join("remote")),
             server.cert,
             server.key,

@@ -3,7 +3,7 @@
 //! accepted streams. Reloads swap the TLS configuration for new connections only.
 
 use crate::pb::hsm_server::HsmServer;
-use crate::service::Service;
+use crate::service::{Connection, ConnectionGuard, Service};
 use crate::tls::{self, Built, Material, TlsError, TlsState};
 use crate::{der, log, notify};
 use craton_store::Event;
@@ -203,7 +203,7 @@ impl Server {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<TlsStream<TcpStream>>>(64);
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Conn>>(64);
         let accept_server = self.clone();
         let accept = tokio::spawn(async move {
             loop {
@@ -221,7 +221,8 @@ impl Server {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     if let Some(stream) = server.handshake(tcp, peer).await {
-                        let _ = tx.send(Ok(stream)).await;
+                        let conn = Conn::new(stream, &server.service);
+                        let _ = tx.send(Ok(conn)).await;
                     }
                 });
             }
@@ -279,5 +280,89 @@ pub async fn reload_loop(server: Arc<Server>) {
                 }
             }
         }
+    }
+}
+
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// An accepted connection: the TLS stream, and what each request on it learns about it
+/// (who the client is, which connection, and the guard that ends its sessions with it).
+struct Conn {
+    inner: TlsStream<TcpStream>,
+    info: Connection,
+}
+
+impl Conn {
+    fn new(inner: TlsStream<TcpStream>, service: &Arc<Service>) -> Conn {
+        let id = NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fingerprint = inner
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| tls::fingerprint(c))
+            .unwrap_or_default();
+        Conn {
+            inner,
+            info: Connection {
+                id,
+                fingerprint: fingerprint.into(),
+                guard: Arc::new(ConnectionGuard::new(id, service)),
+            },
+        }
+    }
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = Connection;
+
+    fn connect_info(&self) -> Connection {
+        self.info.clone()
+    }
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

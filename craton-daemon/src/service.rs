@@ -18,44 +18,61 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tonic::{Request, Response, Status};
 
-/// Who is calling: the SHA-256 of their certificate (empty when the configuration lets
-/// loopback clients connect without one).
+/// What the listener knows about one connection, attached to each of its requests.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Unique for the daemon's lifetime.
+    pub id: u64,
+    /// SHA-256 of the client's certificate, hex (empty when the configuration lets loopback
+    /// clients connect without one).
+    pub fingerprint: Arc<str>,
+    /// Closes the connection's sessions when the last copy goes (the connection and every
+    /// request on it are gone).
+    pub guard: Arc<ConnectionGuard>,
+}
+
+/// Ends a connection's sessions, as a process's exit ends its sessions locally.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    id: u64,
+    service: std::sync::Weak<Service>,
+}
+
+impl ConnectionGuard {
+    /// A guard for connection `id` of `service`.
+    pub fn new(id: u64, service: &Arc<Service>) -> ConnectionGuard {
+        ConnectionGuard {
+            id,
+            service: Arc::downgrade(service),
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.upgrade() {
+            service.connection_closed(self.id);
+        }
+    }
+}
+
+/// Who is calling: the client certificate, over one connection. A connection is one
+/// PKCS#11 application: its sessions, session objects and login are its own.
 #[derive(Debug, Clone)]
 pub struct Identity {
     fingerprint: Arc<str>,
+    connection: u64,
 }
 
 impl Identity {
-    /// The identity of a certificate (DER).
-    pub fn of_certificate(der: &[u8]) -> Identity {
-        Identity {
-            fingerprint: crate::tls::fingerprint(der).into(),
-        }
-    }
-
-    fn anonymous() -> Identity {
-        Identity {
-            fingerprint: "".into(),
-        }
-    }
-
     /// The fingerprint, hex.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
 
-    /// The engine application this identity's sessions belong to: session objects are
-    /// shared among one client's sessions and hidden from every other client.
+    /// The engine application of this connection (0 is the local process's; never used).
     fn application(&self) -> Application {
-        let mut bytes = [0u8; 8];
-        for (b, pair) in bytes.iter_mut().zip(self.fingerprint.as_bytes().chunks(2)) {
-            *b = std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .unwrap_or(0);
-        }
-        // 0 is the local process's application; a client never shares it.
-        Application(u64::from_be_bytes(bytes) | 1 << 63)
+        Application(self.connection | 1 << 63)
     }
 
     fn caller(&self) -> Caller {
@@ -65,7 +82,7 @@ impl Identity {
 
 #[derive(Debug)]
 struct Owner {
-    fingerprint: Arc<str>,
+    connection: u64,
     slot: u64,
 }
 
@@ -146,16 +163,47 @@ impl Service {
     }
 
     fn who<T>(req: &Request<T>) -> Identity {
-        req.peer_certs()
-            .and_then(|certs| certs.first().map(|c| Identity::of_certificate(c)))
-            .unwrap_or_else(Identity::anonymous)
+        match req.extensions().get::<Connection>() {
+            Some(c) => Identity {
+                fingerprint: c.fingerprint.clone(),
+                connection: c.id,
+            },
+            // Not through our listener (in-process tests of the service): one anonymous
+            // application.
+            None => Identity {
+                fingerprint: "".into(),
+                connection: 0,
+            },
+        }
+    }
+
+    /// A connection ended: its sessions close, and with the last one its login.
+    pub fn connection_closed(&self, connection: u64) {
+        let mine: Vec<u64> = match self.owners.write() {
+            Ok(mut owners) => {
+                let ids: Vec<u64> = owners
+                    .iter()
+                    .filter(|(_, o)| o.connection == connection)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in &ids {
+                    owners.remove(s);
+                }
+                ids
+            }
+            Err(_) => return,
+        };
+        for s in mine {
+            // Already gone (closed by the client) is fine.
+            let _ = self.hsm.close_session(SessionHandle(s));
+        }
     }
 
     /// The session, if `who` opened it; anyone else's handle does not exist for them.
     fn own(&self, who: &Identity, session: u64) -> Result<SessionHandle, Status> {
         let owners = self.owners.read().map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?;
         match owners.get(&session) {
-            Some(o) if o.fingerprint == who.fingerprint => Ok(SessionHandle(session)),
+            Some(o) if o.connection == who.connection => Ok(SessionHandle(session)),
             _ => Err(rv(ck(CKR_SESSION_HANDLE_INVALID))),
         }
     }
@@ -316,6 +364,7 @@ impl HsmRpc for Arc<Service> {
             serial: text(&t.serial),
             min_pin_len: t.min_pin_len as u64,
             max_pin_len: t.max_pin_len as u64,
+            max_failed_logins: self.hsm.config().security.max_failed_logins,
         }))
     }
 
@@ -362,7 +411,7 @@ impl HsmRpc for Arc<Service> {
             .insert(
                 s.0,
                 Owner {
-                    fingerprint: who.fingerprint.clone(),
+                    connection: who.connection,
                     slot: r.slot,
                 },
             );
@@ -389,7 +438,7 @@ impl HsmRpc for Arc<Service> {
             .read()
             .map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?
             .iter()
-            .filter(|(_, o)| o.fingerprint == who.fingerprint && o.slot == slot)
+            .filter(|(_, o)| o.connection == who.connection && o.slot == slot)
             .map(|(s, _)| *s)
             .collect();
         for s in mine {
@@ -554,6 +603,17 @@ impl HsmRpc for Arc<Service> {
         Ok(Response::new(pb::ObjectList {
             objects: found.into_iter().map(|o| o.0).collect(),
         }))
+    }
+
+    async fn get_public_key_info(&self, req: Request<pb::ObjectRequest>) -> Reply<pb::DataReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let o = ObjectHandle(r.object);
+        data(
+            self.run(&who, move |h| Ok(h.public_key_info(s, o)?))
+                .await?,
+        )
     }
 
     async fn generate_key(&self, req: Request<pb::GenerateKeyRequest>) -> Reply<pb::ObjectReply> {

@@ -667,7 +667,37 @@ async fn clients_sign_and_verify_and_never_see_each_others_sessions() {
         info.user_pin_failures
     );
 
-    drop((alice, bob));
+    // Sessions live as long as their connection: when Bob goes, his session closes.
+    let sessions = |st: pb::StatusReply| st.sessions;
+    let before = sessions(
+        alice
+            .get_status(pb::StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner(),
+    );
+    drop(bob);
+    let mut after = before;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = sessions(
+            alice
+                .get_status(pb::StatusRequest {})
+                .await
+                .expect("status")
+                .into_inner(),
+        );
+        if after < before {
+            break;
+        }
+    }
+    assert_eq!(
+        after,
+        before - 1,
+        "a closed connection's session stays open"
+    );
+
+    drop(alice);
     assert!(daemon.stop());
     let audit = std::fs::read_to_string(dir.join("state/audit.log")).expect("audit log");
     assert!(

@@ -52,7 +52,48 @@ pub fn from_hsm(e: &HsmError) -> CK_RV {
         // Nothing is done unaudited: a log that cannot be written is a device failure.
         HsmError::Audit(_) => CKR_DEVICE_ERROR,
         HsmError::Config(_) => CKR_GENERAL_ERROR,
+        HsmError::Remote { rv, .. } => *rv,
     }
+}
+
+/// The engine error a remote `CK_RV` stands for, where one variant maps to it (so a remote
+/// wrong PIN is [`HsmError::PinIncorrect`], as a local one is); otherwise
+/// [`HsmError::Remote`] carrying the code.
+pub fn to_hsm(rv: CK_RV, detail: &str) -> HsmError {
+    const PLAIN: [fn() -> HsmError; 24] = [
+        || HsmError::SlotIdInvalid,
+        || HsmError::TokenNotInitialized,
+        || HsmError::SessionHandleInvalid,
+        || HsmError::SessionReadOnly,
+        || HsmError::SessionReadOnlyExists,
+        || HsmError::SessionReadWriteSoExists,
+        || HsmError::SessionExists,
+        || HsmError::UserAlreadyLoggedIn,
+        || HsmError::UserAnotherAlreadyLoggedIn,
+        || HsmError::UserNotLoggedIn,
+        || HsmError::UserPinNotInitialized,
+        || HsmError::PinIncorrect,
+        || HsmError::PinLocked,
+        || HsmError::PinLenRange,
+        || HsmError::ObjectHandleInvalid,
+        || HsmError::KeyHandleInvalid,
+        || HsmError::WrappingKeyTooWeak,
+        || HsmError::WrappingKeyHandleInvalid,
+        || HsmError::WrappingKeyTypeInconsistent,
+        || HsmError::UnwrappingKeyHandleInvalid,
+        || HsmError::UnwrappingKeyTypeInconsistent,
+        || HsmError::OperationActive,
+        || HsmError::OperationNotInitialized,
+        || HsmError::SavedStateInvalid,
+    ];
+    PLAIN
+        .iter()
+        .map(|make| make())
+        .find(|e| from_hsm(e) == rv)
+        .unwrap_or_else(|| HsmError::Remote {
+            rv,
+            detail: detail.to_owned(),
+        })
 }
 
 /// The `CK_RV` for a template-rule violation.
@@ -144,6 +185,27 @@ pub fn mechanism_flags(row: &MechanismInfo) -> CK_FLAGS {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_codes_come_back_as_the_same_errors() {
+        assert!(matches!(
+            to_hsm(CKR_PIN_INCORRECT, ""),
+            HsmError::PinIncorrect
+        ));
+        assert!(matches!(
+            to_hsm(CKR_SESSION_HANDLE_INVALID, ""),
+            HsmError::SessionHandleInvalid
+        ));
+        let e = to_hsm(CKR_SIGNATURE_INVALID, "bad");
+        assert!(matches!(
+            e,
+            HsmError::Remote {
+                rv: CKR_SIGNATURE_INVALID,
+                ..
+            }
+        ));
+        assert_eq!(from_hsm(&e), CKR_SIGNATURE_INVALID);
+    }
 
     #[test]
     fn caller_misuse_and_failures_get_distinct_codes() {

@@ -118,6 +118,15 @@ pub enum HsmError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A remote token (the daemon) failed the call with this PKCS#11 return value, or could
+    /// not be reached (`CKR_DEVICE_REMOVED`); see [`crate::ck::to_hsm`].
+    #[error("the daemon answered CK_RV 0x{rv:08X}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Remote {
+        /// The `CK_RV`.
+        rv: u64,
+        /// What the transport or the daemon said.
+        detail: String,
+    },
 }
 
 /// Result alias of the engine.

@@ -52,6 +52,7 @@ pub mod ck;
 pub mod clock;
 mod codec;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod event;
 mod hsm;
@@ -62,6 +63,7 @@ pub mod persist;
 pub mod release;
 
 pub use config::Config;
+pub use engine::Engine;
 pub use error::{HsmError, Result};
 pub use event::{Event, EventSink, KeyOrigin, NoEvents, UserType};
 pub use hsm::{
