@@ -932,7 +932,11 @@ fn audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
             } else {
                 files
             };
-            match craton_store::audit::verify(&files, &key) {
+            let mut bar = crate::progress::Bar::new("verifying the audit log");
+            let result =
+                craton_store::audit::verify_with_progress(&files, &key, &mut |d, t| bar.set(d, t));
+            drop(bar);
+            match result {
                 Ok(r) => Ok(Report::new(
                     json!({"valid": true, "entries": r.entries, "seals": r.seals, "last_seq": r.last_seq,
                            "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()}),
@@ -1062,7 +1066,11 @@ fn backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure> {
                 Some(_) => BackupSecret::Key(&secret_bytes),
                 None => BackupSecret::Passphrase(&secret_bytes),
             };
-            let bytes = hsm.backup(&secret, Some(&slots)).map_err(backup_failure)?;
+            let spinner =
+                crate::progress::Spinner::start("deriving the key and sealing the backup");
+            let bytes = hsm.backup(&secret, Some(&slots));
+            drop(spinner);
+            let bytes = bytes.map_err(backup_failure)?;
             write_private(&out, &bytes)?;
             let info = craton_store::backup::inspect(&bytes).map_err(backup_failure)?;
             Ok(Report::new(
@@ -1088,8 +1096,13 @@ fn backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure> {
                 None => BackupSecret::Passphrase(&secret_bytes),
             };
             let dir = config.state_dir();
-            let info =
-                craton_store::backup::restore(&bytes, &secret, &dir).map_err(backup_failure)?;
+            let info = {
+                let _spinner = crate::progress::Spinner::start(
+                    "deriving the key, authenticating and restoring the backup",
+                );
+                craton_store::backup::restore(&bytes, &secret, &dir)
+            }
+            .map_err(backup_failure)?;
             Ok(Report::new(
                 info_json(&info),
                 format!("restored {} token(s) into {}", info.tokens, dir.display()),

@@ -9,6 +9,7 @@ pub mod cli;
 mod commands;
 pub mod doctor;
 pub mod pin;
+mod progress;
 
 use std::fmt;
 

@@ -1039,6 +1039,22 @@ pub fn log_files(live: &Path) -> Vec<PathBuf> {
 /// every seal's signature; the last entry must be a seal, otherwise the tail is unprotected
 /// (the log was cut, or the writer died before sealing).
 pub fn verify(paths: &[PathBuf], public_key: &[u8]) -> Result<VerifyReport, VerifyError> {
+    verify_with_progress(paths, public_key, &mut |_, _| {})
+}
+
+/// [`verify`], telling `progress` how many bytes of how many it has checked (after each
+/// entry), so a command line can show how far a long verification has got.
+pub fn verify_with_progress(
+    paths: &[PathBuf],
+    public_key: &[u8],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, VerifyError> {
+    let total: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut done = 0u64;
     let bad = |file: &Path, line: usize, why: String| VerifyError {
         file: file.to_owned(),
         line,
@@ -1069,6 +1085,8 @@ pub fn verify(paths: &[PathBuf], public_key: &[u8]) -> Result<VerifyReport, Veri
         for (i, line) in BufReader::new(file).lines().enumerate() {
             let n = i + 1;
             let line = line.map_err(|e| bad(path, n, e.to_string()))?;
+            done += line.len() as u64 + 1;
+            progress(done.min(total), total);
             let Some(cut) = line.rfind(",\"hash\":\"") else {
                 return Err(bad(path, n, "entry has no hash".into()));
             };
