@@ -115,7 +115,7 @@ impl Context<'_> {
     fn remote(&self) -> Result<RemoteHsm, Failure> {
         let config = self.config()?;
         let client = config.client.as_ref().ok_or_else(|| {
-            Failure::usage(format!(
+            Failure::setup(format!(
                 "--remote needs a [client] section (endpoint, ca, cert, key) in {}",
                 config.origin()
             ))

@@ -290,8 +290,9 @@ fn pins_come_from_files_or_the_environment_and_failures_say_which_class() {
             s(&h.path("so.pin")),
         ],
     );
-    // Remote mode is refused plainly until the daemon exists.
-    h.fails(3, &["--remote", "status"]);
+    // Remote mode without a [client] section is a configuration problem, named as such.
+    let err = h.fails(3, &["--remote", "status"]);
+    assert!(err.contains("needs a [client] section"), "{err}");
 }
 
 #[test]
