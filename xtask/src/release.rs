@@ -301,3 +301,74 @@ fn set_owner_mode(
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| io(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use craton_cli::doctor::{self, PERMISSIONS, Status};
+
+    /// `install` into a scratch root lays out every path of the deployment page's table
+    /// with its owner and mode, as `doctor` reads them (needs root to chown, as CI has).
+    #[test]
+    fn install_lays_out_what_doctor_checks() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("install sets owners, which needs root; skipped");
+            return;
+        }
+        let scratch = std::env::temp_dir().join(format!("craton-install-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let (from, root) = (scratch.join("dist"), scratch.join("root"));
+        std::fs::create_dir_all(&from).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        for name in super::FILES {
+            if !name.ends_with(".hmac") {
+                std::fs::write(from.join(name), format!("image of {name}")).unwrap();
+            }
+        }
+        for name in ["libcraton_hsm.so", "craton-hsm-daemon"] {
+            crate::sidecar::write(&from.join(name)).unwrap();
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\ncraton:x:4243:4243::/var/lib/craton-hsm:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\ncraton:x:4243:\n").unwrap();
+        let args: Vec<String> = [
+            "--dest-root",
+            root.to_str().unwrap(),
+            "--from",
+            from.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        super::install(&args).unwrap();
+
+        let checks = doctor::run(&root);
+        for (path, ..) in PERMISSIONS {
+            let c = checks
+                .iter()
+                .find(|c| c.name == format!("permissions of {path}"))
+                .unwrap();
+            let expected = if path.ends_with("state.redb") || path.ends_with("audit.log") {
+                // Created by the service at its first start.
+                Status::Warn
+            } else {
+                Status::Pass
+            };
+            assert_eq!(c.status, expected, "{path}: {}", c.detail);
+        }
+        for name in [
+            "service account",
+            "libcraton_hsm.hmac matches libcraton_hsm.so",
+        ] {
+            let c = checks.iter().find(|c| c.name == name).unwrap();
+            assert_eq!(c.status, Status::Pass, "{name}: {}", c.detail);
+        }
+        // The unit and the daemon's sidecar went in too.
+        assert!(root.join("etc/systemd/system/craton-hsm.service").is_file());
+        craton_store::integrity::verify_module(&root.join("opt/craton-hsm/bin/craton-hsm-daemon"))
+            .unwrap();
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
+}
