@@ -148,12 +148,7 @@ impl Server {
                 .client_hello()
                 .alpn()
                 .is_some_and(|mut protos| protos.any(|p| p == b"h2"));
-            let ours = tls::provider().cipher_suites;
-            let common_suite = start
-                .client_hello()
-                .cipher_suites()
-                .iter()
-                .any(|offered| ours.iter().any(|s| s.suite() == *offered));
+            let common_suite = tls::suite_in_common(start.client_hello().cipher_suites());
             let refusal = if !offers_h2 {
                 Some("client did not offer ALPN h2")
             } else if !common_suite {

@@ -65,11 +65,6 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The fingerprint, hex.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
     /// The engine application of this connection (0 is the local process's; never used).
     fn application(&self) -> Application {
         Application(self.connection | 1 << 63)

@@ -58,6 +58,13 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
 }
 
+/// Whether a client offering `offered` shares at least one suite with [`provider`].
+pub fn suite_in_common(offered: &[rustls::CipherSuite]) -> bool {
+    static OURS: std::sync::LazyLock<Vec<rustls::CipherSuite>> =
+        std::sync::LazyLock::new(|| provider().cipher_suites.iter().map(|s| s.suite()).collect());
+    offered.iter().any(|o| OURS.contains(o))
+}
+
 /// The provider: aws-lc-rs with the suites and groups above, in that order.
 pub fn provider() -> CryptoProvider {
     use provider::cipher_suite::*;
@@ -200,6 +207,13 @@ pub fn read_crls(paths: &[PathBuf], max_age_secs: u64, now: i64) -> Vec<CrlStatu
 /// A CRL's fields if it is fresh at `now`, else why not.
 pub fn judge(crl: &[u8], max_age_secs: u64, now: i64) -> Result<der::CrlInfo, String> {
     let info = der::crl(crl).ok_or("not a DER certificate revocation list")?;
+    freshness(&info, max_age_secs, now)?;
+    Ok(info)
+}
+
+/// Whether a CRL counts at `now`: before its `nextUpdate` and issued no more than
+/// `max_age_secs` ago. Judged when lists are loaded and again at each handshake.
+fn freshness(info: &der::CrlInfo, max_age_secs: u64, now: i64) -> Result<(), String> {
     let Some(next) = info.next_update else {
         return Err("has no nextUpdate, so it can never be known to be current".into());
     };
@@ -212,7 +226,7 @@ pub fn judge(crl: &[u8], max_age_secs: u64, now: i64) -> Result<der::CrlInfo, St
             "issued {age} s ago, older than daemon.crl_max_age_secs ({max_age_secs})"
         ));
     }
-    Ok(info)
+    Ok(())
 }
 
 /// The verifier: webpki's chain and revocation checks, then ours (a fresh CRL for the
@@ -268,11 +282,9 @@ impl ClientCertVerifier for ClientVerifier {
             let at = now.as_secs() as i64;
             let cert = der::certificate(end_entity)
                 .ok_or_else(|| refuse("client certificate cannot be parsed".into()))?;
-            let fresh = issuers.iter().any(|c| {
-                c.issuer == cert.issuer
-                    && c.next_update.is_some_and(|n| at < n)
-                    && at - c.this_update <= self.max_age_secs as i64
-            });
+            let fresh = issuers
+                .iter()
+                .any(|c| c.issuer == cert.issuer && freshness(c, self.max_age_secs, at).is_ok());
             if !fresh {
                 return Err(refuse(
                     "no fresh CRL covers the client certificate's issuer (fail closed)".into(),

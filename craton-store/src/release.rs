@@ -8,7 +8,7 @@
 //! and a line with the Ed25519 seed in base64, mode 0600. The cryptography is craton-core's.
 
 use craton_core::edwards::Ed25519Key;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use zeroize::Zeroizing;
 
 /// The checksum list's name.
@@ -267,15 +267,6 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(text.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// The files of a release directory named in its `SHA256SUMS`, as paths.
-pub fn listed(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let text = std::fs::read_to_string(dir.join(SUMS)).map_err(|e| e.to_string())?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once("  ").map(|(_, n)| dir.join(n)))
-        .collect())
 }
 
 #[cfg(test)]
