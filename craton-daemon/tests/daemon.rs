@@ -883,3 +883,45 @@ fn unsafe_setups_are_refused_at_startup() {
     assert!(run_refused(&no_ca, &["--allow-root", "--check"]).contains("client_ca is not set"));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn the_fingerprint_allow_list_admits_only_the_listed_certificates() {
+    let dir = scratch("allow");
+    let pki = pki(&dir);
+    let alice = craton_daemon::tls::fingerprint(
+        &craton_daemon::tls::load_certs(&pki.alice.cert).expect("cert")[0],
+    );
+    let port = free_port();
+    // Listed with colons and in upper case, as operators copy them from openssl.
+    let listed: String = alice
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let config = Daemon::config(
+        &dir,
+        port,
+        &pki,
+        &format!("client_fingerprints = [\"{listed}\"]"),
+    );
+    let daemon = Daemon::start(&dir, &config, port);
+    s_client(port, &pki, &with(&cert_args(&pki.alice), &["-alpn", "h2"])).expect("listed");
+    // Bob chains to the same CA but is not listed.
+    refused(
+        port,
+        &pki,
+        &with(&cert_args(&pki.bob), &["-alpn", "h2"]),
+        "alert",
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("is not in daemon.client_fingerprints"),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.stop());
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
