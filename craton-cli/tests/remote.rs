@@ -4,86 +4,24 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use craton_daemon::devpki::{DevPki, Usage};
+use craton_daemon::devpki::InProcessDaemon;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-
-struct Daemon {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// Starts the service on a free loopback port; returns it and the client configuration.
-fn daemon(dir: &Path) -> (Daemon, PathBuf) {
-    let pki = DevPki::create(&dir.join("pki"), "remote-ca").unwrap();
-    let server = pki.issue("daemon", Usage::Server, 30).unwrap();
-    let client = pki.issue("operator", Usage::Client, 30).unwrap();
+fn daemon(dir: &Path) -> (InProcessDaemon, PathBuf) {
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let mut config = craton_store::Config::default();
     config.token.state_dir = Some(state);
     config.security.pbkdf2_iterations = 1000;
-    config.daemon.listen_addr = listener.local_addr().unwrap();
-    config.daemon.server_identities = vec![craton_store::config::ServerIdentity {
-        cert: server.cert,
-        key: server.key,
-    }];
-    config.daemon.client_ca = Some(pki.ca_cert());
-    let hsm = Arc::new(craton_store::Hsm::open(config.clone()).unwrap());
-    let service = Arc::new(craton_daemon::service::Service::new(hsm, 0, 1 << 20));
-    let server = Arc::new(craton_daemon::server::Server::new(service, config.daemon).unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    listener.set_nonblocking(true).unwrap();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            server
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-    });
+    config.daemon.pin_attempts_per_minute = 0;
+    let daemon = InProcessDaemon::start(dir, config).unwrap();
     let client_config = dir.join("client.toml");
-    std::fs::write(
-        &client_config,
-        format!(
-            "[client]\nendpoint = \"https://localhost:{port}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
-            pki.ca_cert(),
-            client.cert,
-            client.key
-        ),
-    )
-    .unwrap();
-    (
-        Daemon {
-            stop: Some(tx),
-            thread: Some(thread),
-        },
-        client_config,
-    )
+    std::fs::write(&client_config, daemon.client_toml()).unwrap();
+    (daemon, client_config)
 }
 
 fn run(config: &Path, args: &[&str]) -> Output {

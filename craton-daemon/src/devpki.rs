@@ -303,3 +303,102 @@ impl Drop for DevDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// The daemon's service run inside the calling process on a free loopback port, behind
+/// mutual TLS with certificates from a throwaway CA: for tests of clients (the CLI's
+/// `--remote`, the PKCS#11 module's remote mode) that need a daemon but not its process.
+/// Stops when dropped.
+#[derive(Debug)]
+pub struct InProcessDaemon {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    service: std::sync::Arc<crate::service::Service>,
+    /// What a client needs to reach it.
+    pub client: craton_store::config::ClientConfig,
+}
+
+impl InProcessDaemon {
+    /// Starts a daemon whose CA, certificates and state live under `dir`, on the engine
+    /// configuration `config` (its `[daemon]` TLS settings and listen address are filled in
+    /// here). The client certificate's CN is `client`.
+    pub fn start(dir: &Path, mut config: craton_store::Config) -> Result<InProcessDaemon, String> {
+        use std::sync::Arc;
+        let pki = DevPki::create(&dir.join("pki"), "in-process-ca")?;
+        let server = pki.issue("daemon", Usage::Server, 90)?;
+        let client = pki.issue("client", Usage::Client, 90)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        config.daemon.listen_addr = addr;
+        config.daemon.server_identities = vec![craton_store::config::ServerIdentity {
+            cert: server.cert,
+            key: server.key,
+        }];
+        config.daemon.client_ca = Some(pki.ca_cert());
+        let hsm = Arc::new(craton_store::Hsm::open(config.clone()).map_err(|e| e.to_string())?);
+        let service = Arc::new(crate::service::Service::new(
+            hsm,
+            config.daemon.pin_attempts_per_minute,
+            1 << 20,
+        ));
+        let server = Arc::new(
+            crate::server::Server::new(service.clone(), config.daemon)
+                .map_err(|e| e.to_string())?,
+        );
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let _ = server
+                    .serve(listener, async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(InProcessDaemon {
+            stop: Some(tx),
+            thread: Some(thread),
+            service,
+            client: craton_store::config::ClientConfig {
+                endpoint: format!("https://localhost:{}", addr.port()),
+                ca: pki.ca_cert(),
+                cert: client.cert,
+                key: client.key,
+                timeout_secs: 30,
+            },
+        })
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.service.connections()
+    }
+
+    /// The `[client]` section of a configuration that reaches this daemon.
+    pub fn client_toml(&self) -> String {
+        let c = &self.client;
+        format!(
+            "[client]\nendpoint = \"{}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\ntimeout_secs = {}\n",
+            c.endpoint, c.ca, c.cert, c.key, c.timeout_secs
+        )
+    }
+}
+
+impl Drop for InProcessDaemon {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

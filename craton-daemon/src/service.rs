@@ -10,7 +10,8 @@ use craton_core::Direction;
 use craton_core::attribute::AttributeType as A;
 use craton_store::audit::Caller;
 use craton_store::{
-    Application, Event, Hsm, ObjectHandle, OperationKind, SessionHandle, SessionState, UserType,
+    Application, Event, Hsm, MessageKind, ObjectHandle, OperationKind, SessionHandle, SessionState,
+    UserType,
 };
 use cryptoki_sys::*;
 use std::collections::HashMap;
@@ -41,6 +42,9 @@ pub struct ConnectionGuard {
 impl ConnectionGuard {
     /// A guard for connection `id` of `service`.
     pub fn new(id: u64, service: &Arc<Service>) -> ConnectionGuard {
+        service
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ConnectionGuard {
             id,
             service: Arc::downgrade(service),
@@ -81,8 +85,10 @@ struct Owner {
     slot: u64,
 }
 
-/// PIN attempts per client per minute, as a token bucket: bursts up to the allowance, then
-/// one attempt per (60 / allowance) seconds.
+/// Failed PIN attempts per client per minute, as a token bucket: bursts up to the
+/// allowance, then one attempt per (60 / allowance) seconds. Each attempt takes a token
+/// before it reaches the engine (so parallel guesses cannot overtake the count) and a right
+/// PIN gives it back: a client that logs in often with the right PIN is never slowed.
 #[derive(Debug)]
 struct PinLimiter {
     per_minute: u32,
@@ -113,6 +119,18 @@ impl PinLimiter {
             false
         }
     }
+
+    /// Gives back the token of an attempt that succeeded.
+    fn refund(&self, who: &Identity) {
+        if self.per_minute == 0 {
+            return;
+        }
+        if let Ok(mut buckets) = self.buckets.lock()
+            && let Some((tokens, _)) = buckets.get_mut(&who.fingerprint)
+        {
+            *tokens = (*tokens + 1.0).min(f64::from(self.per_minute));
+        }
+    }
 }
 
 /// The service state shared by every connection.
@@ -123,6 +141,7 @@ pub struct Service {
     started: Instant,
     pins: PinLimiter,
     max_random: usize,
+    connections: std::sync::atomic::AtomicU64,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -144,7 +163,13 @@ impl Service {
                 buckets: Mutex::new(HashMap::new()),
             },
             max_random,
+            connections: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Connections accepted since the service started.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The engine.
@@ -217,6 +242,20 @@ impl Service {
             .map_err(rv)
     }
 
+    /// Runs an engine call that checks a PIN, if the client's failed attempts allow it.
+    async fn pin_attempt<T, F>(&self, who: &Identity, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Hsm) -> Result<T, CkError> + Send + 'static,
+    {
+        self.throttle(who)?;
+        let result = self.run(who, f).await;
+        if result.is_ok() {
+            self.pins.refund(who);
+        }
+        result
+    }
+
     fn throttle(&self, who: &Identity) -> Result<(), Status> {
         if self.pins.allow(who) {
             return Ok(());
@@ -266,6 +305,64 @@ fn state_number(s: SessionState) -> u64 {
     }
 }
 
+fn message_kind(n: i32) -> Result<MessageKind, Status> {
+    Ok(match pb::MessageKind::try_from(n) {
+        Ok(pb::MessageKind::Encrypt) => MessageKind::Encrypt,
+        Ok(pb::MessageKind::Decrypt) => MessageKind::Decrypt,
+        Ok(pb::MessageKind::Sign) => MessageKind::Sign,
+        Ok(pb::MessageKind::Verify) => MessageKind::Verify,
+        Err(_) => return Err(rv(ck(CKR_ARGUMENTS_BAD))),
+    })
+}
+
+fn operation_kind(n: i32) -> Result<OperationKind, Status> {
+    use pb::OperationKind as P;
+    Ok(match P::try_from(n) {
+        Ok(P::Sign) => OperationKind::Sign,
+        Ok(P::Verify) => OperationKind::Verify,
+        Ok(P::Encrypt) => OperationKind::Encrypt,
+        Ok(P::Decrypt) => OperationKind::Decrypt,
+        Ok(P::Digest) => OperationKind::Digest,
+        Ok(P::Find) => OperationKind::Find,
+        Ok(P::MessageEncrypt) => OperationKind::Message(MessageKind::Encrypt),
+        Ok(P::MessageDecrypt) => OperationKind::Message(MessageKind::Decrypt),
+        Ok(P::MessageSign) => OperationKind::Message(MessageKind::Sign),
+        Ok(P::MessageVerify) => OperationKind::Message(MessageKind::Verify),
+        Err(_) => return Err(rv(ck(CKR_ARGUMENTS_BAD))),
+    })
+}
+
+/// Every kind of operation a session can run, for a cancel that names none.
+const ALL_OPERATIONS: [OperationKind; 10] = [
+    OperationKind::Sign,
+    OperationKind::Verify,
+    OperationKind::Encrypt,
+    OperationKind::Decrypt,
+    OperationKind::Digest,
+    OperationKind::Find,
+    OperationKind::Message(MessageKind::Encrypt),
+    OperationKind::Message(MessageKind::Decrypt),
+    OperationKind::Message(MessageKind::Sign),
+    OperationKind::Message(MessageKind::Verify),
+];
+
+fn direction(decrypt: bool) -> Direction {
+    if decrypt {
+        Direction::Decrypt
+    } else {
+        Direction::Encrypt
+    }
+}
+
+fn size(n: usize) -> Reply<pb::SizeReply> {
+    Ok(Response::new(pb::SizeReply { size: n as u64 }))
+}
+
+/// The per-message mechanism of a message call, if the request has one.
+fn per_message(m: Option<&pb::Mechanism>) -> Result<Option<craton_core::ops::Mechanism>, Status> {
+    m.map(|m| mechanism(Some(m)).map_err(rv)).transpose()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim_end().to_owned()
 }
@@ -304,6 +401,17 @@ macro_rules! cipher_init {
     }};
 }
 
+macro_rules! wrap_request {
+    ($self:ident, $req:ident, |$h:ident, $s:ident, $m:ident, $w:ident, $k:ident| $body:expr) => {{
+        let who = Service::who(&$req);
+        let r = $req.into_inner();
+        let $s = $self.own(&who, r.session)?;
+        let $m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let ($w, $k) = (ObjectHandle(r.wrapping_key), ObjectHandle(r.key));
+        $self.run(&who, move |$h| Ok($body?)).await?
+    }};
+}
+
 macro_rules! session_data {
     ($self:ident, $req:ident, |$h:ident, $s:ident, $d:ident| $body:expr) => {{
         let who = Service::who(&$req);
@@ -336,6 +444,14 @@ impl HsmRpc for Arc<Service> {
             uptime_seconds: self.started.elapsed().as_secs(),
             sessions: self.session_count() as u64,
             client_fingerprint: who.fingerprint.to_string(),
+            policy: Some({
+                let p = self.hsm.registry().policy();
+                pb::Policy {
+                    allow_weak_rsa: p.allow_weak_rsa,
+                    allow_sha1_signatures: p.allow_sha1_signatures,
+                    fips_only: p.fips_only,
+                }
+            }),
         }))
     }
 
@@ -360,6 +476,12 @@ impl HsmRpc for Arc<Service> {
             min_pin_len: t.min_pin_len as u64,
             max_pin_len: t.max_pin_len as u64,
             max_failed_logins: self.hsm.config().security.max_failed_logins,
+            user_pin_count_low: t.user_pin.count_low,
+            user_pin_final_try: t.user_pin.final_try,
+            so_pin_count_low: t.so_pin.count_low,
+            so_pin_final_try: t.so_pin.final_try,
+            sessions: t.sessions,
+            rw_sessions: t.rw_sessions,
         }))
     }
 
@@ -383,10 +505,9 @@ impl HsmRpc for Arc<Service> {
 
     async fn init_token(&self, req: Request<pb::InitTokenRequest>) -> Reply<pb::Empty> {
         let who = Service::who(&req);
-        self.throttle(&who)?;
         let r = req.into_inner();
         let pin = zeroize::Zeroizing::new(r.so_pin);
-        self.run(&who, move |h| Ok(h.init_token(r.slot, &pin, &r.label)?))
+        self.pin_attempt(&who, move |h| Ok(h.init_token(r.slot, &pin, &r.label)?))
             .await?;
         empty()
     }
@@ -461,12 +582,12 @@ impl HsmRpc for Arc<Service> {
 
     async fn login(&self, req: Request<pb::LoginRequest>) -> Reply<pb::Empty> {
         let who = Service::who(&req);
-        self.throttle(&who)?;
         let r = req.into_inner();
         let s = self.own(&who, r.session)?;
         let user = user_type(r.user_type)?;
         let pin = zeroize::Zeroizing::new(r.pin);
-        self.run(&who, move |h| Ok(h.login(s, user, &pin)?)).await?;
+        self.pin_attempt(&who, move |h| Ok(h.login(s, user, &pin)?))
+            .await?;
         empty()
     }
 
@@ -477,24 +598,23 @@ impl HsmRpc for Arc<Service> {
 
     async fn init_pin(&self, req: Request<pb::InitPinRequest>) -> Reply<pb::Empty> {
         let who = Service::who(&req);
-        self.throttle(&who)?;
         let r = req.into_inner();
         let s = self.own(&who, r.session)?;
         let pin = zeroize::Zeroizing::new(r.pin);
-        self.run(&who, move |h| Ok(h.init_pin(s, &pin)?)).await?;
+        self.pin_attempt(&who, move |h| Ok(h.init_pin(s, &pin)?))
+            .await?;
         empty()
     }
 
     async fn set_pin(&self, req: Request<pb::SetPinRequest>) -> Reply<pb::Empty> {
         let who = Service::who(&req);
-        self.throttle(&who)?;
         let r = req.into_inner();
         let s = self.own(&who, r.session)?;
         let (old, new) = (
             zeroize::Zeroizing::new(r.old_pin),
             zeroize::Zeroizing::new(r.new_pin),
         );
-        self.run(&who, move |h| Ok(h.set_pin(s, &old, &new)?))
+        self.pin_attempt(&who, move |h| Ok(h.set_pin(s, &old, &new)?))
             .await?;
         empty()
     }
@@ -848,19 +968,276 @@ impl HsmRpc for Arc<Service> {
         data(session_only!(self, req, |h, s| h.digest_final(s)))
     }
 
-    async fn cancel_operations(&self, req: Request<pb::SessionRequest>) -> Reply<pb::Empty> {
-        session_only!(self, req, |h, s| h.cancel(
-            s,
-            &[
-                OperationKind::Sign,
-                OperationKind::Verify,
-                OperationKind::Encrypt,
-                OperationKind::Decrypt,
-                OperationKind::Digest,
-                OperationKind::Find,
-            ]
-        ));
+    async fn cancel_operations(&self, req: Request<pb::CancelRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let kinds = if r.kinds.is_empty() {
+            ALL_OPERATIONS.to_vec()
+        } else {
+            r.kinds
+                .iter()
+                .map(|k| operation_kind(*k))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        self.run(&who, move |h| Ok(h.cancel(s, &kinds)?)).await?;
         empty()
+    }
+
+    async fn get_operation_state(&self, req: Request<pb::SessionRequest>) -> Reply<pb::DataReply> {
+        data(session_only!(self, req, |h, s| h.operation_state(s)))
+    }
+
+    async fn set_operation_state(&self, req: Request<pb::DataRequest>) -> Reply<pb::Empty> {
+        session_data!(self, req, |h, s, d| h.set_operation_state(s, &d));
+        empty()
+    }
+
+    async fn seed_random(&self, req: Request<pb::DataRequest>) -> Reply<pb::Empty> {
+        session_data!(self, req, |h, s, d| h.seed_random(s, &d));
+        empty()
+    }
+
+    async fn find_objects_init(&self, req: Request<pb::TemplateRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let t = template(&r.template).map_err(rv)?;
+        self.run(&who, move |h| Ok(h.find_objects_init(s, &t)?))
+            .await?;
+        empty()
+    }
+
+    async fn find_objects_next(&self, req: Request<pb::FindNextRequest>) -> Reply<pb::ObjectList> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let max = match r.max {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let found = self.run(&who, move |h| Ok(h.find_objects(s, max)?)).await?;
+        Ok(Response::new(pb::ObjectList {
+            objects: found.into_iter().map(|o| o.0).collect(),
+        }))
+    }
+
+    async fn find_objects_final(&self, req: Request<pb::SessionRequest>) -> Reply<pb::Empty> {
+        session_only!(self, req, |h, s| h.find_objects_final(s));
+        empty()
+    }
+
+    async fn wrap_key_length(&self, req: Request<pb::WrapKeyRequest>) -> Reply<pb::SizeReply> {
+        size(wrap_request!(self, req, |h, s, m, w, k| h.wrap_key_len(s, &m, w, k)))
+    }
+
+    async fn wrap_key_authenticated(
+        &self,
+        req: Request<pb::WrapKeyRequest>,
+    ) -> Reply<pb::MessageReply> {
+        let out = wrap_request!(self, req, |h, s, m, w, k| h
+            .wrap_key_authenticated(s, &m, w, k));
+        Ok(Response::new(pb::MessageReply {
+            data: out.data.to_vec(),
+            generated_iv: out.iv,
+        }))
+    }
+
+    async fn wrap_key_authenticated_length(
+        &self,
+        req: Request<pb::WrapKeyRequest>,
+    ) -> Reply<pb::SizeReply> {
+        size(wrap_request!(self, req, |h, s, m, w, k| h
+            .wrap_key_authenticated_len(s, &m, w, k)))
+    }
+
+    async fn encapsulate_key_length(
+        &self,
+        req: Request<pb::EncapsulateRequest>,
+    ) -> Reply<pb::SizeReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let public = ObjectHandle(r.public_key);
+        size(
+            self.run(&who, move |h| Ok(h.encapsulate_key_len(s, &m, public)?))
+                .await?,
+        )
+    }
+
+    async fn sign_recover_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::Empty> {
+        init_op!(self, req, sign_recover_init)
+    }
+
+    async fn sign_recover(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        data(session_data!(self, req, |h, s, d| h.sign_recover(s, &d)))
+    }
+
+    async fn verify_recover_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::Empty> {
+        init_op!(self, req, verify_recover_init)
+    }
+
+    async fn verify_recover(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
+        data(session_data!(self, req, |h, s, d| h.verify_recover(s, &d)))
+    }
+
+    async fn verify_signature_init(
+        &self,
+        req: Request<pb::VerifySignatureInitRequest>,
+    ) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let key = ObjectHandle(r.key);
+        let signature = r.signature;
+        self.run(&who, move |h| {
+            Ok(h.verify_signature_init(s, &m, key, &signature)?)
+        })
+        .await?;
+        empty()
+    }
+
+    async fn verify_signature(&self, req: Request<pb::DataRequest>) -> Reply<pb::Empty> {
+        session_data!(self, req, |h, s, d| h.verify_signature(s, &d));
+        empty()
+    }
+
+    async fn verify_signature_update(&self, req: Request<pb::DataRequest>) -> Reply<pb::Empty> {
+        session_data!(self, req, |h, s, d| h.verify_signature_update(s, &d));
+        empty()
+    }
+
+    async fn verify_signature_final(&self, req: Request<pb::SessionRequest>) -> Reply<pb::Empty> {
+        session_only!(self, req, |h, s| h.verify_signature_final(s));
+        empty()
+    }
+
+    async fn message_init(&self, req: Request<pb::MessageInitRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let kind = message_kind(r.kind)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let key = ObjectHandle(r.key);
+        self.run(&who, move |h| Ok(h.message_init(s, kind, &m, key)?))
+            .await?;
+        empty()
+    }
+
+    async fn message_final(&self, req: Request<pb::MessageKindRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let kind = message_kind(r.kind)?;
+        self.run(&who, move |h| Ok(h.message_final(s, kind)?))
+            .await?;
+        empty()
+    }
+
+    async fn message_begin(
+        &self,
+        req: Request<pb::MessageBeginRequest>,
+    ) -> Reply<pb::MessageBeginReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let kind = message_kind(r.kind)?;
+        let m = per_message(r.mechanism.as_ref())?;
+        let generated_iv = self
+            .run(&who, move |h| Ok(h.message_begin(s, kind, m)?))
+            .await?;
+        Ok(Response::new(pb::MessageBeginReply { generated_iv }))
+    }
+
+    async fn message_part(&self, req: Request<pb::MessagePartRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let kind = message_kind(r.kind)?;
+        let part = r.data;
+        self.run(&who, move |h| Ok(h.message_part(s, kind, &part)?))
+            .await?;
+        empty()
+    }
+
+    async fn cipher_message(
+        &self,
+        req: Request<pb::CipherMessageRequest>,
+    ) -> Reply<pb::MessageReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let d = match message_kind(r.kind)? {
+            MessageKind::Encrypt => Direction::Encrypt,
+            MessageKind::Decrypt => Direction::Decrypt,
+            _ => return Err(rv(ck(CKR_ARGUMENTS_BAD))),
+        };
+        let m = per_message(r.mechanism.as_ref())?;
+        let input = r.data;
+        let out = self
+            .run(&who, move |h| {
+                Ok(h.cipher_message(s, d, m.as_ref(), &input)?)
+            })
+            .await?;
+        Ok(Response::new(pb::MessageReply {
+            data: out.data.to_vec(),
+            generated_iv: out.iv,
+        }))
+    }
+
+    async fn sign_message(&self, req: Request<pb::SignMessageRequest>) -> Reply<pb::DataReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        data(
+            self.run(&who, move |h| {
+                Ok(h.sign_message(s, &r.data, r.last_part)?)
+            })
+            .await?,
+        )
+    }
+
+    async fn verify_message(&self, req: Request<pb::VerifyMessageRequest>) -> Reply<pb::Empty> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        self.run(&who, move |h| {
+            Ok(h.verify_message(s, &r.data, r.last_part, &r.signature)?)
+        })
+        .await?;
+        empty()
+    }
+
+    async fn get_output_length(
+        &self,
+        req: Request<pb::OutputLengthRequest>,
+    ) -> Reply<pb::OutputLengthReply> {
+        use pb::OutputKind as K;
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let kind = K::try_from(r.kind).map_err(|_| rv(ck(CKR_ARGUMENTS_BAD)))?;
+        let d = direction(r.decrypt);
+        let n = usize::try_from(r.input_length).map_err(|_| rv(ck(CKR_DATA_LEN_RANGE)))?;
+        let message = message_kind(r.message_kind)?;
+        let length = self
+            .run(&who, move |h| {
+                Ok(match kind {
+                    K::Cipher => Some(h.cipher_len(s, d, n)?),
+                    K::CipherUpdate => Some(h.cipher_update_len(s, d, n)?),
+                    K::CipherFinal => Some(h.cipher_final_len(s, d)?),
+                    K::Signature => Some(h.signature_len(s)?),
+                    K::Digest => Some(h.digest_len(s)?),
+                    K::MessageSignature => Some(h.message_signature_len(s)?),
+                    K::MessagePending => h.message_pending_len(s, message)?,
+                })
+            })
+            .await?;
+        Ok(Response::new(pb::OutputLengthReply {
+            length: length.map(|n| n as u64),
+        }))
     }
 
     async fn generate_random(&self, req: Request<pb::RandomRequest>) -> Reply<pb::DataReply> {
@@ -879,5 +1256,45 @@ impl HsmRpc for Arc<Service> {
             })
             .await?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(name: &str) -> Identity {
+        Identity {
+            fingerprint: name.into(),
+            connection: 1,
+        }
+    }
+
+    #[test]
+    fn only_failed_pin_attempts_use_up_the_allowance() {
+        let limiter = PinLimiter {
+            per_minute: 3,
+            buckets: Mutex::new(HashMap::new()),
+        };
+        let (alice, bob) = (client("alice"), client("bob"));
+        // Alice logs in rightly a hundred times in a row: each attempt is given back.
+        for _ in 0..100 {
+            assert!(limiter.allow(&alice));
+            limiter.refund(&alice);
+        }
+        // Bob guesses: three attempts, then refused, and Alice is not affected.
+        for _ in 0..3 {
+            assert!(limiter.allow(&bob));
+        }
+        assert!(!limiter.allow(&bob));
+        assert!(limiter.allow(&alice));
+        // A refund never lifts a bucket above the allowance.
+        for _ in 0..10 {
+            limiter.refund(&alice);
+        }
+        for _ in 0..3 {
+            assert!(limiter.allow(&alice));
+        }
+        assert!(!limiter.allow(&alice));
     }
 }

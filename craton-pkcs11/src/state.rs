@@ -13,7 +13,7 @@
 
 use crate::ffi::{self, CkResult};
 use craton_core::post::PostFailure;
-use craton_store::{Config, Event, Hsm};
+use craton_store::{Config, Engine, Event, Hsm};
 use cryptoki_sys::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -21,8 +21,10 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 /// An initialised module.
 #[derive(Debug)]
 pub(crate) struct Module {
-    /// The engine.
-    pub(crate) hsm: Hsm,
+    /// The token: the engine in this process, or the daemon's in remote mode.
+    pub(crate) hsm: Arc<dyn Engine>,
+    /// The engine in this process (none in remote mode), for what only it has: the audit log.
+    local: Option<Arc<Hsm>>,
     /// The fork generation this module was opened in.
     generation: u64,
 }
@@ -113,11 +115,18 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
     }
     let (mut config, _) =
         Config::discover(None).map_err(|e| refuse(&e.to_string(), CKR_GENERAL_ERROR))?;
-    if config.client.is_some() {
-        return Err(refuse(
-            "remote mode ([client]) is not available in this build of the module",
-            CKR_GENERAL_ERROR,
-        ));
+    let development = config.security.development_build;
+    let integrity = check_integrity();
+    if let Some(client) = config.client.clone() {
+        let module = Arc::new(open_remote(
+            &client,
+            options,
+            development,
+            integrity,
+            generation,
+        )?);
+        publish(&mut shards, &module);
+        return Ok(());
     }
     if !options.may_create_threads {
         // The engine's only thread syncs per-operation audit entries in the background;
@@ -126,8 +135,6 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
         config.audit.sync_operation_entries = true;
         config.audit.batch_operation_entries = false;
     }
-    let development = config.security.development_build;
-    let integrity = check_integrity();
     let hsm = Hsm::open(config).map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
     let (module_path, outcome) = integrity;
     hsm.report(Event::IntegrityChecked {
@@ -152,11 +159,56 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
         attached: true,
     })
     .map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
-    let module = Arc::new(Module { hsm, generation });
-    for shard in &mut shards {
+    let hsm = Arc::new(hsm);
+    let module = Arc::new(Module {
+        hsm: hsm.clone(),
+        local: Some(hsm),
+        generation,
+    });
+    publish(&mut shards, &module);
+    Ok(())
+}
+
+/// Remote mode: the token is the daemon's, reached over mutual TLS. There is no local store
+/// or audit log; the daemon audits every call under this client's certificate. The module
+/// file is still checked, since it is what holds the client's key while it runs.
+fn open_remote(
+    client: &craton_store::config::ClientConfig,
+    options: InitOptions,
+    development: bool,
+    (module_path, outcome): (String, Result<(), String>),
+    generation: u64,
+) -> CkResult<Module> {
+    match outcome {
+        Err(why) if !development => {
+            return Err(refuse(
+                &format!("integrity check of {module_path} failed: {why}"),
+                CKR_FUNCTION_FAILED,
+            ));
+        }
+        Err(why) => eprintln!(
+            "craton-hsm: integrity check of {module_path} failed ({why}); \
+             continuing because security.development_build is set"
+        ),
+        Ok(()) => {}
+    }
+    let remote = craton_daemon::client::RemoteHsm::connect_with(client, options.may_create_threads)
+        .map_err(|e| refuse(&format!("remote mode: {e}"), CKR_FUNCTION_FAILED))?;
+    Ok(Module {
+        hsm: Arc::new(remote),
+        local: None,
+        generation,
+    })
+}
+
+/// Makes `module` the one every call sees.
+fn publish(
+    shards: &mut [std::sync::RwLockWriteGuard<'static, Option<Arc<Handle>>>],
+    module: &Arc<Module>,
+) {
+    for shard in shards.iter_mut() {
         **shard = Some(Arc::new(Handle(module.clone())));
     }
-    Ok(())
 }
 
 /// `C_Finalize`.
@@ -170,9 +222,9 @@ pub(crate) fn finalize() -> CkResult<()> {
         let handles: Vec<_> = shards.iter_mut().filter_map(|s| s.take()).collect();
         handles.first().map(|h| h.0.clone())
     };
-    if let Some(m) = m {
+    if let Some(local) = m.as_ref().and_then(|m| m.local.as_ref()) {
         // The engine closes when the last running call drops its handle.
-        let _ = m.hsm.report(Event::Frontend {
+        let _ = local.report(Event::Frontend {
             frontend: "pkcs11",
             pid: std::process::id(),
             attached: false,

@@ -214,8 +214,9 @@ pub struct DaemonConfig {
     pub client_fingerprints: Vec<String>,
     /// Largest request accepted, in bytes.
     pub max_request_bytes: usize,
-    /// PIN attempts (login, PIN change, token init) each client may make per minute; more
-    /// are refused before they reach the token. 0 means no limit.
+    /// Failed PIN attempts (login, PIN change, token init) each client may make per minute;
+    /// more are refused before they reach the token. Attempts with the right PIN do not
+    /// count. 0 means no limit.
     pub pin_attempts_per_minute: u32,
     /// Log lines on stderr: `text` or `json`.
     pub log_format: LogFormat,

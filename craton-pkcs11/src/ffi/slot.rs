@@ -8,8 +8,11 @@ use crate::state::{self, module};
 use craton_core::mechanism::MechanismType;
 use cryptoki_sys::*;
 
-fn slot_index(hsm: &craton_store::Hsm, id: CK_SLOT_ID) -> CkResult<u64> {
-    hsm.slots().find(|s| *s == id).ok_or(CKR_SLOT_ID_INVALID)
+fn slot_index(hsm: &dyn craton_store::Engine, id: CK_SLOT_ID) -> CkResult<u64> {
+    check(hsm.slot_ids())?
+        .into_iter()
+        .find(|s| *s == id)
+        .ok_or(CKR_SLOT_ID_INVALID)
 }
 
 /// `C_GetSlotList`: every slot holds a token, so `tokenPresent` changes nothing.
@@ -25,7 +28,7 @@ pub unsafe extern "C" fn C_GetSlotList(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        let slots: Vec<CK_SLOT_ID> = m.hsm.slots().collect();
+        let slots: Vec<CK_SLOT_ID> = check(m.hsm.slot_ids())?;
         // SAFETY: the caller's list holds `*count` slot ids.
         unsafe { output_array(list, count, &slots) }
     })
@@ -40,7 +43,7 @@ pub unsafe extern "C" fn C_GetSlotList(
 pub unsafe extern "C" fn C_GetSlotInfo(id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
     entry(|| {
         let m = module()?;
-        slot_index(&m.hsm, id)?;
+        slot_index(m.hsm.as_ref(), id)?;
         let out = CK_SLOT_INFO {
             slotDescription: padded(&format!("Craton HSM slot {id}")),
             manufacturerID: padded(MANUFACTURER),
@@ -62,7 +65,7 @@ pub unsafe extern "C" fn C_GetSlotInfo(id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) 
 pub unsafe extern "C" fn C_GetTokenInfo(id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
     entry(|| {
         let m = module()?;
-        let t = check(m.hsm.token_info(slot_index(&m.hsm, id)?))?;
+        let t = check(m.hsm.token_info(slot_index(m.hsm.as_ref(), id)?))?;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_RESTORE_KEY_NOT_NEEDED;
         let on = |cond: bool, f: CK_FLAGS| if cond { f } else { 0 };
         flags |= on(t.initialized, CKF_TOKEN_INITIALIZED);
@@ -112,7 +115,7 @@ pub unsafe extern "C" fn C_GetMechanismList(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        slot_index(&m.hsm, id)?;
+        slot_index(m.hsm.as_ref(), id)?;
         let mechs: Vec<CK_MECHANISM_TYPE> =
             m.hsm.registry().rows().map(|r| r.mechanism.0).collect();
         // SAFETY: the caller's list holds `*count` mechanism types.
@@ -133,7 +136,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        slot_index(&m.hsm, id)?;
+        slot_index(m.hsm.as_ref(), id)?;
         let row = m
             .hsm
             .registry()
@@ -176,7 +179,7 @@ pub unsafe extern "C" fn C_InitToken(
 ) -> CK_RV {
     entry(|| {
         let m = module()?;
-        let slot = slot_index(&m.hsm, id)?;
+        let slot = slot_index(m.hsm.as_ref(), id)?;
         // SAFETY: the PIN is `so_pin_len` bytes; the label is the specification's 32 bytes.
         let (so_pin, label) = unsafe { (pin(so_pin, so_pin_len)?, bytes(label, 32)?) };
         if label.is_empty() {

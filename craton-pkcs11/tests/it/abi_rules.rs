@@ -378,14 +378,14 @@ fn a_blocking_slot_event_wait_ends_with_c_finalize() {
 }
 
 #[test]
-fn remote_mode_is_refused_until_it_exists() {
+fn remote_mode_without_its_client_files_never_falls_back_to_a_local_token() {
     isolated(
-        "abi_rules::remote_mode_is_refused_until_it_exists",
+        "abi_rules::remote_mode_without_its_client_files_never_falls_back_to_a_local_token",
         "client.endpoint = \"https://127.0.0.1:5696\"\nclient.ca = \"/nonexistent/ca.pem\"\n\
          client.cert = \"/nonexistent/c.pem\"\nclient.key = \"/nonexistent/k.pem\"",
         || {
             // A configuration asking for the daemon must not silently run a local token.
-            assert_eq!(c!(C_Initialize(std::ptr::null_mut())), CKR_GENERAL_ERROR);
+            assert_eq!(c!(C_Initialize(std::ptr::null_mut())), CKR_FUNCTION_FAILED);
             let mut info = CK_INFO::default();
             assert_eq!(c!(C_GetInfo(&mut info)), CKR_CRYPTOKI_NOT_INITIALIZED);
         },

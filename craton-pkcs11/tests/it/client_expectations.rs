@@ -7,7 +7,7 @@ use cryptoki_sys::*;
 
 #[test]
 fn read_only_sessions_may_create_session_objects_only() {
-    isolated(
+    both(
         "client_expectations::read_only_sessions_may_create_session_objects_only",
         "",
         || {
@@ -44,7 +44,7 @@ fn read_only_sessions_may_create_session_objects_only() {
 
 #[test]
 fn init_token_with_an_open_session_is_refused() {
-    isolated(
+    both(
         "client_expectations::init_token_with_an_open_session_is_refused",
         "",
         || {
@@ -73,7 +73,7 @@ fn init_token_with_an_open_session_is_refused() {
 
 #[test]
 fn ecdsa_signatures_are_raw_r_s_and_points_are_der_octet_strings() {
-    isolated(
+    both(
         "client_expectations::ecdsa_signatures_are_raw_r_s_and_points_are_der_octet_strings",
         "",
         || {
@@ -119,7 +119,7 @@ fn ecdsa_signatures_are_raw_r_s_and_points_are_der_octet_strings() {
 
 #[test]
 fn public_token_objects_are_visible_without_login() {
-    isolated(
+    both(
         "client_expectations::public_token_objects_are_visible_without_login",
         "",
         || {
@@ -136,7 +136,7 @@ fn public_token_objects_are_visible_without_login() {
 
 #[test]
 fn the_mechanism_list_is_truthful() {
-    isolated(
+    both(
         "client_expectations::the_mechanism_list_is_truthful",
         "",
         || {

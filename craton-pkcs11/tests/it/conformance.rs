@@ -245,7 +245,7 @@ fn before_c_initialize_every_function_says_not_initialized() {
 
 #[test]
 fn unknown_session_handles_and_slots_are_invalid_everywhere() {
-    isolated(
+    both(
         "conformance::unknown_session_handles_and_slots_are_invalid_everywhere",
         "",
         || {
@@ -264,7 +264,7 @@ fn unknown_session_handles_and_slots_are_invalid_everywhere() {
 
 #[test]
 fn general_and_slot_functions_refuse_bad_arguments() {
-    isolated(
+    both(
         "conformance::general_and_slot_functions_refuse_bad_arguments",
         "",
         || {
@@ -332,7 +332,7 @@ fn general_and_slot_functions_refuse_bad_arguments() {
 
 #[test]
 fn token_and_pin_management_refusals() {
-    isolated("conformance::token_and_pin_management_refusals", "", || {
+    both("conformance::token_and_pin_management_refusals", "", || {
         ok(c!(C_Initialize(null_mut())));
         let mut so = SO_PIN.to_vec();
         let sl = so.len() as CK_ULONG;
@@ -425,7 +425,7 @@ fn token_and_pin_management_refusals() {
 
 #[test]
 fn wrong_pins_lock_the_user_out() {
-    isolated("conformance::wrong_pins_lock_the_user_out", "", || {
+    both("conformance::wrong_pins_lock_the_user_out", "", || {
         ok(c!(C_Initialize(null_mut())));
         // A token whose user PIN was never set.
         let mut so = SO_PIN.to_vec();
@@ -463,7 +463,7 @@ fn wrong_pins_lock_the_user_out() {
 
 #[test]
 fn session_state_and_parallel_functions() {
-    isolated(
+    both(
         "conformance::session_state_and_parallel_functions",
         "",
         || {
@@ -527,7 +527,7 @@ fn session_state_and_parallel_functions() {
 
 #[test]
 fn object_functions_refuse_bad_templates_and_handles() {
-    isolated(
+    both(
         "conformance::object_functions_refuse_bad_templates_and_handles",
         "",
         || {
@@ -709,7 +709,7 @@ fn object_functions_refuse_bad_templates_and_handles() {
 
 #[test]
 fn private_objects_need_the_user() {
-    isolated("conformance::private_objects_need_the_user", "", || {
+    both("conformance::private_objects_need_the_user", "", || {
         ok(c!(C_Initialize(null_mut())));
         init_token(0);
         let h = open(0, true);
@@ -733,7 +733,7 @@ fn private_objects_need_the_user() {
 
 #[test]
 fn cipher_functions_refuse_what_the_spec_says() {
-    isolated(
+    both(
         "conformance::cipher_functions_refuse_what_the_spec_says",
         "",
         || {
@@ -884,7 +884,7 @@ fn cipher_functions_refuse_what_the_spec_says() {
 
 #[test]
 fn digest_functions_refuse_what_the_spec_says() {
-    isolated(
+    both(
         "conformance::digest_functions_refuse_what_the_spec_says",
         "",
         || {
@@ -918,7 +918,7 @@ fn digest_functions_refuse_what_the_spec_says() {
 
 #[test]
 fn digest_key_refuses_keys_it_cannot_digest() {
-    isolated(
+    both(
         "conformance::digest_key_refuses_keys_it_cannot_digest",
         "",
         || {
@@ -933,7 +933,7 @@ fn digest_key_refuses_keys_it_cannot_digest() {
 
 #[test]
 fn sign_and_verify_functions_refuse_what_the_spec_says() {
-    isolated(
+    both(
         "conformance::sign_and_verify_functions_refuse_what_the_spec_says",
         "",
         || {
@@ -1049,7 +1049,7 @@ fn sign_and_verify_functions_refuse_what_the_spec_says() {
 
 #[test]
 fn key_management_functions_refuse_what_the_spec_says() {
-    isolated(
+    both(
         "conformance::key_management_functions_refuse_what_the_spec_says",
         "",
         || {
@@ -1320,7 +1320,7 @@ fn key_management_functions_refuse_what_the_spec_says() {
 
 #[test]
 fn message_functions_refuse_what_the_spec_says() {
-    isolated(
+    both(
         "conformance::message_functions_refuse_what_the_spec_says",
         "",
         || {

@@ -26,7 +26,7 @@ fn aes_key(h: CK_SESSION_HANDLE) -> CK_OBJECT_HANDLE {
 
 #[test]
 fn sign_follows_the_two_call_convention() {
-    isolated(
+    both(
         "crypto_calls::sign_follows_the_two_call_convention",
         "",
         || {
@@ -107,7 +107,7 @@ fn sign_follows_the_two_call_convention() {
 
 #[test]
 fn digest_matches_the_published_sha256_answer() {
-    isolated(
+    both(
         "crypto_calls::digest_matches_the_published_sha256_answer",
         "",
         || {
@@ -131,7 +131,7 @@ fn digest_matches_the_published_sha256_answer() {
 
 #[test]
 fn aes_cbc_pad_multi_part_round_trips_and_dual_calls_digest_too() {
-    isolated(
+    both(
         "crypto_calls::aes_cbc_pad_multi_part_round_trips_and_dual_calls_digest_too",
         "",
         || {
@@ -208,7 +208,7 @@ fn aes_cbc_pad_multi_part_round_trips_and_dual_calls_digest_too() {
 
 #[test]
 fn message_based_gcm_generates_ivs_and_checks_tags() {
-    isolated(
+    both(
         "crypto_calls::message_based_gcm_generates_ivs_and_checks_tags",
         "",
         || {
@@ -323,7 +323,7 @@ fn message_based_gcm_generates_ivs_and_checks_tags() {
 
 #[test]
 fn message_based_signing_in_parts_verifies() {
-    isolated(
+    both(
         "crypto_calls::message_based_signing_in_parts_verifies",
         "",
         || {
@@ -385,7 +385,7 @@ fn message_based_signing_in_parts_verifies() {
 
 #[test]
 fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
-    isolated(
+    both(
         "crypto_calls::aes_key_wrap_round_trips_through_wrap_and_unwrap",
         "",
         || {
@@ -498,7 +498,7 @@ fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
 
 #[test]
 fn message_gcm_in_parts_decrypts_whole_and_session_cancel_ends_it() {
-    isolated(
+    both(
         "crypto_calls::message_gcm_in_parts_decrypts_whole_and_session_cancel_ends_it",
         "",
         || {

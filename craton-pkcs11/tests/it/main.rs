@@ -29,6 +29,7 @@ mod client_expectations;
 mod conformance;
 mod crypto_calls;
 mod integrity_and_fork;
+mod remote;
 mod unload;
 mod v3_2;
 
@@ -56,14 +57,64 @@ pub fn isolated(test: &str, overrides: &str, body: impl FnOnce()) {
         body();
         return;
     }
+    let dir = scratch(test, "local");
+    let config = dir.join("craton_hsm.toml");
+    std::fs::write(&config, engine_config(&dir, overrides)).unwrap();
+    run_child(test, &config);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `body` twice, each time in a child process: on a local token as [`isolated`] does,
+/// then in remote mode against a daemon (in this process, on loopback, mutual TLS) whose
+/// engine has the same configuration. The same calls must give the same answers.
+pub fn both(test: &str, overrides: &str, body: impl FnOnce()) {
+    if std::env::var_os(CHILD).is_some() {
+        body();
+        return;
+    }
+    isolated(test, overrides, || {});
+    let dir = scratch(test, "remote");
+    let mut engine =
+        craton_store::Config::from_toml(&engine_config(&dir, overrides), "test").unwrap();
+    // The conformance tests lock PINs on purpose; the daemon's throttle would get there first.
+    engine.daemon.pin_attempts_per_minute = 0;
+    let daemon = craton_daemon::devpki::InProcessDaemon::start(&dir, engine).unwrap();
+    let config = dir.join("module.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[security]\ndevelopment_build = true\n",
+            daemon.client_toml()
+        ),
+    )
+    .unwrap();
+    run_child(test, &config);
+    assert!(
+        daemon.connections() > 0,
+        "{test} in remote mode never reached the daemon"
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether this child runs the module in remote mode.
+pub fn remote() -> bool {
+    std::env::var("CRATON_HSM_CONFIG").is_ok_and(|c| c.ends_with("module.toml"))
+}
+
+fn scratch(test: &str, mode: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
-        "craton-pkcs11-it-{}-{}",
+        "craton-pkcs11-it-{}-{}-{mode}",
         std::process::id(),
         test.replace("::", "-")
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("craton_hsm.toml");
+    dir
+}
+
+/// The engine's configuration for a test in `dir`, with `overrides` applied.
+fn engine_config(dir: &std::path::Path, overrides: &str) -> String {
     let mut lines = vec![
         ("token.slots".to_owned(), "2".to_owned()),
         (
@@ -86,19 +137,21 @@ pub fn isolated(test: &str, overrides: &str, body: impl FnOnce()) {
             None => lines.push((key, value)),
         }
     }
-    let text: String = lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-    std::fs::write(&config, text).unwrap();
+    lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+}
+
+fn run_child(test: &str, config: &std::path::Path) {
     let test = test.strip_prefix("it::").unwrap_or(test);
     let out = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
-        .env("CRATON_HSM_CONFIG", &config)
+        .env("CRATON_HSM_CONFIG", config)
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "child for {test} failed:\n{}\n{}",
+        "child for {test} ({}) failed:\n{}\n{}",
+        config.display(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

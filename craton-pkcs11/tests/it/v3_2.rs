@@ -51,7 +51,7 @@ fn count_objects(h: CK_SESSION_HANDLE) -> usize {
 
 #[test]
 fn ml_kem_encapsulates_and_decapsulates_to_the_same_aes_key() {
-    isolated(
+    both(
         "v3_2::ml_kem_encapsulates_and_decapsulates_to_the_same_aes_key",
         "",
         || {
@@ -205,7 +205,7 @@ fn ecdsa_signature(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, data: &mut [u8])
 
 #[test]
 fn verify_signature_takes_the_signature_first() {
-    isolated(
+    both(
         "v3_2::verify_signature_takes_the_signature_first",
         "",
         || {
@@ -256,7 +256,7 @@ fn verify_signature_takes_the_signature_first() {
 
 #[test]
 fn authenticated_wrapping_round_trips_with_a_module_iv_and_checks_the_aad() {
-    isolated(
+    both(
         "v3_2::authenticated_wrapping_round_trips_with_a_module_iv_and_checks_the_aad",
         "",
         || {
@@ -385,7 +385,7 @@ fn authenticated_wrapping_round_trips_with_a_module_iv_and_checks_the_aad() {
 
 #[test]
 fn validation_flags_and_async_calls_answer_for_a_synchronous_module() {
-    isolated(
+    both(
         "v3_2::validation_flags_and_async_calls_answer_for_a_synchronous_module",
         "",
         || {
@@ -451,7 +451,7 @@ fn validation_flags_and_async_calls_answer_for_a_synchronous_module() {
 
 #[test]
 fn a_null_mechanism_ends_the_running_operation() {
-    isolated(
+    both(
         "v3_2::a_null_mechanism_ends_the_running_operation",
         "",
         || {
