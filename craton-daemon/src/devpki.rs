@@ -384,11 +384,7 @@ impl InProcessDaemon {
 
     /// The `[client]` section of a configuration that reaches this daemon.
     pub fn client_toml(&self) -> String {
-        let c = &self.client;
-        format!(
-            "[client]\nendpoint = \"{}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\ntimeout_secs = {}\n",
-            c.endpoint, c.ca, c.cert, c.key, c.timeout_secs
-        )
+        client_toml(&self.client)
     }
 }
 
@@ -401,4 +397,12 @@ impl Drop for InProcessDaemon {
             let _ = t.join();
         }
     }
+}
+
+/// `c` as the `[client]` section of a configuration file.
+pub fn client_toml(c: &craton_store::config::ClientConfig) -> String {
+    format!(
+        "[client]\nendpoint = \"{}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\ntimeout_secs = {}\n",
+        c.endpoint, c.ca, c.cert, c.key, c.timeout_secs
+    )
 }

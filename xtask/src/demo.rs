@@ -5,9 +5,10 @@
 //! scratch state directory, generates RSA, EC, Ed25519, ML-DSA and AES keys, signs and verifies,
 //! encrypts and decrypts, runs an ML-KEM exchange through the PKCS#11 3.2 functions; then
 //! starts `craton-hsm-daemon` on loopback behind mutual TLS (certificates from a private CA
-//! made for the run) and signs, verifies and encrypts through it; and prints a short summary. No configuration file is needed: the
-//! module runs on its embedded default, with its state under the scratch directory
-//! (`XDG_DATA_HOME`).
+//! made for the run) and runs the same steps again through the same module in remote mode,
+//! which forwards every call to the daemon; and prints a short summary. No configuration
+//! file is needed for the local part: the module runs on its embedded default, with its state
+//! under the scratch directory (`XDG_DATA_HOME`).
 
 use crate::util::{ensure_tool, target_dir};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ struct Demo {
     module: PathBuf,
     scratch: PathBuf,
     rows: Vec<(String, String)>,
+    /// The module's configuration in remote mode (none: the embedded default, local).
+    config: Option<PathBuf>,
 }
 
 impl Demo {
@@ -29,9 +32,8 @@ impl Demo {
         cmd.arg("--module")
             .arg(&self.module)
             .args(args)
-            .env("XDG_DATA_HOME", self.scratch.join("data"))
-            .env_remove("CRATON_HSM_CONFIG")
             .current_dir(&self.scratch);
+        self.environment(&mut cmd);
         let out = cmd
             .output()
             .map_err(|e| format!("cannot run pkcs11-tool: {e}"))?;
@@ -52,17 +54,30 @@ impl Demo {
         self.tool(&all)
     }
 
+    /// Local: the embedded default with state under the scratch directory. Remote: the
+    /// `[client]` configuration.
+    fn environment(&self, cmd: &mut Command) {
+        cmd.env("XDG_DATA_HOME", self.scratch.join("data"));
+        match &self.config {
+            Some(c) => cmd.env("CRATON_HSM_CONFIG", c),
+            None => cmd.env_remove("CRATON_HSM_CONFIG"),
+        };
+    }
+
     fn step(&mut self, what: &str, result: &str) {
+        let what = match self.config {
+            Some(_) => format!("[remote] {what}"),
+            None => what.to_owned(),
+        };
         eprintln!("demo: {what}: {result}");
-        self.rows.push((what.to_owned(), result.to_owned()));
+        self.rows.push((what, result.to_owned()));
     }
 
     /// Runs one of the `cryptoki`-crate clients (`crate::native`) on the demo token and
     /// returns its one-line summary.
     fn cryptoki_client(&self, client: &str, what: &str) -> Result<String, String> {
         let mut cmd = crate::native::command(client, &self.module, "demo", USER_PIN)?;
-        cmd.env("XDG_DATA_HOME", self.scratch.join("data"))
-            .env_remove("CRATON_HSM_CONFIG");
+        self.environment(&mut cmd);
         let out = cmd
             .output()
             .map_err(|e| format!("cannot run the {what} client: {e}"))?;
@@ -137,7 +152,56 @@ pub fn run(args: &[String]) -> Result<(), String> {
         module,
         scratch,
         rows: Vec::new(),
+        config: None,
     };
+    token_steps(&mut d, message)?;
+
+    // The same steps through the same module in remote mode: the daemon on loopback behind
+    // mutual TLS, with certificates from a private CA made for this run.
+    let remote = crate::remote::start(&d.scratch.join("daemon"), "")?;
+    let status = craton_daemon::client::RemoteHsm::connect(&remote.client)
+        .and_then(|r| {
+            r.status()
+                .map_err(|e| craton_daemon::client::ClientError::Transport(e.to_string()))
+        })
+        .map_err(|e| format!("the demo daemon: {e}"))?;
+    d.step(
+        "start craton-hsm-daemon (POST, integrity, mTLS)",
+        &format!(
+            "{}, daemon {} POST {}",
+            remote.client.endpoint, status.version, status.post
+        ),
+    );
+    let config = d.scratch.join("daemon").join("module.toml");
+    std::fs::write(&config, craton_daemon::devpki::client_toml(&remote.client))
+        .map_err(|e| e.to_string())?;
+    d.config = Some(config);
+    let through_daemon = token_steps(&mut d, message);
+    d.config = None;
+    let log = remote.daemon.log();
+    let clean = remote.daemon.stop()?;
+    through_daemon.map_err(|e| format!("{e}\n\nthe daemon's log:\n{log}"))?;
+    if !clean {
+        return Err(format!("the daemon did not stop cleanly:\n{log}"));
+    }
+    d.step(
+        "stop the daemon (SIGTERM, audit sealed)",
+        &format!("clean exit; state in {}", remote.state.display()),
+    );
+
+    println!();
+    println!("Craton HSM demo — through {}", d.module.display());
+    println!("state: {}", d.scratch.join("data/craton-hsm").display());
+    for (what, result) in &d.rows {
+        println!("  {what:<56} {result}");
+    }
+    println!("every step passed");
+    Ok(())
+}
+
+/// Everything the demo does with a token, through `pkcs11-tool` and the `cryptoki` crate on
+/// the module as `d` configures it.
+fn token_steps(d: &mut Demo, message: &str) -> Result<(), String> {
     let info = d.tool(&["--show-info"])?;
     let library = info
         .lines()
@@ -218,37 +282,5 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .filter(|l| l.ends_with("Object; RSA") || l.contains(" Object; "))
         .count();
     d.step("objects on the token", &count.to_string());
-
-    // The same token engine over the network: the daemon on loopback behind mutual TLS,
-    // with certificates from a private CA made for this run.
-    let remote = crate::remote::start(&d.scratch.join("daemon"), "")?;
-    d.step(
-        "start craton-hsm-daemon (POST, integrity, mTLS)",
-        &remote.client.endpoint,
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let rows = runtime.block_on(crate::remote::demo_steps(&remote.client, SO_PIN, USER_PIN))?;
-    for (what, result) in rows {
-        d.step(&what, &result);
-    }
-    let log = remote.daemon.log();
-    if !remote.daemon.stop()? {
-        return Err(format!("the daemon did not stop cleanly:\n{log}"));
-    }
-    d.step(
-        "stop the daemon (SIGTERM, audit sealed)",
-        &format!("clean exit; state in {}", remote.state.display()),
-    );
-
-    println!();
-    println!("Craton HSM demo — through {}", d.module.display());
-    println!("state: {}", d.scratch.join("data/craton-hsm").display());
-    for (what, result) in &d.rows {
-        println!("  {what:<48} {result}");
-    }
-    println!("every step passed");
     Ok(())
 }

@@ -41,6 +41,21 @@ impl Provider {
         })
     }
 
+    /// The same module in remote mode: every call goes to `remote`'s daemon over mutual TLS.
+    fn craton_remote(module: &Path, remote: &crate::remote::Remote) -> Result<Self, String> {
+        let dir = fresh(&target_dir().join("interop/craton-remote"))?;
+        let config = dir.join("module.toml");
+        std::fs::write(&config, craton_daemon::devpki::client_toml(&remote.client))
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            name: "remote",
+            module: module.to_owned(),
+            env: vec![("CRATON_HSM_CONFIG", config.into_os_string())],
+            dir,
+            slot: 0,
+        })
+    }
+
     fn softhsm() -> Result<Self, String> {
         let dir = fresh(&target_dir().join("interop/softhsm2"))?;
         let tokens = dir.join("tokens");
@@ -623,7 +638,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     ensure_clients()?;
     let module = crate::sidecar::build(false)?;
-    let mut providers = vec![Provider::craton(&module)?, Provider::softhsm()?];
+    // Remote mode: the same module forwarding to a daemon on loopback (mutual TLS, a CA
+    // made for this run).
+    let remote = crate::remote::start(&fresh(&target_dir().join("interop-remote"))?, "")?;
+    let mut providers = vec![
+        Provider::craton(&module)?,
+        Provider::craton_remote(&module, &remote)?,
+        Provider::softhsm()?,
+    ];
     for p in &mut providers {
         p.init_token()?;
     }
@@ -655,7 +677,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
             results,
         });
     }
-    report(&providers, &rows)?;
+    let log = remote.daemon.log();
+    let clean = remote.daemon.stop()?;
+    report(&providers, &rows).map_err(|e| format!("{e}\n\nthe daemon's log:\n{log}"))?;
+    if !clean {
+        return Err(format!(
+            "the remote-mode daemon did not stop cleanly:\n{log}"
+        ));
+    }
     daemon_clients()
 }
 
@@ -722,38 +751,44 @@ fn grpc_python() -> Result<PathBuf, String> {
     Ok(python)
 }
 
+/// Prints the table: one column per provider, SoftHSMv2 (the last) as the reference. Any
+/// failure on one of ours fails the run; SoftHSMv2's failures are notes.
 fn report(providers: &[Provider], rows: &[Row]) -> Result<(), String> {
+    let (reference, ours) = providers.split_last().ok_or("interop: no providers")?;
+    let names: Vec<&str> = ours.iter().map(|p| p.name).collect();
     println!();
     println!(
-        "interop: clients we did not write, {} and {}",
-        providers[0].name, providers[1].name
+        "interop: clients we did not write, on {} and on {}",
+        names.join(", "),
+        reference.name
     );
-    println!(
-        "  {:<34} {:<12} {:<12} detail ({})",
-        "client / step", providers[0].name, providers[1].name, providers[0].name
-    );
+    let mut header = format!("  {:<34}", "client / step");
+    for p in providers {
+        header.push_str(&format!(" {:<11}", p.name));
+    }
+    println!("{header} detail ({})", ours[0].name);
     let mut failures = Vec::new();
     for row in rows {
         let cell = |r: &Result<String, String>| if r.is_ok() { "pass" } else { "FAIL" };
-        let ours = &row.results[0];
-        let theirs = &row.results[1];
-        let detail = match ours {
-            Ok(d) => d.clone(),
-            Err(_) if theirs.is_ok() => "fails here, SoftHSMv2 passes".into(),
-            Err(_) => "fails here and on SoftHSMv2".into(),
+        let (theirs, mine) = row.results.split_last().ok_or("interop: empty row")?;
+        let detail = match mine.iter().find_map(|r| r.as_ref().err()) {
+            None => mine[0].clone().unwrap_or_default(),
+            Some(_) if theirs.is_ok() => "fails here, SoftHSMv2 passes".into(),
+            Some(_) => "fails here and on SoftHSMv2".into(),
         };
-        println!(
-            "  {:<34} {:<12} {:<12} {detail}",
-            row.scenario,
-            cell(ours),
-            cell(theirs)
-        );
-        if let Err(e) = ours {
-            failures.push(format!("{} on {}: {e}", row.scenario, providers[0].name));
+        let mut line = format!("  {:<34}", row.scenario);
+        for r in &row.results {
+            line.push_str(&format!(" {:<11}", cell(r)));
+        }
+        println!("{line} {detail}");
+        for (p, r) in ours.iter().zip(mine) {
+            if let Err(e) = r {
+                failures.push(format!("{} on {}: {e}", row.scenario, p.name));
+            }
         }
     }
     for row in rows {
-        if let Err(e) = &row.results[1] {
+        if let Some(Err(e)) = row.results.last() {
             // The line that says what went wrong, else the last thing the client said.
             let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
             let telling = lines
@@ -761,14 +796,11 @@ fn report(providers: &[Provider], rows: &[Row]) -> Result<(), String> {
                 .find(|l| l.contains("error") || l.contains("CKR_") || l.contains("xtask:"))
                 .or(lines.last())
                 .map_or("", |l| l.trim());
-            println!(
-                "  note: {} on {}: {telling}",
-                row.scenario, providers[1].name
-            );
+            println!("  note: {} on {}: {telling}", row.scenario, reference.name);
         }
     }
     if failures.is_empty() {
-        println!("every client passes on {}", providers[0].name);
+        println!("every client passes on {}", names.join(" and "));
         Ok(())
     } else {
         Err(failures.join("\n\n"))
