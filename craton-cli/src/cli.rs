@@ -39,8 +39,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
     /// Work through the daemon over mutual TLS instead of on the local store (token, pin,
-    /// key and status; the configuration's [client] section names the daemon and this
-    /// client's certificate).
+    /// key, status, audit, and backup create; the configuration's [client] section names the
+    /// daemon and this client's certificate). Audit and backup need the SO PIN.
     #[arg(long, global = true)]
     pub remote: bool,
     #[command(flatten)]

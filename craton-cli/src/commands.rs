@@ -40,11 +40,16 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     if cli.remote
         && !matches!(
             cli.command,
-            Command::Token(_) | Command::Pin(_) | Command::Key(_) | Command::Status
+            Command::Token(_)
+                | Command::Pin(_)
+                | Command::Key(_)
+                | Command::Status
+                | Command::Audit(_)
+                | Command::Backup(_)
         )
     {
         return Err(Failure::usage(
-            "--remote covers token, pin, key and status; audit, backup, self-test, doctor and \
+            "--remote covers token, pin, key, audit, backup and status; self-test, doctor and \
              verify-release run on the HSM host itself",
         ));
     }
@@ -900,7 +905,123 @@ fn audit_files(config: &Config) -> Result<Vec<PathBuf>, Failure> {
     Ok(files)
 }
 
+/// What `audit verify` says of an intact log.
+fn intact(entries: u64, seals: u64, last_seq: u64, files: Vec<String>) -> Report {
+    let text = format!(
+        "audit log intact: {entries} entries, {seals} seals verified, last sequence {last_seq} \
+         ({} file(s))",
+        files.len()
+    );
+    Report::new(
+        json!({"valid": true, "entries": entries, "seals": seals, "last_seq": last_seq,
+               "files": files}),
+        text,
+    )
+}
+
+fn tail_report<S: AsRef<str>>(lines: &[S]) -> Report {
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l.as_ref()).unwrap_or_else(|_| json!(l.as_ref())))
+        .collect();
+    let text: Vec<&str> = lines.iter().map(AsRef::as_ref).collect();
+    Report::new(Value::Array(parsed), text.join("\n"))
+}
+
+fn rotated_report(old: &str) -> Report {
+    Report::new(
+        json!({"rotated_to": old}),
+        format!("the old log is now {old}"),
+    )
+}
+
+/// An SO session through the daemon, on `slot` or else the first initialised token.
+fn remote_so_session(
+    ctx: &Context<'_>,
+    remote: &RemoteHsm,
+    slot: Option<u64>,
+) -> Result<SessionHandle, Failure> {
+    let slot = match slot {
+        Some(s) => s,
+        None => remote
+            .slot_ids()?
+            .into_iter()
+            .find(|s| remote.token_info(*s).is_ok_and(|t| t.initialized))
+            .ok_or_else(|| Failure::failed("the daemon has no initialised token"))?,
+    };
+    session(remote, slot, UserType::So, &ctx.so_pin())
+}
+
+/// `audit … --remote`: the daemon's log, read, verified and rotated by the daemon for its
+/// security officer.
+fn remote_audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
+    let remote = ctx.remote()?;
+    match c {
+        AuditCommand::ExportPublicKey => {
+            let k = remote.audit_public_key()?;
+            Ok(Report::new(json!({"public_key": k}), k.clone()))
+        }
+        AuditCommand::Verify {
+            public_key,
+            public_key_file,
+            files,
+        } => {
+            if !files.is_empty() {
+                return Err(Failure::usage(
+                    "with --remote the daemon verifies its own files; copy them and verify \
+                     without --remote to check other files",
+                ));
+            }
+            let pinned = match (public_key, public_key_file) {
+                (Some(k), _) => Some(k),
+                (None, Some(f)) => Some(
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", f.display())))?
+                        .trim()
+                        .to_owned(),
+                ),
+                (None, None) => None,
+            };
+            if let Some(k) = pinned {
+                let theirs = remote.audit_public_key()?;
+                if parse_hex(&k)? != parse_hex(&theirs)? {
+                    return Err(Failure::verification(format!(
+                        "the daemon's audit key {theirs} is not the one given ({k})"
+                    )));
+                }
+            }
+            let so = remote_so_session(ctx, &remote, None)?;
+            let r = remote.audit_verify(so);
+            remote.close_session(so)?;
+            let r = r?;
+            if r.valid {
+                Ok(intact(r.entries, r.seals, r.last_seq, r.files))
+            } else {
+                Err(Failure::verification(format!(
+                    "audit log NOT intact: {}",
+                    r.problem
+                )))
+            }
+        }
+        AuditCommand::Tail { lines } => {
+            let so = remote_so_session(ctx, &remote, None)?;
+            let tail = remote.audit_tail(so, u32::try_from(lines).unwrap_or(u32::MAX));
+            remote.close_session(so)?;
+            Ok(tail_report(&tail?))
+        }
+        AuditCommand::Rotate => {
+            let so = remote_so_session(ctx, &remote, None)?;
+            let old = remote.audit_rotate(so);
+            remote.close_session(so)?;
+            Ok(rotated_report(&old?))
+        }
+    }
+}
+
 fn audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
+    if ctx.remote {
+        return remote_audit(ctx, c);
+    }
     match c {
         AuditCommand::Verify {
             public_key,
@@ -937,16 +1058,11 @@ fn audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
                 craton_store::audit::verify_with_progress(&files, &key, &mut |d, t| bar.set(d, t));
             drop(bar);
             match result {
-                Ok(r) => Ok(Report::new(
-                    json!({"valid": true, "entries": r.entries, "seals": r.seals, "last_seq": r.last_seq,
-                           "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()}),
-                    format!(
-                        "audit log intact: {} entries, {} seals verified, last sequence {} ({} file(s))",
-                        r.entries,
-                        r.seals,
-                        r.last_seq,
-                        files.len()
-                    ),
+                Ok(r) => Ok(intact(
+                    r.entries,
+                    r.seals,
+                    r.last_seq,
+                    files.iter().map(|f| f.display().to_string()).collect(),
                 )),
                 Err(e) => Err(Failure::verification(format!(
                     "audit log NOT intact: {}:{}: {}",
@@ -962,12 +1078,7 @@ fn audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Failure::failed(format!("cannot read {}: {e}", path.display())))?;
             let all: Vec<&str> = text.lines().collect();
-            let tail = &all[all.len().saturating_sub(lines)..];
-            let parsed: Vec<Value> = tail
-                .iter()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|_| json!(l)))
-                .collect();
-            Ok(Report::new(Value::Array(parsed), tail.join("\n")))
+            Ok(tail_report(&all[all.len().saturating_sub(lines)..]))
         }
         AuditCommand::ExportPublicKey => {
             let hsm = ctx.open()?;
@@ -985,10 +1096,7 @@ fn audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
             let old = a
                 .rotate()
                 .map_err(|e| Failure::failed(format!("rotation failed: {e}")))?;
-            Ok(Report::new(
-                json!({"rotated_to": old.display().to_string()}),
-                format!("the old log is now {}", old.display()),
-            ))
+            Ok(rotated_report(&old.display().to_string()))
         }
     }
 }
@@ -1031,7 +1139,104 @@ fn info_json(i: &craton_store::backup::BackupInfo) -> Value {
     })
 }
 
+/// Writes a backup to `out` (owner-only) and says what it holds.
+fn written(out: &Path, bytes: &[u8]) -> Result<Report, Failure> {
+    write_private(out, bytes)?;
+    let info = craton_store::backup::inspect(bytes).map_err(backup_failure)?;
+    Ok(Report::new(
+        info_json(&info),
+        format!(
+            "wrote {} ({} token(s), {} bytes)",
+            out.display(),
+            info.tokens,
+            info.size
+        ),
+    ))
+}
+
+/// The secret a backup is sealed under: the key file's key, or a passphrase.
+struct Secret {
+    key: bool,
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl Secret {
+    /// Reads it: the key file if one is named, else the passphrase (asked twice on a
+    /// terminal when `confirm`).
+    fn read(
+        ctx: &Context<'_>,
+        key_file_path: Option<&Path>,
+        confirm: bool,
+    ) -> Result<Secret, Failure> {
+        Ok(match key_file_path {
+            Some(f) => Secret {
+                key: true,
+                bytes: key_file(f)?,
+            },
+            None => Secret {
+                key: false,
+                bytes: ctx.passphrase().read(confirm)?,
+            },
+        })
+    }
+
+    fn as_backup(&self) -> BackupSecret<'_> {
+        if self.key {
+            BackupSecret::Key(&self.bytes)
+        } else {
+            BackupSecret::Passphrase(&self.bytes)
+        }
+    }
+}
+
+/// `backup create --remote`: the daemon seals the backup (the SO of each token logs in for
+/// it) and sends it here; only the sealed file ever crosses the network.
+fn remote_backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure> {
+    let BackupCommand::Create {
+        out,
+        slot,
+        key_file: kf,
+    } = c
+    else {
+        return Err(Failure::usage(
+            "with --remote only 'backup create' runs through the daemon: restore on the HSM \
+             host with the daemon stopped, and inspect a file without --remote",
+        ));
+    };
+    if out.exists() {
+        return Err(Failure::usage(format!(
+            "{} exists: choose a new file",
+            out.display()
+        )));
+    }
+    let remote = ctx.remote()?;
+    let slots: Vec<u64> = if slot.is_empty() {
+        remote
+            .slot_ids()?
+            .into_iter()
+            .filter(|s| remote.token_info(*s).is_ok_and(|t| t.initialized))
+            .collect()
+    } else {
+        slot
+    };
+    let mut sessions = Vec::new();
+    for s in &slots {
+        sessions.push(remote_so_session(ctx, &remote, Some(*s))?);
+    }
+    let secret = Secret::read(ctx, kf.as_deref(), true)?;
+    let spinner = crate::progress::Spinner::start("the daemon is sealing the backup");
+    let bytes = remote.backup(&sessions, &secret.as_backup());
+    drop(spinner);
+    for s in sessions {
+        remote.close_session(s)?;
+    }
+    written(&out, &bytes?)
+}
+
 fn backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure> {
+    if ctx.remote {
+        return remote_backup(ctx, c);
+    }
     match c {
         BackupCommand::Create {
             out,
@@ -1058,49 +1263,24 @@ fn backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure> {
                 let h = session(&hsm, *s, UserType::So, &so)?;
                 hsm.close_session(h)?;
             }
-            let secret_bytes = match &kf {
-                Some(f) => key_file(f)?,
-                None => ctx.passphrase().read(true)?,
-            };
-            let secret = match kf {
-                Some(_) => BackupSecret::Key(&secret_bytes),
-                None => BackupSecret::Passphrase(&secret_bytes),
-            };
+            let secret = Secret::read(ctx, kf.as_deref(), true)?;
             let spinner =
                 crate::progress::Spinner::start("deriving the key and sealing the backup");
-            let bytes = hsm.backup(&secret, Some(&slots));
+            let bytes = hsm.backup(&secret.as_backup(), Some(&slots));
             drop(spinner);
-            let bytes = bytes.map_err(backup_failure)?;
-            write_private(&out, &bytes)?;
-            let info = craton_store::backup::inspect(&bytes).map_err(backup_failure)?;
-            Ok(Report::new(
-                info_json(&info),
-                format!(
-                    "wrote {} ({} token(s), {} bytes)",
-                    out.display(),
-                    info.tokens,
-                    info.size
-                ),
-            ))
+            written(&out, &bytes.map_err(backup_failure)?)
         }
         BackupCommand::Restore { file, key_file: kf } => {
             let config = ctx.config()?;
             let bytes = std::fs::read(&file)
                 .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
-            let secret_bytes = match &kf {
-                Some(f) => key_file(f)?,
-                None => ctx.passphrase().read(false)?,
-            };
-            let secret = match kf {
-                Some(_) => BackupSecret::Key(&secret_bytes),
-                None => BackupSecret::Passphrase(&secret_bytes),
-            };
+            let secret = Secret::read(ctx, kf.as_deref(), false)?;
             let dir = config.state_dir();
             let info = {
                 let _spinner = crate::progress::Spinner::start(
                     "deriving the key, authenticating and restoring the backup",
                 );
-                craton_store::backup::restore(&bytes, &secret, &dir)
+                craton_store::backup::restore(&bytes, &secret.as_backup(), &dir)
             }
             .map_err(backup_failure)?;
             Ok(Report::new(

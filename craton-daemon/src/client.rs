@@ -255,6 +255,55 @@ impl RemoteHsm {
         rpc!(self, get_status, pb::StatusRequest {})
     }
 
+    /// The hex public key that verifies the daemon's audit seals.
+    pub fn audit_public_key(&self) -> Result<String> {
+        Ok(rpc!(self, audit_public_key, pb::Empty {})?.public_key)
+    }
+
+    /// The last `lines` entries of the daemon's audit log (needs an SO session).
+    pub fn audit_tail(&self, so: SessionHandle, lines: u32) -> Result<Vec<String>> {
+        let req = pb::AuditTailRequest {
+            session: so.0,
+            lines,
+        };
+        Ok(rpc!(self, audit_tail, req)?.lines)
+    }
+
+    /// Has the daemon seal and verify its audit log (needs an SO session).
+    pub fn audit_verify(&self, so: SessionHandle) -> Result<pb::AuditVerifyReply> {
+        rpc!(self, audit_verify, session(so))
+    }
+
+    /// Rotates the daemon's audit log (needs an SO session); returns where the old file went.
+    pub fn audit_rotate(&self, so: SessionHandle) -> Result<String> {
+        Ok(rpc!(self, audit_rotate, session(so))?.rotated_to)
+    }
+
+    /// An encrypted backup of the tokens of `so_sessions` (one SO session per token).
+    pub fn backup(
+        &self,
+        so_sessions: &[SessionHandle],
+        secret: &craton_store::backup::BackupSecret<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        use craton_store::backup::BackupSecret as S;
+        use pb::backup_request::Secret;
+        let req = pb::BackupRequest {
+            sessions: so_sessions.iter().map(|s| s.0).collect(),
+            secret: Some(match secret {
+                S::Passphrase(p) => Secret::Passphrase(p.to_vec()),
+                S::Key(k) => Secret::Key(k.to_vec()),
+            }),
+        };
+        let mut stream = rpc!(self, backup_create, req)?;
+        self.runtime.block_on(async move {
+            let mut out = Zeroizing::new(Vec::new());
+            while let Some(chunk) = stream.message().await.map_err(remote_error)? {
+                out.extend_from_slice(&chunk.data);
+            }
+            Ok(out)
+        })
+    }
+
     fn output_length(
         &self,
         h: SessionHandle,

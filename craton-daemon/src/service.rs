@@ -228,6 +228,16 @@ impl Service {
         }
     }
 
+    /// The session, if `who` opened it and the SO is logged in to it: what the
+    /// administration calls require.
+    fn so_session(&self, who: &Identity, session: u64) -> Result<SessionHandle, Status> {
+        let s = self.own(who, session)?;
+        match self.hsm.session_info(s).map_err(|e| rv(e.into()))?.state {
+            SessionState::RwSo => Ok(s),
+            _ => Err(rv(ck(CKR_USER_NOT_LOGGED_IN))),
+        }
+    }
+
     /// Runs an engine call off the reactor, attributed to `who`.
     async fn run<T, F>(&self, who: &Identity, f: F) -> Result<T, Status>
     where
@@ -431,8 +441,132 @@ macro_rules! session_only {
     }};
 }
 
+/// The audit log, or `CKR_FUNCTION_FAILED` when the configuration turned it off.
+fn audit_log(hsm: &Hsm) -> Result<&craton_store::audit::AuditLog, CkError> {
+    hsm.audit().ok_or(ck(CKR_FUNCTION_FAILED))
+}
+
+/// Backups go out in pieces of this size.
+const BACKUP_CHUNK: usize = 1 << 20;
+
 #[tonic::async_trait]
 impl HsmRpc for Arc<Service> {
+    type BackupCreateStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::DataReply, Status>>>;
+
+    async fn audit_public_key(&self, _req: Request<pb::Empty>) -> Reply<pb::AuditKeyReply> {
+        let key = audit_log(&self.hsm).map_err(rv)?.public_key_hex();
+        Ok(Response::new(pb::AuditKeyReply { public_key: key }))
+    }
+
+    async fn audit_tail(&self, req: Request<pb::AuditTailRequest>) -> Reply<pb::AuditLines> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        self.so_session(&who, r.session)?;
+        let lines = self
+            .run(&who, move |h| {
+                audit_log(h)?
+                    .sync_pending()
+                    .map_err(|_| ck(CKR_FUNCTION_FAILED))?;
+                let text = std::fs::read_to_string(h.config().audit_path())
+                    .map_err(|_| ck(CKR_FUNCTION_FAILED))?;
+                let all: Vec<&str> = text.lines().collect();
+                let from = all.len().saturating_sub(r.lines as usize);
+                Ok(all[from..].iter().map(|l| (*l).to_owned()).collect())
+            })
+            .await?;
+        Ok(Response::new(pb::AuditLines { lines }))
+    }
+
+    async fn audit_verify(&self, req: Request<pb::SessionRequest>) -> Reply<pb::AuditVerifyReply> {
+        let who = Service::who(&req);
+        self.so_session(&who, req.get_ref().session)?;
+        let reply = self
+            .run(&who, move |h| {
+                let log = audit_log(h)?;
+                // Seal first, so every entry so far is covered by a signature.
+                log.seal().map_err(|_| ck(CKR_FUNCTION_FAILED))?;
+                let key = hex::decode(log.public_key_hex()).map_err(|_| ck(CKR_GENERAL_ERROR))?;
+                let files = craton_store::audit::log_files(&h.config().audit_path());
+                let names = files.iter().map(|f| f.display().to_string()).collect();
+                Ok(match craton_store::audit::verify(&files, &key) {
+                    Ok(r) => pb::AuditVerifyReply {
+                        valid: true,
+                        entries: r.entries,
+                        seals: r.seals,
+                        last_seq: r.last_seq,
+                        files: names,
+                        problem: String::new(),
+                    },
+                    Err(e) => pb::AuditVerifyReply {
+                        valid: false,
+                        files: names,
+                        problem: format!("{}:{}: {}", e.file.display(), e.line, e.why),
+                        ..Default::default()
+                    },
+                })
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn audit_rotate(&self, req: Request<pb::SessionRequest>) -> Reply<pb::AuditRotateReply> {
+        let who = Service::who(&req);
+        self.so_session(&who, req.get_ref().session)?;
+        let old = self
+            .run(&who, move |h| {
+                audit_log(h)?.rotate().map_err(|_| ck(CKR_FUNCTION_FAILED))
+            })
+            .await?;
+        Ok(Response::new(pb::AuditRotateReply {
+            rotated_to: old.display().to_string(),
+        }))
+    }
+
+    async fn backup_create(
+        &self,
+        req: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupCreateStream>, Status> {
+        use pb::backup_request::Secret;
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        if r.sessions.is_empty() {
+            return Err(rv(ck(CKR_ARGUMENTS_BAD)));
+        }
+        let mut slots = Vec::new();
+        for session in &r.sessions {
+            let s = self.so_session(&who, *session)?;
+            let slot = self.hsm.session_info(s).map_err(|e| rv(e.into()))?.slot;
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
+        }
+        let secret = zeroize::Zeroizing::new(match r.secret {
+            Some(Secret::Passphrase(p)) => (false, p),
+            Some(Secret::Key(k)) => (true, k),
+            None => return Err(rv(ck(CKR_ARGUMENTS_BAD))),
+        });
+        let bytes = self
+            .run(&who, move |h| {
+                let secret = match &*secret {
+                    (true, k) => craton_store::backup::BackupSecret::Key(k),
+                    (false, p) => craton_store::backup::BackupSecret::Passphrase(p),
+                };
+                h.backup(&secret, Some(&slots)).map_err(|e| {
+                    use craton_store::backup::BackupError as B;
+                    ck(match e {
+                        B::Engine(inner) => CkError::from(*inner).rv(),
+                        _ => CKR_ARGUMENTS_BAD,
+                    })
+                })
+            })
+            .await?;
+        let chunks: Vec<Result<pb::DataReply, Status>> = bytes
+            .chunks(BACKUP_CHUNK)
+            .map(|c| Ok(pb::DataReply { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
+    }
+
     async fn get_status(&self, req: Request<pb::StatusRequest>) -> Reply<pb::StatusReply> {
         let who = Service::who(&req);
         Ok(Response::new(pb::StatusReply {
