@@ -39,7 +39,7 @@ jobs:
           checkmodule (installs what is missing)
   release-key  a new release signing key (args: --out DIR): craton-release.key (secret,
           0600) and craton-release.pub (minisign format)
-  sign-release  locked release build into target/dist (or --out DIR) with the sidecars,
+  sign-release  locked release build into dist/ (or --out DIR) with the sidecars,
           SHA256SUMS and its minisign signature (args: --key K)
   verify-release  a release directory against a public key (args: --public-key P
           [--dist DIR]); `minisign -V -m SHA256SUMS -p P` checks the signature too

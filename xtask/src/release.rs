@@ -3,7 +3,7 @@
 //! - `release-key --out DIR`: a new signing key (`craton-release.key`, 0600) and its public
 //!   key in minisign's format (`craton-release.pub`).
 //! - `sign-release --key K [--out DIR]`: a locked release build; `DIR` (default
-//!   `target/dist`) gets the library and its `.hmac`, the daemon and its `.hmac`, the CLI,
+//!   `dist/` in the workspace) gets the library and its `.hmac`, the daemon and its `.hmac`, the CLI,
 //!   `SHA256SUMS`, `SHA256SUMS.minisig` and the public key; then verifies what it wrote.
 //! - `verify-release --public-key P [--dist DIR]`: the signature, every checksum, and no
 //!   unlisted file (`minisign -V` checks the signature too).
@@ -12,7 +12,7 @@
 //!
 //! Key handling is described in `docs/release.md`.
 
-use crate::util::{cargo, run as exec, target_dir};
+use crate::util::{cargo, run as exec, target_dir, workspace_root};
 use craton_store::release::{self, SigningKey};
 use std::path::{Path, PathBuf};
 
@@ -55,7 +55,7 @@ pub fn release_key(args: &[String]) -> Result<(), String> {
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(crate::util::workspace_root())
+        .current_dir(workspace_root())
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -68,7 +68,7 @@ pub fn sign_release(args: &[String]) -> Result<(), String> {
         flag(args, "--key").ok_or("usage: cargo xtask sign-release --key K [--out DIR]")?;
     let text = std::fs::read_to_string(&key_path).map_err(|e| io(&key_path, e))?;
     let key = SigningKey::from_file_text(&text)?;
-    let out = flag(args, "--out").unwrap_or_else(|| target_dir().join("dist"));
+    let out = flag(args, "--out").unwrap_or_else(|| workspace_root().join("dist"));
 
     let mut build = cargo();
     build.args([
@@ -116,7 +116,7 @@ pub fn sign_release(args: &[String]) -> Result<(), String> {
 pub fn verify_release(args: &[String]) -> Result<(), String> {
     let public_path = flag(args, "--public-key")
         .ok_or("usage: cargo xtask verify-release --public-key P [--dist DIR]")?;
-    let dist = flag(args, "--dist").unwrap_or_else(|| target_dir().join("dist"));
+    let dist = flag(args, "--dist").unwrap_or_else(|| workspace_root().join("dist"));
     let public = std::fs::read_to_string(&public_path).map_err(|e| io(&public_path, e))?;
     let v = release::verify_dist(&dist, &public)?;
     // Sidecars are listed, so they are authentic; each must also match its binary.
@@ -190,7 +190,7 @@ pub fn install(args: &[String]) -> Result<(), String> {
     let usage = "usage: cargo xtask install --dest-root D [--prefix P] [--from DIR]";
     let root = flag(args, "--dest-root").ok_or(usage)?;
     let prefix = flag(args, "--prefix").unwrap_or_else(|| PathBuf::from("/"));
-    let from = flag(args, "--from").unwrap_or_else(|| target_dir().join("dist"));
+    let from = flag(args, "--from").unwrap_or_else(|| workspace_root().join("dist"));
     for name in FILES {
         if !from.join(name).is_file() {
             return Err(format!(
@@ -259,7 +259,7 @@ pub fn install(args: &[String]) -> Result<(), String> {
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
-        let from_file = crate::util::workspace_root().join(src);
+        let from_file = workspace_root().join(src);
         std::fs::copy(&from_file, &to).map_err(|e| io(&from_file, e))?;
         set_owner_mode(&root, &to, "root", "root", 0o644, chown)?;
     }
