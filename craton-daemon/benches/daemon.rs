@@ -1,10 +1,13 @@
 //! Signatures per second through the daemon (mutual TLS, one connection and session per
-//! client, `SignInit` + `Sign` per signature as a remote PKCS#11 client makes them) with 1, 8
-//! and 64 concurrent clients, next to the same operation in-process on the engine.
+//! client) with 1, 8 and 64 concurrent clients, next to the same operation in-process on the
+//! engine. Two ways to sign remotely: `SignInit` + `Sign` per signature, as a remote PKCS#11
+//! client makes them, and the one-shot `SignData`.
 //!
 //! Run by `cargo xtask bench` (or `cargo bench -p craton-daemon --bench daemon`); each
 //! measurement lasts `CRATON_BENCH_SECS` seconds (default 5). The daemon and the clients
-//! share this machine's cores, as they would share a host in a small deployment.
+//! share this machine's cores, as they would share a host in a small deployment; so each row
+//! also reports the CPU time the daemon process itself spent per signature, and what that
+//! rate would be on cores of its own.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -158,8 +161,40 @@ async fn setup(cfg: &ClientConfig) -> u64 {
     pair.private_key
 }
 
+/// CPU seconds (user + system) process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime
+    // and stime are the 12th and 13th of them, in clock ticks.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
+}
+
+/// How a remote client signs.
+#[derive(Clone, Copy, PartialEq)]
+enum Pattern {
+    /// `SignInit` then `Sign`: two RPCs, what the PKCS#11 module's remote mode sends.
+    InitThenSign,
+    /// `SignData`: one RPC.
+    OneShot,
+}
+
 /// Signatures per second through the daemon with `clients` connections at once.
-async fn through_daemon(cfg: &ClientConfig, key: u64, clients: usize, run: Duration) -> f64 {
+async fn through_daemon(
+    cfg: &ClientConfig,
+    key: u64,
+    clients: usize,
+    pattern: Pattern,
+    run: Duration,
+) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -185,19 +220,30 @@ async fn through_daemon(cfg: &ClientConfig, key: u64, clients: usize, run: Durat
         let (stop, count) = (stop.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                c.sign_init(pb::OperationInit {
-                    session: s,
-                    mechanism: mech(CKM_ECDSA_SHA256),
-                    key,
-                })
-                .await
-                .unwrap();
-                c.sign(pb::DataRequest {
-                    session: s,
-                    data: DATA.to_vec(),
-                })
-                .await
-                .unwrap();
+                if pattern == Pattern::OneShot {
+                    c.sign_data(pb::SignDataRequest {
+                        session: s,
+                        mechanism: mech(CKM_ECDSA_SHA256),
+                        key,
+                        data: DATA.to_vec(),
+                    })
+                    .await
+                    .unwrap();
+                } else {
+                    c.sign_init(pb::OperationInit {
+                        session: s,
+                        mechanism: mech(CKM_ECDSA_SHA256),
+                        key,
+                    })
+                    .await
+                    .unwrap();
+                    c.sign(pb::DataRequest {
+                        session: s,
+                        data: DATA.to_vec(),
+                    })
+                    .await
+                    .unwrap();
+                }
                 count.fetch_add(1, Ordering::Relaxed);
             }
             c.close_session(pb::SessionRequest { session: s })
@@ -272,11 +318,22 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let remote: Vec<(usize, f64)> = runtime.block_on(async {
+    let pid = daemon.pid();
+    let remote: Vec<(&str, usize, f64, f64)> = runtime.block_on(async {
         let key = setup(&cfg).await;
         let mut out = Vec::new();
-        for clients in [1, 8, 64] {
-            out.push((clients, through_daemon(&cfg, key, clients, run).await));
+        for (name, pattern) in [
+            ("SignInit+Sign", Pattern::InitThenSign),
+            ("SignData", Pattern::OneShot),
+        ] {
+            for clients in [1, 8, 64] {
+                let cpu = cpu_seconds(pid);
+                let start = Instant::now();
+                let rate = through_daemon(&cfg, key, clients, pattern, run).await;
+                let signatures = rate * start.elapsed().as_secs_f64();
+                let per_signature = (cpu_seconds(pid) - cpu) / signatures.max(1.0);
+                out.push((name, clients, rate, per_signature));
+            }
         }
         out
     });
@@ -298,12 +355,21 @@ fn main() {
         format!("in-process, {cores} threads"),
         format!("{all:.0}")
     );
-    for (clients, rate) in remote {
+    println!(
+        "  {:<34} {:>10}   {:>8}   {:>9}   {:>12}   {:>8}",
+        "daemon over mTLS", "sig/s", "of in-p.", "daemon µs", "own cores/s", "of in-p."
+    );
+    for (name, clients, rate, per_signature) in remote {
+        // What the daemon's own CPU time per signature allows on `cores` cores of its own.
+        let capacity = cores as f64 / per_signature.max(1e-9);
         println!(
-            "  {:<34} {:>10}   {:.2} of in-process ({cores} threads)",
-            format!("daemon over mTLS, {clients} clients"),
+            "  {:<34} {:>10}   {:>8.2}   {:>9.1}   {:>12.0}   {:>8.2}",
+            format!("{name}, {clients} clients"),
             format!("{rate:.0}"),
-            rate / all
+            rate / all,
+            per_signature * 1e6,
+            capacity,
+            capacity / all
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

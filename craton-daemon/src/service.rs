@@ -994,6 +994,27 @@ impl HsmRpc for Arc<Service> {
         data(session_only!(self, req, |h, s| h.sign_final(s)))
     }
 
+    async fn sign_data(&self, req: Request<pb::SignDataRequest>) -> Reply<pb::DataReply> {
+        let who = Service::who(&req);
+        let r = req.into_inner();
+        let s = self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let key = ObjectHandle(r.key);
+        data(
+            self.run(&who, move |h| {
+                h.sign_init(s, &m, key)?;
+                let signature = h.sign(s, &r.data);
+                if signature.is_err() {
+                    // A key that wants its context-specific login would leave the operation
+                    // waiting; a one-shot call has no second step, so it ends here.
+                    let _ = h.cancel(s, &[OperationKind::Sign]);
+                }
+                Ok(signature?)
+            })
+            .await?,
+        )
+    }
+
     async fn sign_length(&self, req: Request<pb::SessionRequest>) -> Reply<pb::SizeReply> {
         let size = session_only!(self, req, |h, s| h.signature_len(s));
         Ok(Response::new(pb::SizeReply { size: size as u64 }))

@@ -479,6 +479,48 @@ async fn clients_sign_and_verify_and_never_see_each_others_sessions() {
         ),
         CKR_SIGNATURE_INVALID
     );
+    // The one-shot SignData: a signature the token verifies, and a public key refused as a
+    // signing key, with no operation left running afterwards.
+    let one_shot = alice
+        .sign_data(pb::SignDataRequest {
+            session: s,
+            mechanism: ecdsa(),
+            key: pair.private_key,
+            data: b"one round trip".to_vec(),
+        })
+        .await
+        .expect("sign data")
+        .into_inner()
+        .data;
+    alice
+        .verify_init(pb::OperationInit {
+            session: s,
+            mechanism: ecdsa(),
+            key: pair.public_key,
+        })
+        .await
+        .expect("verify init");
+    alice
+        .verify(pb::VerifyRequest {
+            session: s,
+            data: b"one round trip".to_vec(),
+            signature: one_shot,
+        })
+        .await
+        .expect("the one-shot signature verifies");
+    assert_eq!(
+        code(
+            alice
+                .sign_data(pb::SignDataRequest {
+                    session: s,
+                    mechanism: ecdsa(),
+                    key: pair.public_key,
+                    data: b"x".to_vec(),
+                })
+                .await
+        ),
+        CKR_KEY_FUNCTION_NOT_PERMITTED
+    );
 
     // The private key's value never leaves.
     let values = alice
