@@ -1,6 +1,7 @@
 //! The daemon binary with real peers: `openssl s_client` for every TLS refusal the operator
 //! page asks for, a gRPC client for the token calls, a raw TLS connection held open across a
-//! reload, and the startup refusals.
+//! reload, the startup refusals, the scheduled CRL re-read, the request size bound and
+//! loopback without client certificates.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -965,5 +966,116 @@ fn the_fingerprint_allow_list_admits_only_the_listed_certificates() {
         daemon.log()
     );
     assert!(daemon.stop());
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn crls_are_read_again_on_their_schedule_without_a_reload() {
+    let dir = scratch("crl-schedule");
+    let pki = pki(&dir);
+    let crl = dir.join("clients.crl");
+    pki.ca.crl(&crl, None, None).expect("crl");
+    let port = free_port();
+    let config = Daemon::config(
+        &dir,
+        port,
+        &pki,
+        &format!("crls = [{crl:?}]\ncrl_reload_secs = 1"),
+    );
+    let daemon = Daemon::start(&dir, &config, port);
+    let bob = cert_args(&pki.bob);
+    s_client(port, &pki, &with(&bob, &["-alpn", "h2"])).expect("bob before revocation");
+    // The CA revokes Bob and publishes a new list; nobody signals the daemon.
+    pki.ca.revoke(&pki.bob, "bob").expect("revoke");
+    let next = dir.join("next.crl");
+    pki.ca.crl(&next, None, None).expect("crl");
+    std::fs::rename(&next, &crl).expect("publish");
+    std::thread::sleep(Duration::from_millis(2500));
+    refused(port, &pki, &with(&bob, &["-alpn", "h2"]), "alert");
+    s_client(port, &pki, &with(&cert_args(&pki.alice), &["-alpn", "h2"]))
+        .expect("alice is not revoked");
+    assert!(daemon.stop(), "clean stop");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_refused_and_the_connection_carries_on() {
+    let dir = scratch("request-size");
+    let pki = pki(&dir);
+    let port = free_port();
+    let config = Daemon::config(&dir, port, &pki, "max_request_bytes = 4096");
+    let daemon = Daemon::start(&dir, &config, port);
+    let mut c = craton_daemon::client::connect(&daemon.client_config(&pki, &pki.alice))
+        .await
+        .expect("connect");
+    c.init_token(pb::InitTokenRequest {
+        slot: 0,
+        so_pin: b"size-so-pin".to_vec(),
+        label: "size".into(),
+    })
+    .await
+    .expect("init token");
+    let s = c
+        .open_session(pb::OpenSessionRequest {
+            slot: 0,
+            read_write: false,
+        })
+        .await
+        .expect("session")
+        .into_inner()
+        .session;
+    c.digest_init(pb::OperationInit {
+        session: s,
+        mechanism: Some(pb::Mechanism {
+            r#type: CKM_SHA256,
+            params: None,
+        }),
+        key: 0,
+    })
+    .await
+    .expect("digest init");
+    let big = c
+        .digest_update(pb::DataRequest {
+            session: s,
+            data: vec![0; 64 << 10],
+        })
+        .await
+        .expect_err("a 64 KiB request over a 4 KiB bound");
+    assert_eq!(big.code(), tonic::Code::OutOfRange, "{big:?}");
+    // The connection and its session are still there; small requests go through.
+    let digest = c
+        .digest(pb::DataRequest {
+            session: s,
+            data: b"abc".to_vec(),
+        })
+        .await
+        .expect("digest")
+        .into_inner()
+        .data;
+    assert_eq!(
+        hex::encode(digest),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    drop(c);
+    assert!(daemon.stop(), "clean stop");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn loopback_may_skip_client_certificates_only_when_configured() {
+    let dir = scratch("anonymous");
+    let pki = pki(&dir);
+    let port = free_port();
+    let config = Daemon::config(&dir, port, &pki, "loopback_without_client_auth = true");
+    let daemon = Daemon::start(&dir, &config, port);
+    s_client(port, &pki, &["-alpn", "h2"]).expect("no certificate, on loopback, as configured");
+    // A certificate, if presented, is still checked.
+    refused(
+        port,
+        &pki,
+        &with(&cert_args(&pki.stranger), &["-alpn", "h2"]),
+        "alert",
+    );
+    assert!(daemon.stop(), "clean stop");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
