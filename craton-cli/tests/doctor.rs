@@ -394,6 +394,15 @@ fn each_check_fails_on_its_own_breakage() {
             "audit log chain verifies",
         ),
         (
+            "config",
+            |r| {
+                let p = r.join("etc/craton-hsm/craton_hsm.toml");
+                let t = std::fs::read_to_string(&p).unwrap() + "\n[daemon\n";
+                std::fs::write(p, t).unwrap();
+            },
+            "configuration",
+        ),
+        (
             "integrity",
             |r| {
                 let p = r.join("opt/craton-hsm/lib/libcraton_hsm.so");
