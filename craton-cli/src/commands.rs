@@ -1454,7 +1454,7 @@ fn status(ctx: &Context<'_>) -> Result<Report, Failure> {
 fn verify_release(public_key: &Path, dir: &Path) -> Result<Report, Failure> {
     let public = std::fs::read_to_string(public_key)
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", public_key.display())))?;
-    let v = craton_store::release::verify_dist(dir, &public)
+    let v = crate::release::verify_dist(dir, &public)
         .map_err(|e| Failure::verification(format!("release NOT verified: {e}")))?;
     let mut sidecars = Vec::new();
     for name in ["libcraton_hsm.so", "craton-hsm-daemon"] {

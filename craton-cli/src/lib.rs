@@ -10,6 +10,7 @@ mod commands;
 pub mod doctor;
 pub mod pin;
 mod progress;
+pub mod release;
 
 use std::fmt;
 

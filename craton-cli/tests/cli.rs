@@ -539,7 +539,7 @@ fn keys_are_imported_from_raw_bytes_and_pkcs8() {
 
 #[test]
 fn a_release_verifies_until_a_file_changes() {
-    use craton_store::release::{self, SigningKey};
+    use craton_cli::release::{self, SigningKey};
     let host = Host::new("release");
     let dist = host.path("dist");
     std::fs::create_dir_all(&dist).unwrap();

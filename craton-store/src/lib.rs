@@ -60,7 +60,6 @@ pub mod integrity;
 mod objects;
 mod operations;
 pub mod persist;
-pub mod release;
 
 pub use config::Config;
 pub use engine::Engine;

@@ -13,7 +13,7 @@
 //! Key handling is described in `docs/release.md`.
 
 use crate::util::{cargo, run as exec, target_dir, workspace_root};
-use craton_store::release::{self, SigningKey};
+use craton_cli::release::{self, SigningKey};
 use std::path::{Path, PathBuf};
 
 /// The files of a release, in `SHA256SUMS` order.

@@ -13,7 +13,6 @@ mod key_management_attacks;
 mod login_lockout;
 mod objects;
 mod operation_state;
-mod release;
 mod session_rules;
 mod store_files;
 mod v3_2;

@@ -1,8 +1,31 @@
 //! Signed releases: a release directory signed with a fresh key verifies, through our verifier
 //! and through minisign itself, and each kind of tampering is caught.
 
-use craton_store::release::{self, SigningKey};
-use std::path::Path;
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use craton_cli::release::{self, SigningKey};
+use std::path::{Path, PathBuf};
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("craton-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 fn dist(dir: &Path) -> (SigningKey, String) {
     std::fs::create_dir_all(dir).unwrap();
@@ -29,7 +52,7 @@ fn dist(dir: &Path) -> (SigningKey, String) {
 
 #[test]
 fn a_signed_release_verifies_and_tampering_is_caught() {
-    let scratch = crate::Scratch::new("release");
+    let scratch = Scratch::new("release");
     let dir = scratch.path().join("dist");
     let (_, public) = dist(&dir);
     let v = release::verify_dist(&dir, &public).unwrap();
