@@ -116,13 +116,12 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
     let (mut config, _) =
         Config::discover(None).map_err(|e| refuse(&e.to_string(), CKR_GENERAL_ERROR))?;
     let development = config.security.development_build;
-    let integrity = check_integrity();
     if let Some(client) = config.client.clone() {
         let module = Arc::new(open_remote(
             &client,
             options,
             development,
-            integrity,
+            check_integrity(),
             generation,
         )?);
         publish(&mut shards, &module);
@@ -135,7 +134,26 @@ pub(crate) fn initialize(options: InitOptions) -> CkResult<()> {
         config.audit.sync_operation_entries = true;
         config.audit.batch_operation_entries = false;
     }
-    let hsm = Hsm::open(config).map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
+    // Hashing the module file, and the self-tests plus the store's opening, take a few
+    // milliseconds each; when the application lets the module start threads they run side by
+    // side. The engine serves nothing until both are done and the outcome is recorded.
+    let (opened, integrity) = if options.may_create_threads {
+        std::thread::scope(|s| {
+            let hashing = s.spawn(check_integrity);
+            let opened = Hsm::open(config);
+            let integrity = hashing.join().unwrap_or_else(|_| {
+                (
+                    "<unknown>".to_owned(),
+                    Err("the integrity check stopped unexpectedly".to_owned()),
+                )
+            });
+            (opened, integrity)
+        })
+    } else {
+        let integrity = check_integrity();
+        (Hsm::open(config), integrity)
+    };
+    let hsm = opened.map_err(|e| refuse(&e.to_string(), CKR_FUNCTION_FAILED))?;
     let (module_path, outcome) = integrity;
     hsm.report(Event::IntegrityChecked {
         module: module_path.clone(),

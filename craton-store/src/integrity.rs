@@ -18,9 +18,24 @@ pub fn verify_module(module: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot read sidecar {}: {e}", sidecar.display()))?;
     let tag = parse_hex(text.trim())
         .ok_or_else(|| format!("sidecar {} is not 64 hex digits", sidecar.display()))?;
-    let image =
-        std::fs::read(module).map_err(|e| format!("cannot read {}: {e}", module.display()))?;
-    craton_core::post::verify_integrity(&image, &tag)
+    // In pieces through one buffer: the module is several megabytes, and reading it whole
+    // would allocate (and have the kernel clear) that much memory at every C_Initialize.
+    let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", module.display());
+    let mut file = std::fs::File::open(module).map_err(unreadable)?;
+    let mut hmac = craton_core::post::IntegrityTag::new()
+        .map_err(|e| format!("cannot compute the integrity tag: {e}"))?;
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = match std::io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(unreadable(e)),
+        };
+        hmac.update(&buf[..n])
+            .map_err(|e| format!("cannot compute the integrity tag: {e}"))?;
+    }
+    hmac.verify(&tag)
         .map_err(|_| format!("{} does not match {}", module.display(), sidecar.display()))
 }
 

@@ -31,7 +31,8 @@ jobs:
   fuzz    run the cargo-fuzz target over the PKCS#11 C ABI (args: seconds, default 60)
   interop libcraton_hsm.so and SoftHSMv2 side by side under pkcs11-tool, p11tool, OpenSSL,
           Java SunPKCS11, PyKCS11 and the cryptoki crate (installs what is missing)
-  sidecar build libcraton_hsm.so and write its libcraton_hsm.hmac (args: --release)
+  sidecar build libcraton_hsm.so and write its libcraton_hsm.hmac (args: --release,
+          or a library file to write the sidecar of)
   bench   criterion benchmarks of craton-core next to raw aws-lc-rs (args: a filter)
   cli-docs  the man pages and bash/zsh/fish completions of craton-hsm (args: output
           directory, default target/cli-docs)

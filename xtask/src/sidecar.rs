@@ -1,5 +1,6 @@
 //! `cargo xtask sidecar [--release]`: builds `libcraton_hsm.so` and writes its integrity
-//! sidecar `libcraton_hsm.hmac` beside it.
+//! sidecar `libcraton_hsm.hmac` beside it. `cargo xtask sidecar LIBRARY` writes the sidecar
+//! of a library file built, copied or stripped elsewhere.
 //!
 //! The sidecar is HMAC-SHA-256 of the exact bytes of the library (craton-core's
 //! `post::integrity_tag`), so a later `cargo build` that changes the library leaves a sidecar
@@ -40,7 +41,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let release = match args {
         [] => false,
         [flag] if flag == "--release" => true,
-        _ => return Err("usage: cargo xtask sidecar [--release]".into()),
+        // A library built, copied or stripped elsewhere: its sidecar only.
+        [path] if !path.starts_with('-') => return write(std::path::Path::new(path)),
+        _ => return Err("usage: cargo xtask sidecar [--release | LIBRARY]".into()),
     };
     build(release).map(|_| ())
 }
