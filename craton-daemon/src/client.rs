@@ -90,6 +90,9 @@ pub struct RemoteHsm {
     registry: Registry,
     /// The IV the daemon generated for each session's running encryption.
     generated_ivs: Mutex<HashMap<u64, Vec<u8>>>,
+    /// The signature length of each session's running signing operation, as `SignInit`
+    /// answered it: the two-call convention's length query then needs no round trip.
+    signature_lengths: Mutex<HashMap<u64, usize>>,
 }
 
 fn remote_error(s: tonic::Status) -> HsmError {
@@ -226,6 +229,7 @@ impl RemoteHsm {
             client,
             registry: Registry::new(craton_core::Policy::default()),
             generated_ivs: Mutex::new(HashMap::new()),
+            signature_lengths: Mutex::new(HashMap::new()),
         };
         let status = remote
             .status()
@@ -352,6 +356,24 @@ impl RemoteHsm {
             ivs.remove(&h.0);
         }
     }
+
+    /// Records the signature length `SignInit` answered (0: not known).
+    fn signing(&self, h: SessionHandle, reply: &pb::SignInitReply) {
+        if let Ok(mut lengths) = self.signature_lengths.lock() {
+            match usize::try_from(reply.signature_length) {
+                Ok(n) if n > 0 => lengths.insert(h.0, n),
+                _ => lengths.remove(&h.0),
+            };
+        }
+    }
+
+    /// The session's signing operation has ended (or may have: any call that returns a
+    /// signature ends it, and so does a failure).
+    fn signed(&self, h: SessionHandle) {
+        if let Ok(mut lengths) = self.signature_lengths.lock() {
+            lengths.remove(&h.0);
+        }
+    }
 }
 
 impl craton_store::Engine for RemoteHsm {
@@ -422,12 +444,16 @@ impl craton_store::Engine for RemoteHsm {
 
     fn close_session(&self, h: SessionHandle) -> Result<()> {
         self.forget_iv(h);
+        self.signed(h);
         rpc!(self, close_session, session(h)).map(drop)
     }
 
     fn close_all_sessions(&self, slot: u64) -> Result<()> {
         if let Ok(mut ivs) = self.generated_ivs.lock() {
             ivs.clear();
+        }
+        if let Ok(mut lengths) = self.signature_lengths.lock() {
+            lengths.clear();
         }
         rpc!(self, close_all_sessions, pb::SlotRequest { slot }).map(drop)
     }
@@ -781,6 +807,9 @@ impl craton_store::Engine for RemoteHsm {
         if kinds.contains(&OperationKind::Encrypt) {
             self.forget_iv(h);
         }
+        if kinds.contains(&OperationKind::Sign) {
+            self.signed(h);
+        }
         let req = pb::CancelRequest {
             session: h.0,
             kinds: kinds.iter().map(|k| operation_kind(*k)).collect(),
@@ -797,11 +826,17 @@ impl craton_store::Engine for RemoteHsm {
     }
 
     fn set_operation_state(&self, h: SessionHandle, blob: &[u8]) -> Result<()> {
+        // The restored operations are whatever the blob held.
+        self.signed(h);
+        self.forget_iv(h);
         rpc!(self, set_operation_state, data(h, blob)).map(drop)
     }
 
     fn sign_init(&self, h: SessionHandle, mechanism: &Mechanism, key: ObjectHandle) -> Result<()> {
-        rpc!(self, sign_init, operation(h, mechanism, key)).map(drop)
+        self.signed(h);
+        let reply = rpc!(self, sign_init, operation(h, mechanism, key))?;
+        self.signing(h, &reply);
+        Ok(())
     }
 
     fn sign_recover_init(
@@ -810,26 +845,45 @@ impl craton_store::Engine for RemoteHsm {
         mechanism: &Mechanism,
         key: ObjectHandle,
     ) -> Result<()> {
-        rpc!(self, sign_recover_init, operation(h, mechanism, key)).map(drop)
+        self.signed(h);
+        let reply = rpc!(self, sign_recover_init, operation(h, mechanism, key))?;
+        self.signing(h, &reply);
+        Ok(())
     }
 
     fn signature_len(&self, h: SessionHandle) -> Result<usize> {
-        length(rpc!(self, sign_length, session(h))?.size)
+        let known = self
+            .signature_lengths
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&h.0).copied());
+        match known {
+            Some(n) => Ok(n),
+            None => length(rpc!(self, sign_length, session(h))?.size),
+        }
     }
 
     fn sign(&self, h: SessionHandle, d: &[u8]) -> Result<Vec<u8>> {
+        self.signed(h);
         Ok(rpc!(self, sign, data(h, d))?.data)
     }
 
     fn sign_recover(&self, h: SessionHandle, d: &[u8]) -> Result<Vec<u8>> {
+        self.signed(h);
         Ok(rpc!(self, sign_recover, data(h, d))?.data)
     }
 
     fn sign_update(&self, h: SessionHandle, d: &[u8]) -> Result<()> {
-        rpc!(self, sign_update, data(h, d)).map(drop)
+        let done = rpc!(self, sign_update, data(h, d)).map(drop);
+        if done.is_err() {
+            // A failed update ends the operation.
+            self.signed(h);
+        }
+        done
     }
 
     fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
+        self.signed(h);
         Ok(rpc!(self, sign_final, session(h))?.data)
     }
 

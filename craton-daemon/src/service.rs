@@ -389,6 +389,27 @@ macro_rules! init_op {
     }};
 }
 
+/// A signing operation's start, answering with the signature length.
+macro_rules! sign_init {
+    ($self:ident, $req:ident, $method:ident) => {{
+        let who = Service::who(&$req);
+        let r = $req.into_inner();
+        let s = $self.own(&who, r.session)?;
+        let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
+        let key = ObjectHandle(r.key);
+        let length = $self
+            .run(&who, move |h| {
+                h.$method(s, &m, key)?;
+                // Unknown (0) if the engine cannot say yet; the client then asks later.
+                Ok(h.signature_len(s).unwrap_or(0))
+            })
+            .await?;
+        Ok(Response::new(pb::SignInitReply {
+            signature_length: length as u64,
+        }))
+    }};
+}
+
 macro_rules! cipher_init {
     ($self:ident, $req:ident, $dir:expr) => {{
         let who = Service::who(&$req);
@@ -977,8 +998,8 @@ impl HsmRpc for Arc<Service> {
         )
     }
 
-    async fn sign_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::Empty> {
-        init_op!(self, req, sign_init)
+    async fn sign_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::SignInitReply> {
+        sign_init!(self, req, sign_init)
     }
 
     async fn sign(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
@@ -1221,8 +1242,8 @@ impl HsmRpc for Arc<Service> {
         )
     }
 
-    async fn sign_recover_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::Empty> {
-        init_op!(self, req, sign_recover_init)
+    async fn sign_recover_init(&self, req: Request<pb::OperationInit>) -> Reply<pb::SignInitReply> {
+        sign_init!(self, req, sign_recover_init)
     }
 
     async fn sign_recover(&self, req: Request<pb::DataRequest>) -> Reply<pb::DataReply> {
