@@ -285,6 +285,11 @@ static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 struct Conn {
     inner: TlsStream<TcpStream>,
     info: Connection,
+    /// Until the client's first bytes after the handshake (its HTTP/2 preface) arrive: when
+    /// the connection is closed if they have not. HTTP/2 keep-alive pings only start once
+    /// HTTP/2 has, so without this a client that finished TLS and then said nothing would
+    /// hold its connection until shutdown.
+    silence: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Conn {
@@ -304,6 +309,7 @@ impl Conn {
                 fingerprint: fingerprint.into(),
                 guard: Arc::new(ConnectionGuard::new(id, service)),
             },
+            silence: Some(Box::pin(tokio::time::sleep(HANDSHAKE_TIMEOUT))),
         }
     }
 }
@@ -322,7 +328,30 @@ impl tokio::io::AsyncRead for Conn {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        use std::task::Poll;
+        let before = buf.filled().len();
+        let read = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.silence.is_some() {
+            match &read {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => self.silence = None,
+                Poll::Pending => {
+                    if let Some(deadline) = self.silence.as_mut()
+                        && deadline.as_mut().poll(cx).is_ready()
+                    {
+                        log::warn(
+                            "connection closed: no HTTP/2 after the TLS handshake",
+                            &[("client", &self.info.fingerprint)],
+                        );
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no HTTP/2 preface in time",
+                        )));
+                    }
+                }
+                Poll::Ready(_) => {}
+            }
+        }
+        read
     }
 }
 

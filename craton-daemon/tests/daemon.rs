@@ -1079,3 +1079,72 @@ fn loopback_may_skip_client_certificates_only_when_configured() {
     assert!(daemon.stop(), "clean stop");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_peers_hold_up_no_one_and_silent_connections_are_dropped() {
+    use tokio::io::AsyncReadExt;
+    let dir = scratch("stalled");
+    let pki = pki(&dir);
+    let port = free_port();
+    let config = Daemon::config(&dir, port, &pki, "");
+    let daemon = Daemon::start(&dir, &config, port);
+    // Peers that connect and then say nothing: a hundred silent TCP connections, and one
+    // that finishes TLS (a valid client certificate) but never speaks HTTP/2.
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("tcp"),
+        );
+    }
+    let (mute, _) = raw_connect(port, &pki, &pki.bob).await;
+    // Meanwhile a real client is served at once.
+    let started = std::time::Instant::now();
+    let mut c = craton_daemon::client::connect(&daemon.client_config(&pki, &pki.alice))
+        .await
+        .expect("connect past the stalled peers");
+    for _ in 0..20 {
+        c.list_slots(pb::Empty {}).await.expect("list slots");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a working client waited {:?} behind stalled ones",
+        started.elapsed()
+    );
+    // The silent connections are closed once the 10-second handshake allowance is over.
+    let mut first = silent.swap_remove(0);
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(20), first.read(&mut byte))
+        .await
+        .expect("the daemon never closed a silent connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "closed before the handshake allowance: {:?}",
+        started.elapsed()
+    );
+    // So is the one that finished TLS but never started HTTP/2.
+    // (It hears the server's HTTP/2 settings first; then the connection ends.)
+    let mut mute = mute;
+    let mut sink = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(n) = mute.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the daemon never closed a connection without HTTP/2");
+    assert!(
+        daemon.log().contains("no HTTP/2 after the TLS handshake"),
+        "{}",
+        daemon.log()
+    );
+    // The working client is still served.
+    c.list_slots(pb::Empty {}).await.expect("list slots");
+    drop(c);
+    assert!(daemon.stop(), "clean stop");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
