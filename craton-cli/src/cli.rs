@@ -369,7 +369,7 @@ pub enum KeyCommand {
 pub enum AuditCommand {
     /// Verify the chain and seals of the audit log, rotated files included.
     #[command(
-        after_help = "Examples:\n  craton-hsm audit verify --public-key 3b6a27bc...\n  craton-hsm audit verify /archive/audit.log.1 /archive/audit.log.900 --public-key-file audit.pub"
+        after_help = "Examples:\n  craton-hsm audit verify --public-key 3b6a27bc...\n  craton-hsm audit verify /archive/audit.log.1 /archive/audit.log.900 --public-key-file audit.pub\n  craton-hsm --remote audit verify --public-key-file audit.pub --so-pin-file so.pin   (the daemon's log)"
     )]
     Verify {
         /// The installation's audit public key (hex), as `audit export-public-key` printed
@@ -385,7 +385,9 @@ pub enum AuditCommand {
         files: Vec<PathBuf>,
     },
     /// Print the last entries.
-    #[command(after_help = "Example:\n  craton-hsm audit tail -n 50 --json")]
+    #[command(
+        after_help = "Examples:\n  craton-hsm audit tail -n 50 --json\n  craton-hsm --remote audit tail -n 20 --so-pin-file so.pin   (the daemon's log, for its SO)"
+    )]
     Tail {
         /// How many entries.
         #[arg(short = 'n', long, default_value_t = 20)]
@@ -405,7 +407,7 @@ pub enum BackupCommand {
     /// Write an encrypted, authenticated backup of every token (or of --slot). The SO of
     /// each token in it must log in.
     #[command(
-        after_help = "Examples:\n  craton-hsm backup create --out hsm.cbk --passphrase-file pass --so-pin-file so.pin\n  craton-hsm backup create --out hsm.cbk --key-file kek.bin --slot 0"
+        after_help = "Examples:\n  craton-hsm backup create --out hsm.cbk --passphrase-file pass --so-pin-file so.pin\n  craton-hsm backup create --out hsm.cbk --key-file kek.bin --slot 0\n  craton-hsm --remote backup create --out hsm.cbk --passphrase-file pass --so-pin-file so.pin   (sealed by the daemon)"
     )]
     Create {
         /// Where to write it (refuses to overwrite).
