@@ -88,8 +88,6 @@ pub struct RemoteHsm {
     runtime: tokio::runtime::Runtime,
     client: HsmClient<Channel>,
     registry: Registry,
-    /// The IV the daemon generated for each session's running encryption.
-    generated_ivs: Mutex<HashMap<u64, Vec<u8>>>,
     /// The signature length of each session's running signing operation, as `SignInit`
     /// answered it: the two-call convention's length query then needs no round trip.
     signature_lengths: Mutex<HashMap<u64, usize>>,
@@ -228,7 +226,6 @@ impl RemoteHsm {
             runtime,
             client,
             registry: Registry::new(craton_core::Policy::default()),
-            generated_ivs: Mutex::new(HashMap::new()),
             signature_lengths: Mutex::new(HashMap::new()),
         };
         let status = remote
@@ -308,38 +305,15 @@ impl RemoteHsm {
         })
     }
 
-    fn output_length(
-        &self,
-        h: SessionHandle,
-        kind: pb::OutputKind,
-        direction: Direction,
-        input_length: usize,
-    ) -> Result<Option<usize>> {
-        self.output_length_of(h, kind, direction, input_length, MessageKind::Encrypt)
+    /// What GetOutputLength answers (none: nothing pending, for MESSAGE_PENDING only).
+    fn output_length(&self, req: pb::OutputLengthRequest) -> Result<Option<usize>> {
+        rpc!(self, get_output_length, req)?
+            .length
+            .map(length)
+            .transpose()
     }
 
-    fn output_length_of(
-        &self,
-        h: SessionHandle,
-        kind: pb::OutputKind,
-        direction: Direction,
-        input_length: usize,
-        message: MessageKind,
-    ) -> Result<Option<usize>> {
-        let reply = rpc!(
-            self,
-            get_output_length,
-            pb::OutputLengthRequest {
-                session: h.0,
-                kind: kind as i32,
-                decrypt: direction == Direction::Decrypt,
-                input_length: input_length as u64,
-                message_kind: message_kind(message),
-            }
-        )?;
-        reply.length.map(length).transpose()
-    }
-
+    /// A length the running operation must be able to give.
     fn required_length(
         &self,
         h: SessionHandle,
@@ -347,14 +321,14 @@ impl RemoteHsm {
         direction: Direction,
         input_length: usize,
     ) -> Result<usize> {
-        self.output_length(h, kind, direction, input_length)?
-            .ok_or_else(|| malformed("no length"))
-    }
-
-    fn forget_iv(&self, h: SessionHandle) {
-        if let Ok(mut ivs) = self.generated_ivs.lock() {
-            ivs.remove(&h.0);
-        }
+        self.output_length(pb::OutputLengthRequest {
+            session: h.0,
+            kind: kind as i32,
+            decrypt: direction == Direction::Decrypt,
+            input_length: input_length as u64,
+            message_kind: 0,
+        })?
+        .ok_or_else(|| malformed("no length"))
     }
 
     /// Records the signature length `SignInit` answered (0: not known).
@@ -443,15 +417,11 @@ impl craton_store::Engine for RemoteHsm {
     }
 
     fn close_session(&self, h: SessionHandle) -> Result<()> {
-        self.forget_iv(h);
         self.signed(h);
         rpc!(self, close_session, session(h)).map(drop)
     }
 
     fn close_all_sessions(&self, slot: u64) -> Result<()> {
-        if let Ok(mut ivs) = self.generated_ivs.lock() {
-            ivs.clear();
-        }
         if let Ok(mut lengths) = self.signature_lengths.lock() {
             lengths.clear();
         }
@@ -804,9 +774,6 @@ impl craton_store::Engine for RemoteHsm {
     }
 
     fn cancel(&self, h: SessionHandle, kinds: &[OperationKind]) -> Result<()> {
-        if kinds.contains(&OperationKind::Encrypt) {
-            self.forget_iv(h);
-        }
         if kinds.contains(&OperationKind::Sign) {
             self.signed(h);
         }
@@ -828,7 +795,6 @@ impl craton_store::Engine for RemoteHsm {
     fn set_operation_state(&self, h: SessionHandle, blob: &[u8]) -> Result<()> {
         // The restored operations are whatever the blob held.
         self.signed(h);
-        self.forget_iv(h);
         rpc!(self, set_operation_state, data(h, blob)).map(drop)
     }
 
@@ -967,20 +933,10 @@ impl craton_store::Engine for RemoteHsm {
         key: ObjectHandle,
     ) -> Result<()> {
         let req = operation(h, mechanism, key);
-        let reply = match direction {
-            Direction::Encrypt => rpc!(self, encrypt_init, req)?,
-            Direction::Decrypt => rpc!(self, decrypt_init, req)?,
-        };
-        if direction == Direction::Encrypt
-            && let Ok(mut ivs) = self.generated_ivs.lock()
-        {
-            if reply.generated_iv.is_empty() {
-                ivs.remove(&h.0);
-            } else {
-                ivs.insert(h.0, reply.generated_iv);
-            }
+        match direction {
+            Direction::Encrypt => rpc!(self, encrypt_init, req).map(drop),
+            Direction::Decrypt => rpc!(self, decrypt_init, req).map(drop),
         }
-        Ok(())
     }
 
     fn cipher_len(
@@ -1003,14 +959,6 @@ impl craton_store::Engine for RemoteHsm {
 
     fn cipher_final_len(&self, h: SessionHandle, direction: Direction) -> Result<usize> {
         self.required_length(h, pb::OutputKind::CipherFinal, direction, 0)
-    }
-
-    fn generated_iv(&self, h: SessionHandle) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .generated_ivs
-            .lock()
-            .ok()
-            .and_then(|ivs| ivs.get(&h.0).cloned()))
     }
 
     fn cipher(
@@ -1104,13 +1052,13 @@ impl craton_store::Engine for RemoteHsm {
     }
 
     fn message_pending_len(&self, h: SessionHandle, kind: MessageKind) -> Result<Option<usize>> {
-        self.output_length_of(
-            h,
-            pb::OutputKind::MessagePending,
-            Direction::Encrypt,
-            0,
-            kind,
-        )
+        self.output_length(pb::OutputLengthRequest {
+            session: h.0,
+            kind: pb::OutputKind::MessagePending as i32,
+            decrypt: false,
+            input_length: 0,
+            message_kind: message_kind(kind),
+        })
     }
 
     fn message_begin(

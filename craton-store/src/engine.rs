@@ -205,8 +205,6 @@ engine! {
         -> Result<usize>;
     /// The length `C_EncryptFinal` / `C_DecryptFinal` would return.
     fn cipher_final_len(&self, h: SessionHandle, direction: Direction) -> Result<usize>;
-    /// The IV the module generated for the running encryption, if it generated one.
-    fn generated_iv(&self, h: SessionHandle) -> Result<Option<Vec<u8>>>;
     /// `C_Encrypt` / `C_Decrypt`.
     fn cipher(&self, h: SessionHandle, direction: Direction, input: &[u8])
         -> Result<Zeroizing<Vec<u8>>>;
