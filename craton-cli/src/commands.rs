@@ -905,6 +905,26 @@ fn audit_files(config: &Config) -> Result<Vec<PathBuf>, Failure> {
     Ok(files)
 }
 
+/// The audit public key the operator gave, on the command line or in a file, if any.
+fn given_key(arg: Option<String>, file: Option<PathBuf>) -> Result<Option<String>, Failure> {
+    match (arg, file) {
+        (Some(k), _) => Ok(Some(k)),
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .map(|t| Some(t.trim().to_owned()))
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", f.display()))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The slots whose token is initialised.
+fn initialised_slots(hsm: &dyn Engine) -> Result<Vec<u64>, Failure> {
+    Ok(hsm
+        .slot_ids()?
+        .into_iter()
+        .filter(|s| hsm.token_info(*s).is_ok_and(|t| t.initialized))
+        .collect())
+}
+
 /// What `audit verify` says of an intact log.
 fn intact(entries: u64, seals: u64, last_seq: u64, files: Vec<String>) -> Report {
     let text = format!(
@@ -943,10 +963,8 @@ fn remote_so_session(
 ) -> Result<SessionHandle, Failure> {
     let slot = match slot {
         Some(s) => s,
-        None => remote
-            .slot_ids()?
-            .into_iter()
-            .find(|s| remote.token_info(*s).is_ok_and(|t| t.initialized))
+        None => *initialised_slots(remote)?
+            .first()
             .ok_or_else(|| Failure::failed("the daemon has no initialised token"))?,
     };
     session(remote, slot, UserType::So, &ctx.so_pin())
@@ -972,17 +990,7 @@ fn remote_audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
                      without --remote to check other files",
                 ));
             }
-            let pinned = match (public_key, public_key_file) {
-                (Some(k), _) => Some(k),
-                (None, Some(f)) => Some(
-                    std::fs::read_to_string(&f)
-                        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", f.display())))?
-                        .trim()
-                        .to_owned(),
-                ),
-                (None, None) => None,
-            };
-            if let Some(k) = pinned {
+            if let Some(k) = given_key(public_key, public_key_file)? {
                 let theirs = remote.audit_public_key()?;
                 if parse_hex(&k)? != parse_hex(&theirs)? {
                     return Err(Failure::verification(format!(
@@ -1029,13 +1037,9 @@ fn audit(ctx: &Context<'_>, c: AuditCommand) -> Result<Report, Failure> {
             files,
         } => {
             let config = ctx.config()?;
-            let key_hex = match (public_key, public_key_file) {
-                (Some(k), _) => k,
-                (None, Some(f)) => std::fs::read_to_string(&f)
-                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", f.display())))?
-                    .trim()
-                    .to_owned(),
-                (None, None) => {
+            let key_hex = match given_key(public_key, public_key_file)? {
+                Some(k) => k,
+                None => {
                     // Opening the engine seals the log again when it closes, so the check
                     // below sees a sealed tail.
                     let hsm =
@@ -1211,11 +1215,7 @@ fn remote_backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure>
     }
     let remote = ctx.remote()?;
     let slots: Vec<u64> = if slot.is_empty() {
-        remote
-            .slot_ids()?
-            .into_iter()
-            .filter(|s| remote.token_info(*s).is_ok_and(|t| t.initialized))
-            .collect()
+        initialised_slots(&remote)?
     } else {
         slot
     };
@@ -1251,9 +1251,7 @@ fn backup(ctx: &Context<'_>, c: BackupCommand) -> Result<Report, Failure> {
             }
             let hsm = ctx.open()?;
             let slots: Vec<u64> = if slot.is_empty() {
-                hsm.slots()
-                    .filter(|s| hsm.token_info(*s).is_ok_and(|t| t.initialized))
-                    .collect()
+                initialised_slots(&hsm)?
             } else {
                 slot
             };
