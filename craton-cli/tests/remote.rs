@@ -205,6 +205,18 @@ fn the_cli_administers_a_token_through_the_daemon() {
     let verified: Value =
         serde_json::from_str(&ok(&config, &["--json", "audit", "verify", so[0], so[1]])).unwrap();
     assert_eq!(verified["files"].as_array().unwrap().len(), 2, "{verified}");
+    // An entry edited on the daemon host is reported through the daemon, with its file.
+    let old = std::path::PathBuf::from(rotated["rotated_to"].as_str().unwrap());
+    let text = std::fs::read_to_string(&old).unwrap();
+    std::fs::write(&old, text.replacen("\"seq\":1,", "\"seq\":7,", 1)).unwrap();
+    let out = run(&config, &["audit", "verify", so[0], so[1]]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("NOT intact") && said.contains(&old.display().to_string()),
+        "{said}"
+    );
+    std::fs::write(&old, text).unwrap();
 
     // A backup made through the daemon restores onto a fresh local state directory.
     std::fs::write(dir.join("pass"), "correct horse battery staple\n").unwrap();

@@ -33,6 +33,7 @@ mod remote;
 mod unload;
 mod v3_2;
 
+use craton_daemon::devpki::InProcessDaemon;
 use craton_hsm::ffi::{
     general::*,
     keys::{C_GenerateKey, C_GenerateKeyPair},
@@ -74,11 +75,30 @@ pub fn both(test: &str, overrides: &str, body: impl FnOnce()) {
     }
     isolated(test, overrides, || {});
     let dir = scratch(test, "remote");
+    let daemon = daemon_in(&dir, overrides);
+    let config = module_config(&dir, &daemon);
+    run_child(test, &config);
+    assert!(
+        daemon.connections() > 0,
+        "{test} in remote mode never reached the daemon"
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A daemon inside this process, its files in `dir`, its engine configured as [`isolated`]
+/// configures a local one (with `overrides`), and no PIN throttle: the conformance tests lock
+/// PINs on purpose, and the throttle would get there first.
+pub fn daemon_in(dir: &std::path::Path, overrides: &str) -> InProcessDaemon {
     let mut engine =
-        craton_store::Config::from_toml(&engine_config(&dir, overrides), "test").unwrap();
-    // The conformance tests lock PINs on purpose; the daemon's throttle would get there first.
+        craton_store::Config::from_toml(&engine_config(dir, overrides), "test").unwrap();
     engine.daemon.pin_attempts_per_minute = 0;
-    let daemon = craton_daemon::devpki::InProcessDaemon::start(&dir, engine).unwrap();
+    InProcessDaemon::start(dir, engine).unwrap()
+}
+
+/// `dir/module.toml`: the module in remote mode against `daemon` (a development build: the
+/// test binary has no sidecar).
+pub fn module_config(dir: &std::path::Path, daemon: &InProcessDaemon) -> PathBuf {
     let config = dir.join("module.toml");
     std::fs::write(
         &config,
@@ -88,13 +108,7 @@ pub fn both(test: &str, overrides: &str, body: impl FnOnce()) {
         ),
     )
     .unwrap();
-    run_child(test, &config);
-    assert!(
-        daemon.connections() > 0,
-        "{test} in remote mode never reached the daemon"
-    );
-    drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
+    config
 }
 
 /// Whether this child runs the module in remote mode.

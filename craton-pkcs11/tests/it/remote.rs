@@ -4,7 +4,6 @@
 //! [`both`].) Each test runs its daemon inside its child process, so it can stop it.
 
 use crate::*;
-use craton_daemon::devpki::InProcessDaemon;
 use craton_hsm::ffi::sign::*;
 use std::time::{Duration, Instant};
 
@@ -13,22 +12,9 @@ fn daemon_for_module(name: &str, timeout_secs: u64) -> (InProcessDaemon, PathBuf
     let dir = std::env::temp_dir().join(format!("craton-remote-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut engine = craton_store::Config::default();
-    engine.token.state_dir = Some(dir.join("state"));
-    engine.audit.path = Some(dir.join("audit.log"));
-    engine.security.pbkdf2_iterations = 1000;
-    engine.daemon.pin_attempts_per_minute = 0;
-    let mut daemon = InProcessDaemon::start(&dir, engine).unwrap();
+    let mut daemon = daemon_in(&dir, "");
     daemon.client.timeout_secs = timeout_secs;
-    let config = dir.join("module.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}[security]\ndevelopment_build = true\n",
-            daemon.client_toml()
-        ),
-    )
-    .unwrap();
+    let config = module_config(&dir, &daemon);
     // SAFETY: the child runs this one test on one thread; nothing reads the environment
     // concurrently.
     unsafe { std::env::set_var("CRATON_HSM_CONFIG", &config) };
