@@ -277,6 +277,21 @@ fn interleaved(_: &mut Criterion) {
     type Op<'a> = Box<dyn Fn() + 'a>;
     let rows: Vec<(&str, usize, Op<'_>, Op<'_>)> = vec![
         (
+            "AES-256-GCM encrypt empty",
+            5000,
+            Box::new(|| {
+                hsm.cipher_init(s, Direction::Encrypt, &gcm, aes).unwrap();
+                black_box(hsm.encrypt(s, black_box(&[])).unwrap());
+            }),
+            Box::new(|| {
+                let mut out = CipherContext::new(&gcm, core_aes.clone(), Direction::Encrypt, &rng)
+                    .unwrap()
+                    .one_shot(black_box(&[]))
+                    .unwrap();
+                black_box(std::mem::take(&mut *out));
+            }),
+        ),
+        (
             "AES-256-GCM encrypt 4 KiB",
             2000,
             Box::new(|| {

@@ -158,9 +158,9 @@ pub(crate) struct Session {
     pub(crate) app: Application,
     pub(crate) slot: usize,
     pub(crate) read_write: bool,
+    /// The running operations and the keys the session used lately, under one lock: an
+    /// operation's start finds its key and installs its context in one critical section.
     pub(crate) ops: Mutex<SessionOps>,
-    /// The keys this session used lately (see [`Hsm::session_key`]).
-    pub(crate) keys: Mutex<crate::objects::KeyCache>,
 }
 
 /// The application a session belongs to. PKCS#11 shares a session object among every
@@ -443,6 +443,17 @@ impl Hsm {
             .ok_or(HsmError::SessionHandleInvalid)
     }
 
+    /// Runs `f` on session `h` under its shard's read lock, without taking a reference to
+    /// the session: for short steps only (a waiting writer holds up the shard's readers).
+    pub(crate) fn with_session<T>(
+        &self,
+        h: SessionHandle,
+        f: impl FnOnce(&Session) -> Result<T>,
+    ) -> Result<T> {
+        let shard = self.shard(h.0).read().map_err(poisoned)?;
+        f(shard.get(&h.0).ok_or(HsmError::SessionHandleInvalid)?)
+    }
+
     pub(crate) fn lock_ops<'a>(&self, s: &'a Session) -> Result<MutexGuard<'a, SessionOps>> {
         s.ops.lock().map_err(poisoned)
     }
@@ -714,7 +725,6 @@ impl Hsm {
             slot: slot as usize,
             read_write,
             ops: Mutex::new(SessionOps::default()),
-            keys: Mutex::default(),
         });
         self.shard(handle)
             .write()

@@ -82,38 +82,39 @@ pub(crate) struct KeyCache {
 }
 
 #[derive(Debug)]
-struct CachedKey {
+pub(crate) struct CachedKey {
     handle: u64,
-    object: Arc<Object>,
+    pub(crate) object: Arc<Object>,
     private: bool,
+    /// The mechanism and use this key last passed the engine's key checks for (class,
+    /// mechanism policy, key type and size, usage attribute). They read only the key's
+    /// attributes and the fixed mechanism registry, so they hold while the generation does.
+    pub(crate) checked: Option<(M, Operations)>,
 }
 
 /// How many keys a session keeps; past that the cache starts over.
 const KEY_CACHE: usize = 16;
 
 impl KeyCache {
-    /// The cached key `handle` if the cache is of `generation`; a shared entry seen a second
-    /// time becomes private.
-    pub(crate) fn get(&mut self, generation: u64, handle: u64) -> Option<Arc<Object>> {
+    /// Where key `handle` is cached, if the cache is of `generation` (else it starts over);
+    /// a shared entry seen a second time becomes private.
+    fn position(&mut self, generation: u64, handle: u64) -> Option<usize> {
         if self.generation != generation {
             self.entries.clear();
             self.generation = generation;
             return None;
         }
-        let e = self.entries.iter_mut().find(|e| e.handle == handle)?;
+        let i = self.entries.iter().position(|e| e.handle == handle)?;
+        let e = &mut self.entries[i];
         if !e.private {
             e.object = Arc::new(e.object.session_copy());
             e.private = true;
         }
-        Some(e.object.clone())
+        Some(i)
     }
 
-    /// Remembers the token's copy of a key, looked up at `generation`.
-    pub(crate) fn put(&mut self, generation: u64, handle: u64, object: Arc<Object>) {
-        if self.generation != generation {
-            self.entries.clear();
-            self.generation = generation;
-        }
+    /// Remembers the token's copy of a key (looked up at the cache's generation).
+    fn put(&mut self, handle: u64, object: Arc<Object>) -> usize {
         if self.entries.len() >= KEY_CACHE {
             self.entries.clear();
         }
@@ -121,7 +122,9 @@ impl KeyCache {
             handle,
             object,
             private: false,
+            checked: None,
         });
+        self.entries.len() - 1
     }
 }
 
@@ -363,24 +366,25 @@ impl Hsm {
 
     /// A key for an operation of session `s`: from the session's cache while the token is
     /// unchanged, else looked up (and cached) like [`Hsm::object`].
-    pub(crate) fn session_key(&self, s: &Session, h: ObjectHandle) -> Result<Arc<Object>> {
+    pub(crate) fn session_key<'c>(
+        &self,
+        s: &Session,
+        cache: &'c mut KeyCache,
+        h: ObjectHandle,
+    ) -> Result<&'c mut CachedKey> {
         let generation = self.generations[s.slot]
             .0
             .load(std::sync::atomic::Ordering::Acquire);
-        let mut cache = s
-            .keys
-            .lock()
-            .map_err(|_| HsmError::OperationNotInitialized)?;
-        if let Some(o) = cache.get(generation, h.0) {
-            return Ok(o);
-        }
-        drop(cache);
-        let o = self.object(s, h, HsmError::KeyHandleInvalid)?;
-        s.keys
-            .lock()
-            .map_err(|_| HsmError::OperationNotInitialized)?
-            .put(generation, h.0, o.clone());
-        Ok(o)
+        let i = match cache.position(generation, h.0) {
+            Some(i) => i,
+            None => {
+                // The token's read lock is taken with the session's operations locked;
+                // nothing takes them the other way round.
+                let o = self.object(s, h, HsmError::KeyHandleInvalid)?;
+                cache.put(h.0, o)
+            }
+        };
+        Ok(&mut cache.entries[i])
     }
 
     /// The DER `SubjectPublicKeyInfo` of a public key, or of a private key's public half

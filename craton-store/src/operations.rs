@@ -8,7 +8,7 @@
 use crate::error::{HsmError, Result};
 use crate::event::{Event, KeyOrigin};
 use crate::hsm::{Hsm, ObjectHandle, Session, SessionHandle};
-use crate::objects::{NewSecret, Object, Template};
+use crate::objects::{KeyCache, NewSecret, Object, Template};
 use craton_core::Direction;
 use craton_core::attribute::{AttrValue, AttributeError, AttributeType as A, ObjectClass};
 use craton_core::digest::DigestContext;
@@ -22,12 +22,21 @@ use zeroize::Zeroizing;
 /// Where a kind of operation lives in a session's [`SessionOps`].
 type Slot<C> = fn(&mut SessionOps) -> &mut Option<Running<C>>;
 
+/// What the audit entry of an operation's end names (kept apart from the context, which
+/// finishing consumes).
+#[derive(Clone, Copy)]
+struct OpTag {
+    /// The token slot of the session it runs in.
+    slot: usize,
+    key: u64,
+    mechanism: M,
+}
+
 /// An operation in progress, with what is needed to audit it.
 #[derive(Clone)]
 pub(crate) struct Running<C> {
     ctx: C,
-    key: u64,
-    mechanism: M,
+    tag: OpTag,
     /// A `CKA_ALWAYS_AUTHENTICATE` key still waiting for its context-specific login.
     needs_login: bool,
     /// The signature given up front to `C_VerifySignatureInit` (PKCS#11 3.2); such a
@@ -47,6 +56,8 @@ pub(crate) struct SessionOps {
     pub(crate) find: Option<Vec<u64>>,
     /// Message-based operations, by [`MessageKind`].
     messages: [Option<MessageOp>; 4],
+    /// The keys this session used lately (see [`Hsm::session_key`]); not operation state.
+    pub(crate) keys: crate::objects::KeyCache,
 }
 
 /// A message-based operation (`C_MessageEncryptInit` and friends): the key and mechanism are
@@ -130,8 +141,7 @@ impl SessionOps {
                 .map(|r| {
                     Ok(Running {
                         ctx: r.ctx.try_clone()?,
-                        key: r.key,
-                        mechanism: r.mechanism,
+                        tag: r.tag,
                         needs_login: r.needs_login,
                         signature: None,
                     })
@@ -146,6 +156,7 @@ impl SessionOps {
             digest: self.digest.clone(),
             find: None,
             messages: Default::default(),
+            keys: Default::default(),
         })
     }
 
@@ -280,7 +291,40 @@ impl Hsm {
         mechanism: &Mechanism,
         u: &Use,
     ) -> Result<(Arc<Object>, Arc<KeyMaterial>)> {
-        let o = self.session_key(s, key)?;
+        let mut ops = self.lock_ops(s)?;
+        let (o, material) = self.usable_key_in(s, &mut ops.keys, key, mechanism, u)?;
+        Ok((o.clone(), material))
+    }
+
+    /// [`Self::usable_key`] with the session's operations already locked; the key is lent
+    /// from the session's cache.
+    fn usable_key_in<'c>(
+        &self,
+        s: &Session,
+        keys: &'c mut KeyCache,
+        key: ObjectHandle,
+        mechanism: &Mechanism,
+        u: &Use,
+    ) -> Result<(&'c Arc<Object>, Arc<KeyMaterial>)> {
+        let entry = self.session_key(s, keys, key)?;
+        let checked = Some((mechanism.mechanism_type(), u.op));
+        // Same key copy, mechanism and use as last time, and the token unchanged since: the
+        // checks would pass again.
+        if entry.checked != checked {
+            self.check_key_use(&entry.object, mechanism.mechanism_type(), u)?;
+            entry.checked = checked;
+        }
+        let o = &entry.object;
+        let material = o.material()?;
+        if u.dated && !o.within_dates() {
+            return Err(not_permitted("the key is outside its start/end dates"));
+        }
+        Ok((o, material))
+    }
+
+    /// Whether `o` is a key that `mechanism` serves for `u` under the policy, with its usage
+    /// attribute set. Reads only the key's attributes and the registry.
+    fn check_key_use(&self, o: &Object, mechanism: M, u: &Use) -> Result<()> {
         if !matches!(
             o.class(),
             ObjectClass::SECRET_KEY | ObjectClass::PUBLIC_KEY | ObjectClass::PRIVATE_KEY
@@ -289,7 +333,7 @@ impl Hsm {
         }
         let material = o.material()?;
         self.registry.check(
-            mechanism.mechanism_type(),
+            mechanism,
             u.op,
             Some((material.key_type(), material.size())),
         )?;
@@ -307,10 +351,25 @@ impl Hsm {
                 _ => "the key's usage attribute is false",
             }));
         }
-        if u.dated && !o.within_dates() {
-            return Err(not_permitted("the key is outside its start/end dates"));
-        }
-        Ok((o, material))
+        Ok(())
+    }
+
+    /// Audits the end of operation `r` of session `h`.
+    fn audit_end(
+        &self,
+        h: SessionHandle,
+        kind: &'static str,
+        tag: OpTag,
+        success: bool,
+    ) -> Result<()> {
+        self.emit(Event::Operation {
+            slot: tag.slot as u64,
+            session: h.0,
+            kind,
+            mechanism: tag.mechanism,
+            key: tag.key,
+            success,
+        })
     }
 
     fn audit_op(
@@ -335,7 +394,8 @@ impl Hsm {
 
     /// Starts an operation in the session slot `slot`: refuses a second one, finds a key
     /// fit for `u`, lets `build` make the context (and say whether it awaits a
-    /// context-specific login), then installs it. The key work runs with no lock held.
+    /// context-specific login), then installs it, all under the session's own lock (taken
+    /// once: this is every operation's fixed cost; other sessions are not held up).
     fn start<C>(
         &self,
         h: SessionHandle,
@@ -347,36 +407,39 @@ impl Hsm {
     ) -> Result<()> {
         self.check_module()?;
         let s = self.session(h)?;
-        if slot(&mut *self.lock_ops(&s)?).is_some() {
-            return Err(HsmError::OperationActive);
-        }
-        let (o, material) = self.usable_key(&s, key, mechanism, u)?;
-        let (ctx, needs_login) = build(&s, &o, material)?;
         let mut ops = self.lock_ops(&s)?;
-        let running = slot(&mut ops);
-        if running.is_some() {
+        if slot(&mut ops).is_some() {
             return Err(HsmError::OperationActive);
         }
-        *running = Some(Running {
+        let (o, material) = self.usable_key_in(&s, &mut ops.keys, key, mechanism, u)?;
+        let (ctx, needs_login) = build(&s, o, material)?;
+        *slot(&mut ops) = Some(Running {
             ctx,
-            key: key.0,
-            mechanism: mechanism.mechanism_type(),
+            tag: OpTag {
+                slot: s.slot,
+                key: key.0,
+                mechanism: mechanism.mechanism_type(),
+            },
             needs_login,
             signature: None,
         });
         Ok(())
     }
 
-    /// Takes the running operation out of its slot to finish it (a pending
+    /// Takes the running operation of session `h` out of its slot to finish it (a pending
     /// context-specific login leaves it in place).
-    fn take<C>(&self, s: &Session, slot: Slot<C>) -> Result<Running<C>> {
-        self.take_as(s, slot, false)
+    fn take<C>(&self, h: SessionHandle, slot: Slot<C>) -> Result<Running<C>> {
+        self.take_as(h, slot, false)
     }
 
     /// [`Self::take`] for an operation begun with its signature up front (`preset`,
     /// `C_VerifySignatureInit`) or without. The 3.0 and 3.2 verification calls do not finish
     /// each other's operation: a mismatch ends it, as any failed call does.
-    fn take_as<C>(&self, s: &Session, slot: Slot<C>, preset: bool) -> Result<Running<C>> {
+    fn take_as<C>(&self, h: SessionHandle, slot: Slot<C>, preset: bool) -> Result<Running<C>> {
+        self.with_session(h, |s| self.take_from(s, slot, preset))
+    }
+
+    fn take_from<C>(&self, s: &Session, slot: Slot<C>, preset: bool) -> Result<Running<C>> {
         let mut ops = self.lock_ops(s)?;
         let running = slot(&mut ops);
         match running {
@@ -729,19 +792,17 @@ impl Hsm {
 
     /// `C_Sign`: signs `data` in one call and ends the operation.
     pub fn sign(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
-        let s = self.session(h)?;
-        let r = self.take(&s, |o| &mut o.sign)?;
+        let r = self.take(h, |o| &mut o.sign)?;
         let out = r.ctx.sign(data, &self.rng);
-        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "sign", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
     /// `C_SignRecover`.
     pub fn sign_recover(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
-        let s = self.session(h)?;
-        let r = self.take(&s, |o| &mut o.sign)?;
+        let r = self.take(h, |o| &mut o.sign)?;
         let out = r.ctx.sign_recover(data, &self.rng);
-        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "sign", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
@@ -752,10 +813,9 @@ impl Hsm {
 
     /// `C_SignFinal`.
     pub fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
-        let s = self.session(h)?;
-        let r = self.take(&s, |o| &mut o.sign)?;
+        let r = self.take(h, |o| &mut o.sign)?;
         let out = r.ctx.finish(&self.rng);
-        self.audit_op(&s, "sign", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "sign", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
@@ -800,10 +860,9 @@ impl Hsm {
 
     /// `C_Verify`: `Ok(())` only for a valid signature.
     pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let r = self.take(&s, |o| &mut o.verify)?;
+        let r = self.take(h, |o| &mut o.verify)?;
         let out = r.ctx.verify(data, signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "verify", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
@@ -814,19 +873,17 @@ impl Hsm {
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let r = self.take(&s, |o| &mut o.verify)?;
+        let r = self.take(h, |o| &mut o.verify)?;
         let out = r.ctx.finish(signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "verify", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
     /// `C_VerifyRecover`: the data recovered from the signature.
     pub fn verify_recover(&self, h: SessionHandle, signature: &[u8]) -> Result<Vec<u8>> {
-        let s = self.session(h)?;
-        let r = self.take(&s, |o| &mut o.verify)?;
+        let r = self.take(h, |o| &mut o.verify)?;
         let out = r.ctx.recover(signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "verify", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
@@ -853,11 +910,10 @@ impl Hsm {
     /// `C_VerifySignature`: checks the signature given at init against `data` in one call
     /// and ends the operation.
     pub fn verify_signature(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let r = self.take_as(&s, |o| &mut o.verify, true)?;
-        let signature = r.signature.unwrap_or_default();
+        let mut r = self.take_as(h, |o| &mut o.verify, true)?;
+        let signature = r.signature.take().unwrap_or_default();
         let out = r.ctx.verify(data, &signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "verify", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
@@ -868,11 +924,10 @@ impl Hsm {
 
     /// `C_VerifySignatureFinal`.
     pub fn verify_signature_final(&self, h: SessionHandle) -> Result<()> {
-        let s = self.session(h)?;
-        let r = self.take_as(&s, |o| &mut o.verify, true)?;
-        let signature = r.signature.unwrap_or_default();
+        let mut r = self.take_as(h, |o| &mut o.verify, true)?;
+        let signature = r.signature.take().unwrap_or_default();
         let out = r.ctx.finish(&signature);
-        self.audit_op(&s, "verify", r.mechanism, r.key, out.is_ok())?;
+        self.audit_end(h, "verify", r.tag, out.is_ok())?;
         Ok(out?)
     }
 
@@ -956,16 +1011,9 @@ impl Hsm {
         direction: Direction,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let s = self.session(h)?;
-        let r = self.take(&s, Self::slot_for(direction))?;
+        let r = self.take(h, Self::slot_for(direction))?;
         let out = r.ctx.one_shot(input);
-        self.audit_op(
-            &s,
-            Self::direction_name(direction),
-            r.mechanism,
-            r.key,
-            out.is_ok(),
-        )?;
+        self.audit_end(h, Self::direction_name(direction), r.tag, out.is_ok())?;
         Ok(out?)
     }
 
@@ -996,17 +1044,10 @@ impl Hsm {
         h: SessionHandle,
         direction: Direction,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let s = self.session(h)?;
-        let r = self.take(&s, Self::slot_for(direction))?;
+        let r = self.take(h, Self::slot_for(direction))?;
         let mut out = Zeroizing::new(Vec::with_capacity(r.ctx.finish_len()));
         let res = r.ctx.finish(&mut out);
-        self.audit_op(
-            &s,
-            Self::direction_name(direction),
-            r.mechanism,
-            r.key,
-            res.is_ok(),
-        )?;
+        self.audit_end(h, Self::direction_name(direction), r.tag, res.is_ok())?;
         res?;
         Ok(out)
     }
@@ -1627,8 +1668,10 @@ impl Hsm {
         };
         let mut ops = self.lock_ops(&s)?;
         let find = ops.find.take();
+        let keys = std::mem::take(&mut ops.keys);
         *ops = restored;
         ops.find = find;
+        ops.keys = keys;
         Ok(())
     }
 }

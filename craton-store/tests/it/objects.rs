@@ -582,6 +582,7 @@ fn a_key_a_session_used_before_follows_changes_destruction_and_logout() {
             &[
                 (A::VALUE_LEN, AttrValue::Ulong(32)),
                 (A::ENCRYPT, b(true)),
+                (A::DECRYPT, b(false)),
                 (A::PRIVATE, b(true)),
                 (A::TOKEN, b(true)),
             ],
@@ -596,6 +597,19 @@ fn a_key_a_session_used_before_follows_changes_destruction_and_logout() {
     for _ in 0..3 {
         encrypt(s).unwrap();
     }
+    // The session remembers that the key passed the checks for this mechanism and use only:
+    // another use, or a mechanism for another key type, is checked afresh.
+    assert!(matches!(
+        hsm.cipher_init(s, Direction::Decrypt, &ecb, key),
+        Err(HsmError::KeyFunctionNotPermitted(_))
+    ));
+    let hmac = Mechanism::Hmac {
+        hash: craton_core::digest::HashAlg::Sha256,
+        tag_len: 32,
+        general: false,
+    };
+    assert!(hsm.sign_init(s, &hmac, key).is_err());
+    encrypt(s).unwrap();
     // A change made through another session reaches this one's next use.
     hsm.set_attribute_values(other, key, &[(A::ENCRYPT, b(false))])
         .unwrap();
