@@ -253,6 +253,63 @@ fn audit(c: &mut Criterion) {
     }
 }
 
+/// Seconds per call of `a` and of `b`: `rounds` pairs of alternating batches of `batch`
+/// calls, the fastest batch of each.
+fn alternate(rounds: usize, batch: usize, a: &dyn Fn(), b: &dyn Fn()) -> (f64, f64) {
+    let best = |op: &dyn Fn()| {
+        let t = std::time::Instant::now();
+        for _ in 0..batch {
+            op();
+        }
+        t.elapsed().as_secs_f64() / batch as f64
+    };
+    let (mut x, mut y) = (f64::MAX, f64::MAX);
+    for _ in 0..rounds {
+        x = x.min(best(a));
+        y = y.min(best(b));
+    }
+    (x, y)
+}
+
+fn rounds() -> usize {
+    std::env::var("CRATON_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}
+
+/// The audit log's cost the same way: one engine with `[audit] level = "none"` and one with
+/// `"all"` (the default: each operation's entry written before its call returns), signing in
+/// alternating batches. Each batch's time includes its entries' writes and any seal.
+fn interleaved_audit(_: &mut Criterion) {
+    let (quiet, qs, qmac, qec, qdir) = engine_with_audit(AuditLevel::None, false, "il-none");
+    let (logged, ls, lmac, lec, ldir) = engine_with_audit(AuditLevel::All, false, "il-all");
+    let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+    let ecdsa = Mechanism::EcdsaWith(HashAlg::Sha256);
+    let sign = |hsm: &Hsm, s, mechanism: &Mechanism, key| {
+        hsm.sign_init(s, mechanism, key).unwrap();
+        black_box(hsm.sign(s, black_box(&DATA[..64])).unwrap());
+    };
+    for (name, batch, m, keys) in [
+        ("ECDSA P-256 sign 64 bytes", 200, &ecdsa, (qec, lec)),
+        ("HMAC-SHA-256 64 bytes", 2000, &mac, (qmac, lmac)),
+    ] {
+        let (all, none) = alternate(rounds(), batch, &|| sign(&logged, ls, m, keys.1), &|| {
+            sign(&quiet, qs, m, keys.0)
+        });
+        println!(
+            "interleaved audit {name}: none {:.0} ns, all {:.0} ns, throughput with all {:.1}% of none, {:.0} ns per entry",
+            none * 1e9,
+            all * 1e9,
+            none / all * 100.0,
+            (all - none) * 1e9
+        );
+    }
+    drop((quiet, logged));
+    let _ = std::fs::remove_dir_all(&qdir);
+    let _ = std::fs::remove_dir_all(&ldir);
+}
+
 /// Criterion measures the two paths one after the other, and on a shared VM the machine's
 /// speed drifts between groups by more than the few percent in question. This measures them
 /// in alternating batches instead and keeps each path's fastest batch, so both see the same
@@ -261,10 +318,7 @@ fn audit(c: &mut Criterion) {
 fn interleaved(_: &mut Criterion) {
     let (hsm, s, dir) = bench_token("interleaved", |c| c.audit.level = AuditLevel::None);
     let rng = Rng::from_os().unwrap();
-    let rounds: usize = std::env::var("CRATON_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+    let rounds = rounds();
     let Keys {
         ec: private,
         core_ec,
@@ -324,18 +378,7 @@ fn interleaved(_: &mut Criterion) {
         ),
     ];
     for (name, batch, engine_op, core_op) in &rows {
-        let best = |op: &Op<'_>| {
-            let t = std::time::Instant::now();
-            for _ in 0..*batch {
-                op();
-            }
-            t.elapsed().as_secs_f64() / *batch as f64
-        };
-        let (mut e, mut c) = (f64::MAX, f64::MAX);
-        for _ in 0..rounds {
-            e = e.min(best(engine_op));
-            c = c.min(best(core_op));
-        }
+        let (e, c) = alternate(rounds, *batch, engine_op, core_op);
         println!(
             "interleaved {name}: Hsm {:.0} ns, craton-core {:.0} ns, ratio {:.3}, engine's fixed cost {:.0} ns",
             e * 1e9,
@@ -349,5 +392,5 @@ fn interleaved(_: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, interleaved, engine, audit);
+criterion_group!(benches, interleaved, interleaved_audit, engine, audit);
 criterion_main!(benches);

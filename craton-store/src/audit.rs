@@ -66,7 +66,9 @@ impl Caller {
         }
     }
 
-    fn json(&self) -> std::sync::Arc<str> {
+    /// The caller as an entry's `caller` field: serialise it once and hand it to
+    /// [`with_caller_json`] for every call made on its behalf.
+    pub fn json(&self) -> std::sync::Arc<str> {
         let v = match self {
             Caller::Local { pid, uid } => json!({ "pid": pid, "uid": uid }),
             Caller::Client(fp) => json!({ "cert_sha256": fp }),
@@ -86,6 +88,11 @@ thread_local! {
 /// daemon wraps each request in this with the client's certificate fingerprint). Without it,
 /// entries name this process.
 pub fn with_caller<T>(caller: &Caller, f: impl FnOnce() -> T) -> T {
+    with_caller_json(&caller.json(), f)
+}
+
+/// [`with_caller`] with the caller already serialised by [`Caller::json`].
+pub fn with_caller_json<T>(caller: &std::sync::Arc<str>, f: impl FnOnce() -> T) -> T {
     struct Restore(Option<std::sync::Arc<str>>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -93,7 +100,7 @@ pub fn with_caller<T>(caller: &Caller, f: impl FnOnce() -> T) -> T {
             CURRENT_CALLER.with(|c| *c.borrow_mut() = previous);
         }
     }
-    let previous = CURRENT_CALLER.with(|c| c.borrow_mut().replace(caller.json()));
+    let previous = CURRENT_CALLER.with(|c| c.borrow_mut().replace(caller.clone()));
     let _restore = Restore(previous);
     f()
 }
@@ -202,9 +209,10 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 
 /// An entry's fields before serialisation: static keys, cheap values. Serialised with keys
 /// sorted and no whitespace, which is exactly what `serde_json` produces when the verifier
-/// re-serialises a parsed entry (its maps keep keys sorted).
+/// re-serialises a parsed entry (its maps keep keys sorted). Each key carries its first
+/// eight bytes as a big-endian number, so sorting mostly compares integers.
 #[derive(Default)]
-pub(crate) struct Fields(Vec<(&'static str, Field)>);
+pub(crate) struct Fields(Vec<(u64, &'static str, Field)>);
 
 pub(crate) enum Field {
     U64(u64),
@@ -218,19 +226,27 @@ pub(crate) enum Field {
     /// 32 bytes, written as a lowercase hex string.
     Hex([u8; 32]),
     /// An RFC 3339 timestamp (digits and `-:.TZ`: nothing to escape).
-    Time(String),
+    Time([u8; 24]),
+    /// A mechanism, as `{"id":"0x…","name":…}`.
+    Mechanism(MechanismType),
     Json(Value),
 }
 
 impl Fields {
     fn put(&mut self, key: &'static str, value: Field) {
-        self.0.push((key, value));
+        let mut prefix = [0u8; 8];
+        let n = key.len().min(8);
+        prefix[..n].copy_from_slice(&key.as_bytes()[..n]);
+        self.0.push((u64::from_be_bytes(prefix), key, value));
     }
 
     fn write_json(mut self, out: &mut Vec<u8>) {
-        self.0.sort_by(|a, b| a.0.cmp(b.0));
+        // The integer order of the prefixes is the byte order of the keys' first eight
+        // bytes (a shorter key's zero padding sorts first, as a prefix does).
+        self.0
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         out.push(b'{');
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, (_, k, v)) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -238,10 +254,7 @@ impl Fields {
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b"\":");
             match v {
-                Field::U64(n) => {
-                    // Writing into a Vec cannot fail.
-                    let _ = write!(out, "{n}");
-                }
+                Field::U64(n) => push_decimal(out, *n),
                 Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
                 Field::Str(s) => write_json_str(out, s),
                 // Static strings are this module's own names and words (ASCII identifiers,
@@ -257,8 +270,21 @@ impl Fields {
                 }
                 Field::Time(t) => {
                     out.push(b'"');
-                    out.extend_from_slice(t.as_bytes());
+                    out.extend_from_slice(t);
                     out.push(b'"');
+                }
+                // Mechanism names are identifiers ([A-Z0-9_]): nothing to escape.
+                Field::Mechanism(m) => {
+                    out.extend_from_slice(b"{\"id\":\"0x");
+                    push_lower_hex(out, m.0);
+                    match m.name() {
+                        Some(n) => {
+                            out.extend_from_slice(b"\",\"name\":\"");
+                            out.extend_from_slice(n.as_bytes());
+                            out.extend_from_slice(b"\"}");
+                        }
+                        None => out.extend_from_slice(b"\",\"name\":null}"),
+                    }
                 }
                 Field::Raw(r) => out.extend_from_slice(r.as_bytes()),
                 Field::RawOwned(r) => out.extend_from_slice(r.as_bytes()),
@@ -272,6 +298,36 @@ impl Fields {
         }
         out.push(b'}');
     }
+}
+
+/// `n` in decimal, as `serde_json` writes an unsigned number.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `n` in lowercase hex without leading zeros (as `{:x}` writes it).
+fn push_lower_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
@@ -337,13 +393,7 @@ fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Field
         UserType::User => "user",
         UserType::ContextSpecific => "context-specific",
     };
-    // Mechanism names are identifiers ([A-Z0-9_]), so they need no escaping; keys sorted.
-    let mech = |x: &MechanismType| {
-        Field::RawOwned(match x.name() {
-            Some(n) => format!("{{\"id\":\"0x{:x}\",\"name\":\"{n}\"}}", x.0),
-            None => format!("{{\"id\":\"0x{:x}\",\"name\":null}}", x.0),
-        })
-    };
+    let mech = |x: &MechanismType| Field::Mechanism(*x);
     let name = match e {
         Event::TokenInitialized { slot } => {
             put("slot", Field::U64(*slot));
@@ -690,10 +740,29 @@ impl AuditLog {
 
     /// Writes a seal now (also done every `seal_every` entries and on drop).
     pub fn seal(&self) -> Result<(), AuditError> {
+        let c = self.lock();
+        if c.sealed_tail {
+            // The last entry is a seal already (a periodic one, perhaps still queued or not
+            // yet synced): make it and everything before it durable.
+            return match c.next_seq.checked_sub(1) {
+                Some(last) => self.settle(c, last, true).map(drop),
+                None => Ok(()),
+            };
+        }
+        drop(c);
+        self.append("seal", Fields::default(), true)
+    }
+
+    /// The seal due every `seal_every` entries: as durable as operation entries (written now,
+    /// synced within [`SYNC_INTERVAL`] unless `sync_operation_entries` asks for a sync now),
+    /// so a call does not wait for a sync just because its entry was the thousandth. Seals at
+    /// shutdown and rotation are synced before they return ([`AuditLog::seal`]).
+    fn periodic_seal(&self) -> Result<(), AuditError> {
         if self.lock().sealed_tail {
             return Ok(());
         }
-        self.append("seal", Fields::default(), true)
+        let durable = self.config.sync_operation_entries;
+        self.append_with("seal", Fields::default(), true, durable)
     }
 
     /// Rotates: seals the current file, renames it to `<name>.<first-seq-of-next>`, and starts
@@ -835,6 +904,38 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Returns once entry `seq` is written (and, if `durable`, synced). Phase 1: one writer
+    /// at a time writes the whole queue. Phase 2: a sync that started after the entry was
+    /// written; concurrent callers share one.
+    fn settle<'a>(
+        &'a self,
+        mut c: std::sync::MutexGuard<'a, Chain>,
+        seq: u64,
+        durable: bool,
+    ) -> Result<std::sync::MutexGuard<'a, Chain>, AuditError> {
+        while c.written_next <= seq {
+            if self.is_failed() {
+                return Err(AuditError::Failed);
+            }
+            if c.flushing {
+                c = self.wait(c);
+                continue;
+            }
+            c = self.flush(c);
+        }
+        while durable && c.synced_next <= seq {
+            if self.is_failed() {
+                return Err(AuditError::Failed);
+            }
+            if c.syncing {
+                c = self.wait(c);
+                continue;
+            }
+            c = self.sync(c);
+        }
+        Ok(c)
+    }
+
     fn wait<'a>(
         &self,
         mut c: std::sync::MutexGuard<'a, Chain>,
@@ -874,7 +975,7 @@ impl AuditLog {
         }
         let seq = c.next_seq;
         fields.put("seq", Field::U64(seq));
-        fields.put("ts", Field::Time(crate::clock::rfc3339_now()));
+        fields.put("ts", Field::Time(crate::clock::rfc3339_now_bytes()));
         fields.put("event", Field::Static(event));
         let caller = CURRENT_CALLER
             .with(|c| c.borrow().clone())
@@ -893,45 +994,22 @@ impl AuditLog {
         c.next_seq = seq + 1;
         c.since_seal = if seal { 0 } else { c.since_seal + 1 };
         c.sealed_tail = seal;
-        let durable = durable || seal;
         let due_seal = !seal && c.since_seal >= self.config.seal_every;
         // Batched operation entries: chained and queued now, written by the flusher.
         let batched = !durable && self.config.batch_operation_entries;
         if batched && c.queued.len() < BATCH_BYTES {
             drop(c);
             if due_seal {
-                self.seal()?;
+                self.periodic_seal()?;
             }
             return Ok(());
         }
-        // Phase 1: the entry reaches the file (one writer at a time, batching the queue).
-        while c.written_next <= seq {
-            if self.is_failed() {
-                return Err(AuditError::Failed);
-            }
-            if c.flushing {
-                c = self.wait(c);
-                continue;
-            }
-            c = self.flush(c);
-        }
-        // Phase 2, for entries that must be durable: a sync that started after the entry was
-        // written. Concurrent callers share one sync.
-        while durable && c.synced_next <= seq {
-            if self.is_failed() {
-                return Err(AuditError::Failed);
-            }
-            if c.syncing {
-                c = self.wait(c);
-                continue;
-            }
-            c = self.sync(c);
-        }
+        let c = self.settle(c, seq, durable)?;
         let rotate_due =
             self.config.rotate_bytes != 0 && c.bytes >= self.config.rotate_bytes && !seal;
         drop(c);
         if due_seal {
-            self.seal()?;
+            self.periodic_seal()?;
         }
         if rotate_due && event != "log_rotated" {
             self.rotate_if_full()?;
@@ -1198,4 +1276,35 @@ pub fn verify_with_progress(
         ));
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_serialise_as_serde_json_re_serialises_them() {
+        let mut f = Fields::default();
+        // Keys sharing their first eight bytes, a key that is another's prefix, and numbers
+        // at the edges.
+        f.put("sessions_open", Field::U64(u64::MAX));
+        f.put("session", Field::U64(0));
+        f.put("sessions", Field::U64(10));
+        f.put("a", Field::Bool(true));
+        f.put("mechanism", Field::Mechanism(MechanismType(0x1041)));
+        f.put("vendor_mech", Field::Mechanism(MechanismType(0x8000_0001)));
+        f.put("ts", Field::Time(*b"2026-11-27T12:34:56.789Z"));
+        f.put("text", Field::Str("a \"quoted\"\n\u{1}line".into()));
+        let mut line = Vec::new();
+        f.write_json(&mut line);
+        let parsed: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            serde_json::to_string(&parsed).unwrap().as_bytes(),
+            &line[..]
+        );
+        assert_eq!(parsed["mechanism"]["id"], "0x1041");
+        assert_eq!(parsed["mechanism"]["name"], "ECDSA");
+        assert_eq!(parsed["vendor_mech"]["name"], Value::Null);
+        assert_eq!(parsed["sessions_open"], u64::MAX);
+    }
 }

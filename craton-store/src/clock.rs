@@ -29,19 +29,40 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// The current UTC time as RFC 3339 with milliseconds (`2026-11-26T20:34:12.123Z`).
 pub fn rfc3339_now() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    String::from_utf8_lossy(&rfc3339_now_bytes()).into_owned()
+}
+
+/// [`rfc3339_now`] as fixed-size ASCII, built without formatting machinery or allocation
+/// (every audit entry carries one).
+pub fn rfc3339_now_bytes() -> [u8; 24] {
+    rfc3339_at(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+/// The RFC 3339 form of `now`, a time since the Unix epoch.
+fn rfc3339_at(now: std::time::Duration) -> [u8; 24] {
     let secs = now.as_secs() as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_millis()
-    )
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    // Writes `value` as `width` decimal digits ending just before `end`.
+    let mut digits = |end: usize, width: usize, mut value: u64| {
+        for i in (end - width..end).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    digits(4, 4, y.clamp(0, 9999) as u64);
+    digits(7, 2, u64::from(m));
+    digits(10, 2, u64::from(d));
+    digits(13, 2, (rem / 3600) as u64);
+    digits(16, 2, (rem % 3600 / 60) as u64);
+    digits(19, 2, (rem % 60) as u64);
+    digits(23, 3, u64::from(now.subsec_millis()));
+    out
 }
 
 /// Today's UTC date as `CK_DATE` digits.
@@ -70,5 +91,25 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    #[test]
+    fn timestamps_are_written_digit_by_digit_as_rfc_3339() {
+        let at = |secs: u64, millis: u32| {
+            String::from_utf8(
+                rfc3339_at(std::time::Duration::new(secs, millis * 1_000_000)).to_vec(),
+            )
+            .unwrap()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        // 2026-11-27 12:34:56.789 UTC.
+        let day = days_from_civil(2026, 11, 27) as u64;
+        assert_eq!(
+            at(day * 86_400 + 12 * 3600 + 34 * 60 + 56, 789),
+            "2026-11-27T12:34:56.789Z"
+        );
+        // The last millisecond of a leap day.
+        let day = days_from_civil(2024, 2, 29) as u64;
+        assert_eq!(at(day * 86_400 + 86_399, 999), "2024-02-29T23:59:59.999Z");
     }
 }

@@ -415,22 +415,87 @@ fn threads_and_the_flusher_rotating_at_once_lose_no_file() {
     let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
     let s = user_session(&hsm);
     let k = hmac_key(&hsm, s, false);
+    let live = hsm.config().audit_path();
+    // Sign until the race has had many chances (a rotation roughly every flusher pass).
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let signed = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
                 let t = hsm.open_session(0, false).unwrap();
-                for _ in 0..150 {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     hsm.sign_init(t, &Mechanism::without_params(M::SHA256_HMAC).unwrap(), k)
                         .unwrap();
                     hsm.sign(t, b"fill").unwrap();
+                    signed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             });
         }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while craton_store::audit::log_files(&live).len() < 12
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
-    let live = hsm.config().audit_path();
     drop(hsm);
     let files = craton_store::audit::log_files(&live);
-    assert!(files.len() >= 6, "{files:?}");
+    assert!(files.len() >= 12, "{files:?}");
     let report = verify(&files, &public).unwrap();
-    assert!(report.entries > 600, "{report:?}");
+    let signed = signed.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        report.entries > signed,
+        "{report:?} for {signed} signatures"
+    );
+}
+
+#[test]
+fn a_periodic_seal_still_queued_at_rotation_or_shutdown_reaches_the_file() {
+    // With batched operation entries the seal due every `seal_every` entries is only queued;
+    // when it is the last entry, a rotation or closing the engine must still write it.
+    let dir = Scratch::new("audit-queued-seal");
+    let mut c = config(dir.path());
+    c.audit.batch_operation_entries = true;
+    let hsm = Hsm::open(c).unwrap();
+    init(&hsm);
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let s = user_session(&hsm);
+    let k = hmac_key(&hsm, s, false);
+    let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+    let head = || hsm.audit().unwrap().head().unwrap().0;
+    // Sign until one signature's entry made a seal due: the head then moves by two.
+    for _ in 0..20 {
+        let before = head();
+        hsm.sign_init(s, &mac, k).unwrap();
+        hsm.sign(s, b"data").unwrap();
+        if head() == before + 2 {
+            break;
+        }
+    }
+    let last = head();
+    // A rotation now: the rotated file must end with that seal, written before the rename.
+    let rotated = hsm.audit().unwrap().rotate().unwrap();
+    let text = std::fs::read_to_string(&rotated).unwrap();
+    let tail: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(tail["event"], "seal", "{text}");
+    assert_eq!(tail["seq"], last);
+    // And at shutdown.
+    let live = hsm.config().audit_path();
+    for _ in 0..20 {
+        let before = head();
+        hsm.sign_init(s, &mac, k).unwrap();
+        hsm.sign(s, b"data").unwrap();
+        if head() == before + 2 {
+            break;
+        }
+    }
+    let last = head();
+    drop(hsm);
+    let report = verify(&craton_store::audit::log_files(&live), &public).unwrap();
+    assert_eq!(report.entries, last + 1, "{report:?}");
+    let text = std::fs::read_to_string(&live).unwrap();
+    let tail: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(tail["event"], "seal");
+    assert_eq!(tail["seq"], last);
 }
