@@ -306,6 +306,7 @@ impl Conn {
             inner,
             info: Connection {
                 id,
+                caller: craton_store::audit::Caller::Client(fingerprint.clone()).json(),
                 fingerprint: fingerprint.into(),
                 guard: Arc::new(ConnectionGuard::new(id, service)),
             },

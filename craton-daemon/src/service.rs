@@ -27,6 +27,8 @@ pub struct Connection {
     /// SHA-256 of the client's certificate, hex (empty when the configuration lets loopback
     /// clients connect without one).
     pub fingerprint: Arc<str>,
+    /// The client as its audit entries name it (serialised once per connection).
+    pub caller: Arc<str>,
     /// Closes the connection's sessions when the last copy goes (the connection and every
     /// request on it are gone).
     pub guard: Arc<ConnectionGuard>,
@@ -66,16 +68,13 @@ impl Drop for ConnectionGuard {
 pub struct Identity {
     fingerprint: Arc<str>,
     connection: u64,
+    caller: Arc<str>,
 }
 
 impl Identity {
     /// The engine application of this connection (0 is the local process's; never used).
     fn application(&self) -> Application {
         Application(self.connection | 1 << 63)
-    }
-
-    fn caller(&self) -> Caller {
-        Caller::Client(self.fingerprint.to_string())
     }
 }
 
@@ -187,12 +186,14 @@ impl Service {
             Some(c) => Identity {
                 fingerprint: c.fingerprint.clone(),
                 connection: c.id,
+                caller: c.caller.clone(),
             },
             // Not through our listener (in-process tests of the service): one anonymous
             // application.
             None => Identity {
                 fingerprint: "".into(),
                 connection: 0,
+                caller: Caller::Client(String::new()).json(),
             },
         }
     }
@@ -245,11 +246,13 @@ impl Service {
         F: FnOnce(&Hsm) -> Result<T, CkError> + Send + 'static,
     {
         let hsm = self.hsm.clone();
-        let caller = who.caller();
-        tokio::task::spawn_blocking(move || craton_store::audit::with_caller(&caller, || f(&hsm)))
-            .await
-            .map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?
-            .map_err(rv)
+        let caller = who.caller.clone();
+        tokio::task::spawn_blocking(move || {
+            craton_store::audit::with_caller_json(&caller, || f(&hsm))
+        })
+        .await
+        .map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?
+        .map_err(rv)
     }
 
     /// Runs an engine call that checks a PIN, if the client's failed attempts allow it.
@@ -270,9 +273,8 @@ impl Service {
         if self.pins.allow(who) {
             return Ok(());
         }
-        let caller = who.caller();
         // The refusal is audited; if even that fails the refusal still stands.
-        let _ = craton_store::audit::with_caller(&caller, || {
+        let _ = craton_store::audit::with_caller_json(&who.caller, || {
             self.hsm.report(Event::PinAttemptsThrottled)
         });
         let s = crate::status::to_status(CKR_FUNCTION_FAILED);
@@ -1443,6 +1445,7 @@ mod tests {
         Identity {
             fingerprint: name.into(),
             connection: 1,
+            caller: Caller::Client(name.into()).json(),
         }
     }
 
