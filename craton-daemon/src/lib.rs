@@ -3,7 +3,8 @@
 //! The library holds everything but `main`: the generated protobuf types ([`pb`]), the
 //! conversions between them and the engine's types ([`convert`]), the one mapping between
 //! PKCS#11 return values and gRPC statuses ([`status`]), the TLS configuration ([`tls`]), the
-//! service ([`service`]) and the listener ([`server`]). Clients (the CLI's `--remote`, the
+//! service ([`service`]), the threads its cryptography runs on ([`pool`]) and the listener
+//! ([`server`]). Clients (the CLI's `--remote`, the
 //! module's remote mode, tests) use [`client`].
 
 pub mod client;
@@ -13,6 +14,7 @@ pub mod devpki;
 pub mod harden;
 pub mod log;
 pub mod notify;
+pub mod pool;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -1,7 +1,9 @@
 //! The gRPC service: each RPC checks who is calling and whether the session is theirs, then
-//! runs the engine call on tokio's blocking pool (never on the reactor, so a slow RSA key
-//! generation cannot stall other clients' streams), with every audit entry it causes
-//! attributed to the client's certificate.
+//! runs the engine call off the reactor, with every audit entry it causes attributed to the
+//! client's certificate. The short cryptographic calls (operation starts, sign, verify,
+//! encrypt, decrypt, digest) run on the engine threads of [`crate::pool`]; everything that
+//! may take long (key generation, PBKDF2 logins, calls that sync the store or the audit log)
+//! runs on tokio's blocking pool, so a slow RSA key generation cannot stall other clients.
 
 use crate::convert::{self, mechanism, template};
 use crate::pb::{self, hsm_server::Hsm as HsmRpc};
@@ -141,6 +143,9 @@ pub struct Service {
     pins: PinLimiter,
     max_random: usize,
     connections: std::sync::atomic::AtomicU64,
+    /// Where the short cryptographic calls run (`None` if its threads could not be started:
+    /// then everything runs on tokio's blocking pool).
+    engine: Option<crate::pool::EnginePool>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -163,6 +168,7 @@ impl Service {
             },
             max_random,
             connections: std::sync::atomic::AtomicU64::new(0),
+            engine: crate::pool::EnginePool::per_core().ok(),
         }
     }
 
@@ -253,6 +259,25 @@ impl Service {
         .await
         .map_err(|_| rv(ck(CKR_GENERAL_ERROR)))?
         .map_err(rv)
+    }
+
+    /// Runs a short cryptographic call (its input bounded by `max_request_bytes`, nothing
+    /// synced to disk) on the engine threads, attributed to `who`.
+    async fn run_fast<T, F>(&self, who: &Identity, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Hsm) -> Result<T, CkError> + Send + 'static,
+    {
+        let Some(engine) = &self.engine else {
+            return self.run(who, f).await;
+        };
+        let hsm = self.hsm.clone();
+        let caller = who.caller.clone();
+        engine
+            .run(move || craton_store::audit::with_caller_json(&caller, || f(&hsm)))
+            .await
+            .ok_or_else(|| rv(ck(CKR_GENERAL_ERROR)))?
+            .map_err(rv)
     }
 
     /// Runs an engine call that checks a PIN, if the client's failed attempts allow it.
@@ -386,7 +411,9 @@ macro_rules! init_op {
         let s = $self.own(&who, r.session)?;
         let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
         let key = ObjectHandle(r.key);
-        $self.run(&who, move |h| Ok(h.$method(s, &m, key)?)).await?;
+        $self
+            .run_fast(&who, move |h| Ok(h.$method(s, &m, key)?))
+            .await?;
         empty()
     }};
 }
@@ -400,7 +427,7 @@ macro_rules! sign_init {
         let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
         let key = ObjectHandle(r.key);
         let length = $self
-            .run(&who, move |h| {
+            .run_fast(&who, move |h| {
                 h.$method(s, &m, key)?;
                 // Unknown (0) if the engine cannot say yet; the client then asks later.
                 Ok(h.signature_len(s).unwrap_or(0))
@@ -420,7 +447,7 @@ macro_rules! cipher_init {
         let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
         let key = ObjectHandle(r.key);
         let iv = $self
-            .run(&who, move |h| {
+            .run_fast(&who, move |h| {
                 h.cipher_init(s, $dir, &m, key)?;
                 Ok(match $dir {
                     Direction::Encrypt => h.generated_iv(s)?,
@@ -451,7 +478,7 @@ macro_rules! session_data {
         let r = $req.into_inner();
         let $s = $self.own(&who, r.session)?;
         let $d = r.data;
-        $self.run(&who, move |$h| Ok($body?)).await?
+        $self.run_fast(&who, move |$h| Ok($body?)).await?
     }};
 }
 
@@ -460,7 +487,7 @@ macro_rules! session_only {
         let who = Service::who(&$req);
         let r = $req.into_inner();
         let $s = $self.own(&who, r.session)?;
-        $self.run(&who, move |$h| Ok($body?)).await?
+        $self.run_fast(&who, move |$h| Ok($body?)).await?
     }};
 }
 
@@ -749,7 +776,10 @@ impl HsmRpc for Arc<Service> {
     }
 
     async fn logout(&self, req: Request<pb::SessionRequest>) -> Reply<pb::Empty> {
-        session_only!(self, req, |h, s| h.logout(s));
+        // Not a short call: its audit entry is synced before it returns.
+        let who = Service::who(&req);
+        let s = self.own(&who, req.into_inner().session)?;
+        self.run(&who, move |h| Ok(h.logout(s)?)).await?;
         empty()
     }
 
@@ -1024,7 +1054,7 @@ impl HsmRpc for Arc<Service> {
         let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
         let key = ObjectHandle(r.key);
         data(
-            self.run(&who, move |h| {
+            self.run_fast(&who, move |h| {
                 h.sign_init(s, &m, key)?;
                 let signature = h.sign(s, &r.data);
                 if signature.is_err() {
@@ -1051,7 +1081,7 @@ impl HsmRpc for Arc<Service> {
         let who = Service::who(&req);
         let r = req.into_inner();
         let s = self.own(&who, r.session)?;
-        self.run(&who, move |h| Ok(h.verify(s, &r.data, &r.signature)?))
+        self.run_fast(&who, move |h| Ok(h.verify(s, &r.data, &r.signature)?))
             .await?;
         empty()
     }
@@ -1120,7 +1150,8 @@ impl HsmRpc for Arc<Service> {
         let r = req.into_inner();
         let s = self.own(&who, r.session)?;
         let m = mechanism(r.mechanism.as_ref()).map_err(rv)?;
-        self.run(&who, move |h| Ok(h.digest_init(s, &m)?)).await?;
+        self.run_fast(&who, move |h| Ok(h.digest_init(s, &m)?))
+            .await?;
         empty()
     }
 
