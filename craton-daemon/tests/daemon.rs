@@ -1148,3 +1148,153 @@ async fn stalled_peers_hold_up_no_one_and_silent_connections_are_dropped() {
     assert!(daemon.stop(), "clean stop");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_generations_in_progress_hold_up_no_short_call() {
+    use pb::attribute::Value;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = scratch("slow-calls");
+    let pki = pki(&dir);
+    let port = free_port();
+    let config = Daemon::config(&dir, port, &pki, "");
+    let daemon = Daemon::start(&dir, &config, port);
+    let alice = daemon.client_config(&pki, &pki.alice);
+    let mut so = craton_daemon::client::connect(&alice)
+        .await
+        .expect("connect");
+    so.init_token(pb::InitTokenRequest {
+        slot: 0,
+        so_pin: b"slow-so-pin".to_vec(),
+        label: "slow".into(),
+    })
+    .await
+    .expect("init token");
+    let s = so
+        .open_session(pb::OpenSessionRequest {
+            slot: 0,
+            read_write: true,
+        })
+        .await
+        .expect("open")
+        .into_inner()
+        .session;
+    so.login(pb::LoginRequest {
+        session: s,
+        user_type: CKU_SO,
+        pin: b"slow-so-pin".to_vec(),
+    })
+    .await
+    .expect("SO login");
+    so.init_pin(pb::InitPinRequest {
+        session: s,
+        pin: b"slow-user-pin".to_vec(),
+    })
+    .await
+    .expect("init pin");
+    drop(so);
+
+    // As many clients as the daemon has engine threads (one per core) generate RSA-4096 key
+    // pairs, each taking about a second or more: if key generation ran on the engine
+    // threads, every short call would queue behind them.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let generating = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut generators = Vec::new();
+    for _ in 0..cores {
+        let mut c = craton_daemon::client::connect(&alice)
+            .await
+            .expect("connect");
+        let s = c
+            .open_session(pb::OpenSessionRequest {
+                slot: 0,
+                read_write: false,
+            })
+            .await
+            .expect("open")
+            .into_inner()
+            .session;
+        c.login(pb::LoginRequest {
+            session: s,
+            user_type: CKU_USER,
+            pin: b"slow-user-pin".to_vec(),
+        })
+        .await
+        .expect("user login");
+        let (stop, generating) = (stop.clone(), generating.clone());
+        generators.push(tokio::spawn(async move {
+            let attr = |t: u64, v: Value| pb::Attribute {
+                r#type: t,
+                value: Some(v),
+            };
+            while !stop.load(Ordering::SeqCst) {
+                generating.fetch_add(1, Ordering::SeqCst);
+                c.generate_key_pair(pb::GenerateKeyPairRequest {
+                    session: s,
+                    mechanism: Some(pb::Mechanism {
+                        r#type: CKM_RSA_PKCS_KEY_PAIR_GEN,
+                        params: None,
+                    }),
+                    public_template: vec![attr(CKA_MODULUS_BITS, Value::Number(4096))],
+                    private_template: vec![attr(CKA_SIGN, Value::Boolean(true))],
+                })
+                .await
+                .expect("RSA-4096 key pair");
+                generating.fetch_sub(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Meanwhile another client's digests keep answering promptly, most of them while every
+    // generator is busy.
+    let mut c = craton_daemon::client::connect(&alice)
+        .await
+        .expect("connect");
+    let s = c
+        .open_session(pb::OpenSessionRequest {
+            slot: 0,
+            read_write: false,
+        })
+        .await
+        .expect("open")
+        .into_inner()
+        .session;
+    let mut during = 0;
+    for _ in 0..40 {
+        let busy = generating.load(Ordering::SeqCst) == cores;
+        let start = std::time::Instant::now();
+        c.digest_init(pb::OperationInit {
+            session: s,
+            mechanism: Some(pb::Mechanism {
+                r#type: CKM_SHA256,
+                params: None,
+            }),
+            key: 0,
+        })
+        .await
+        .expect("digest init");
+        c.digest(pb::DataRequest {
+            session: s,
+            data: b"abc".to_vec(),
+        })
+        .await
+        .expect("digest");
+        let took = start.elapsed();
+        if busy && generating.load(Ordering::SeqCst) == cores {
+            during += 1;
+        }
+        assert!(took < Duration::from_millis(800), "a digest took {took:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        during >= 10,
+        "only {during} digests overlapped the key generations"
+    );
+    stop.store(true, Ordering::SeqCst);
+    for g in generators {
+        g.await.expect("generator");
+    }
+    drop(c);
+    assert!(daemon.stop(), "clean stop");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
