@@ -354,7 +354,7 @@ impl Hsm {
         Ok(())
     }
 
-    /// Audits the end of operation `r` of session `h`.
+    /// Audits the end of an operation of session `h`.
     fn audit_end(
         &self,
         h: SessionHandle,
@@ -380,14 +380,12 @@ impl Hsm {
         key: u64,
         success: bool,
     ) -> Result<()> {
-        self.emit(Event::Operation {
-            slot: s.slot as u64,
-            session: s.handle,
-            kind,
-            mechanism,
+        let tag = OpTag {
+            slot: s.slot,
             key,
-            success,
-        })
+            mechanism,
+        };
+        self.audit_end(SessionHandle(s.handle), kind, tag, success)
     }
 
     // ---- the life of a running operation, shared by sign, verify, encrypt, decrypt ----
