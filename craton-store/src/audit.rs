@@ -301,28 +301,22 @@ impl Fields {
 }
 
 /// `n` in decimal, as `serde_json` writes an unsigned number.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    push_radix(out, n, 10);
+}
+
+/// `n` in lowercase hex without leading zeros (as `{:x}` writes it).
+fn push_lower_hex(out: &mut Vec<u8>, n: u64) {
+    push_radix(out, n, 16);
+}
+
+fn push_radix(out: &mut Vec<u8>, mut n: u64, radix: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
-/// `n` in lowercase hex without leading zeros (as `{:x}` writes it).
-fn push_lower_hex(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 16];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[(n & 0xf) as usize];
-        n >>= 4;
+        buf[i] = b"0123456789abcdef"[(n % radix) as usize];
+        n /= radix;
         if n == 0 {
             break;
         }
