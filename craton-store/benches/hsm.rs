@@ -271,7 +271,17 @@ fn alternate(rounds: usize, batch: usize, a: &dyn Fn(), b: &dyn Fn()) -> (f64, f
     (x, y)
 }
 
+/// Whether `cargo bench` runs this binary (rather than the test suite).
+fn timing() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// `CRATON_BENCH_ROUNDS` (default 40) under `cargo bench`; one round when the test suite runs
+/// this binary (`cargo test --all-targets`, without `--bench`) only to see that it works.
 fn rounds() -> usize {
+    if !timing() {
+        return 1;
+    }
     std::env::var("CRATON_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -297,6 +307,9 @@ fn interleaved_audit(_: &mut Criterion) {
         let (all, none) = alternate(rounds(), batch, &|| sign(&logged, ls, m, keys.1), &|| {
             sign(&quiet, qs, m, keys.0)
         });
+        if !timing() {
+            continue;
+        }
         println!(
             "interleaved audit {name}: none {:.0} ns, all {:.0} ns, throughput with all {:.1}% of none, {:.0} ns per entry",
             none * 1e9,
@@ -379,6 +392,9 @@ fn interleaved(_: &mut Criterion) {
     ];
     for (name, batch, engine_op, core_op) in &rows {
         let (e, c) = alternate(rounds, *batch, engine_op, core_op);
+        if !timing() {
+            continue;
+        }
         println!(
             "interleaved {name}: Hsm {:.0} ns, craton-core {:.0} ns, ratio {:.3}, engine's fixed cost {:.0} ns",
             e * 1e9,
