@@ -464,38 +464,36 @@ fn a_periodic_seal_still_queued_at_rotation_or_shutdown_reaches_the_file() {
     let k = hmac_key(&hsm, s, false);
     let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
     let head = || hsm.audit().unwrap().head().unwrap().0;
-    // Sign until one signature's entry made a seal due: the head then moves by two.
-    for _ in 0..20 {
-        let before = head();
-        hsm.sign_init(s, &mac, k).unwrap();
-        hsm.sign(s, b"data").unwrap();
-        if head() == before + 2 {
-            break;
+    // Signs until one signature's entry made a seal due (the head then moves by two) and
+    // returns the seal's sequence number.
+    let sign_until_a_seal = || {
+        for _ in 0..20 {
+            let before = head();
+            hsm.sign_init(s, &mac, k).unwrap();
+            hsm.sign(s, b"data").unwrap();
+            if head() == before + 2 {
+                break;
+            }
         }
-    }
-    let last = head();
+        head()
+    };
+    let last_line = |path: &std::path::Path| -> Value {
+        let text = std::fs::read_to_string(path).unwrap();
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    };
+    let last = sign_until_a_seal();
     // A rotation now: the rotated file must end with that seal, written before the rename.
     let rotated = hsm.audit().unwrap().rotate().unwrap();
-    let text = std::fs::read_to_string(&rotated).unwrap();
-    let tail: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    assert_eq!(tail["event"], "seal", "{text}");
+    let tail = last_line(&rotated);
+    assert_eq!(tail["event"], "seal", "{tail}");
     assert_eq!(tail["seq"], last);
     // And at shutdown.
     let live = hsm.config().audit_path();
-    for _ in 0..20 {
-        let before = head();
-        hsm.sign_init(s, &mac, k).unwrap();
-        hsm.sign(s, b"data").unwrap();
-        if head() == before + 2 {
-            break;
-        }
-    }
-    let last = head();
+    let last = sign_until_a_seal();
     drop(hsm);
     let report = verify(&craton_store::audit::log_files(&live), &public).unwrap();
     assert_eq!(report.entries, last + 1, "{report:?}");
-    let text = std::fs::read_to_string(&live).unwrap();
-    let tail: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    assert_eq!(tail["event"], "seal");
+    let tail = last_line(&live);
+    assert_eq!(tail["event"], "seal", "{tail}");
     assert_eq!(tail["seq"], last);
 }
