@@ -1015,15 +1015,7 @@ async fn oversized_requests_are_refused_and_the_connection_carries_on() {
     })
     .await
     .expect("init token");
-    let s = c
-        .open_session(pb::OpenSessionRequest {
-            slot: 0,
-            read_write: false,
-        })
-        .await
-        .expect("session")
-        .into_inner()
-        .session;
+    let s = open_session(&mut c, false).await;
     c.digest_init(pb::OperationInit {
         session: s,
         mechanism: Some(pb::Mechanism {
@@ -1149,6 +1141,37 @@ async fn stalled_peers_hold_up_no_one_and_silent_connections_are_dropped() {
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
+/// Opens a session on slot 0.
+async fn open_session(
+    c: &mut pb::hsm_client::HsmClient<tonic::transport::Channel>,
+    read_write: bool,
+) -> u64 {
+    c.open_session(pb::OpenSessionRequest {
+        slot: 0,
+        read_write,
+    })
+    .await
+    .expect("open session")
+    .into_inner()
+    .session
+}
+
+/// Logs `user_type` in on session `s`.
+async fn login(
+    c: &mut pb::hsm_client::HsmClient<tonic::transport::Channel>,
+    s: u64,
+    user_type: CK_USER_TYPE,
+    pin: &[u8],
+) {
+    c.login(pb::LoginRequest {
+        session: s,
+        user_type,
+        pin: pin.to_vec(),
+    })
+    .await
+    .expect("login");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_generations_in_progress_hold_up_no_short_call() {
     use pb::attribute::Value;
@@ -1169,22 +1192,8 @@ async fn key_generations_in_progress_hold_up_no_short_call() {
     })
     .await
     .expect("init token");
-    let s = so
-        .open_session(pb::OpenSessionRequest {
-            slot: 0,
-            read_write: true,
-        })
-        .await
-        .expect("open")
-        .into_inner()
-        .session;
-    so.login(pb::LoginRequest {
-        session: s,
-        user_type: CKU_SO,
-        pin: b"slow-so-pin".to_vec(),
-    })
-    .await
-    .expect("SO login");
+    let s = open_session(&mut so, true).await;
+    login(&mut so, s, CKU_SO, b"slow-so-pin").await;
     so.init_pin(pb::InitPinRequest {
         session: s,
         pin: b"slow-user-pin".to_vec(),
@@ -1204,22 +1213,8 @@ async fn key_generations_in_progress_hold_up_no_short_call() {
         let mut c = craton_daemon::client::connect(&alice)
             .await
             .expect("connect");
-        let s = c
-            .open_session(pb::OpenSessionRequest {
-                slot: 0,
-                read_write: false,
-            })
-            .await
-            .expect("open")
-            .into_inner()
-            .session;
-        c.login(pb::LoginRequest {
-            session: s,
-            user_type: CKU_USER,
-            pin: b"slow-user-pin".to_vec(),
-        })
-        .await
-        .expect("user login");
+        let s = open_session(&mut c, false).await;
+        login(&mut c, s, CKU_USER, b"slow-user-pin").await;
         let (stop, generating) = (stop.clone(), generating.clone());
         generators.push(tokio::spawn(async move {
             let attr = |t: u64, v: Value| pb::Attribute {
@@ -1250,15 +1245,7 @@ async fn key_generations_in_progress_hold_up_no_short_call() {
     let mut c = craton_daemon::client::connect(&alice)
         .await
         .expect("connect");
-    let s = c
-        .open_session(pb::OpenSessionRequest {
-            slot: 0,
-            read_write: false,
-        })
-        .await
-        .expect("open")
-        .into_inner()
-        .session;
+    let s = open_session(&mut c, false).await;
     let mut during = 0;
     for _ in 0..40 {
         let busy = generating.load(Ordering::SeqCst) == cores;
