@@ -387,6 +387,21 @@ impl Hsm {
         Ok(&mut cache.entries[i])
     }
 
+    /// [`Hsm::session_key`] without the look-up: the key if the session's cache holds it
+    /// for the token's current generation. Takes no lock, so it may run under any.
+    pub(crate) fn cached_key<'c>(
+        &self,
+        s: &Session,
+        cache: &'c mut KeyCache,
+        h: ObjectHandle,
+    ) -> Option<&'c mut CachedKey> {
+        let generation = self.generations[s.slot]
+            .0
+            .load(std::sync::atomic::Ordering::Acquire);
+        let i = cache.position(generation, h.0)?;
+        Some(&mut cache.entries[i])
+    }
+
     /// The DER `SubjectPublicKeyInfo` of a public key, or of a private key's public half
     /// (what `craton-hsm key export-public` writes as PEM). A private key's material is
     /// needed for the latter, so it takes a logged-in user like any use of the key.

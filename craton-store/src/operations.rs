@@ -8,7 +8,7 @@
 use crate::error::{HsmError, Result};
 use crate::event::{Event, KeyOrigin};
 use crate::hsm::{Hsm, ObjectHandle, Session, SessionHandle};
-use crate::objects::{KeyCache, NewSecret, Object, Template};
+use crate::objects::{CachedKey, KeyCache, NewSecret, Object, Template};
 use craton_core::Direction;
 use craton_core::attribute::{AttrValue, AttributeError, AttributeType as A, ObjectClass};
 use craton_core::digest::DigestContext;
@@ -30,6 +30,13 @@ struct OpTag {
     slot: usize,
     key: u64,
     mechanism: M,
+}
+
+/// What an operation's start asks for: a key, the mechanism, and the use.
+struct Want<'a> {
+    key: ObjectHandle,
+    mechanism: &'a Mechanism,
+    usage: &'a Use,
 }
 
 /// An operation in progress, with what is needed to audit it.
@@ -307,6 +314,16 @@ impl Hsm {
         u: &Use,
     ) -> Result<(&'c Arc<Object>, Arc<KeyMaterial>)> {
         let entry = self.session_key(s, keys, key)?;
+        self.check_entry(entry, mechanism, u)
+    }
+
+    /// The key of a cache entry and its material, if it may serve `u` with `mechanism`.
+    fn check_entry<'c>(
+        &self,
+        entry: &'c mut CachedKey,
+        mechanism: &Mechanism,
+        u: &Use,
+    ) -> Result<(&'c Arc<Object>, Arc<KeyMaterial>)> {
         let checked = Some((mechanism.mechanism_type(), u.op));
         // Same key copy, mechanism and use as last time, and the token unchanged since: the
         // checks would pass again.
@@ -398,30 +415,62 @@ impl Hsm {
         &self,
         h: SessionHandle,
         slot: Slot<C>,
-        mechanism: &Mechanism,
-        key: ObjectHandle,
-        u: &Use,
-        build: impl FnOnce(&Session, &Object, Arc<KeyMaterial>) -> Result<(C, bool)>,
+        want: Want<'_>,
+        build: impl Fn(&Session, &Object, Arc<KeyMaterial>) -> Result<(C, bool)>,
     ) -> Result<()> {
         self.check_module()?;
-        let s = self.session(h)?;
-        let mut ops = self.lock_ops(&s)?;
-        if slot(&mut ops).is_some() {
+        // A key the session has used since the token last changed: all of it under the
+        // shard's read lock, without the two atomic steps of a counted reference.
+        let started = self.with_session(h, |s| {
+            let mut ops = self.lock_ops(s)?;
+            self.start_in(s, &mut ops, slot, &want, &build, false)
+        })?;
+        if !started {
+            // Looking the key up takes the token's read lock, which must not be awaited
+            // under a shard lock: `open_session_for` takes a shard's write lock while it
+            // holds the token's write lock.
+            let s = self.session(h)?;
+            let mut ops = self.lock_ops(&s)?;
+            self.start_in(&s, &mut ops, slot, &want, &build, true)?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::start`] with the session's operations locked. Without `look_up`, only a key
+    /// in the session's cache will do: `Ok(false)` says it was not there.
+    fn start_in<C>(
+        &self,
+        s: &Session,
+        ops: &mut SessionOps,
+        slot: Slot<C>,
+        want: &Want<'_>,
+        build: &impl Fn(&Session, &Object, Arc<KeyMaterial>) -> Result<(C, bool)>,
+        look_up: bool,
+    ) -> Result<bool> {
+        if slot(ops).is_some() {
             return Err(HsmError::OperationActive);
         }
-        let (o, material) = self.usable_key_in(&s, &mut ops.keys, key, mechanism, u)?;
-        let (ctx, needs_login) = build(&s, o, material)?;
-        *slot(&mut ops) = Some(Running {
+        let entry = if look_up {
+            self.session_key(s, &mut ops.keys, want.key)?
+        } else {
+            match self.cached_key(s, &mut ops.keys, want.key) {
+                Some(entry) => entry,
+                None => return Ok(false),
+            }
+        };
+        let (o, material) = self.check_entry(entry, want.mechanism, want.usage)?;
+        let (ctx, needs_login) = build(s, o, material)?;
+        *slot(ops) = Some(Running {
             ctx,
             tag: OpTag {
                 slot: s.slot,
-                key: key.0,
-                mechanism: mechanism.mechanism_type(),
+                key: want.key.0,
+                mechanism: want.mechanism.mechanism_type(),
             },
             needs_login,
             signature: None,
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Takes the running operation of session `h` out of its slot to finish it (a pending
@@ -753,9 +802,11 @@ impl Hsm {
         self.start(
             h,
             |o| &mut o.sign,
-            mechanism,
-            key,
-            u,
+            Want {
+                key,
+                mechanism,
+                usage: u,
+            },
             |_, o, material| {
                 let ctx = SignContext::new(mechanism, material)?;
                 Ok((ctx, o.flag(A::ALWAYS_AUTHENTICATE)))
@@ -829,9 +880,11 @@ impl Hsm {
         self.start(
             h,
             |o| &mut o.verify,
-            mechanism,
-            key,
-            u,
+            Want {
+                key,
+                mechanism,
+                usage: u,
+            },
             |_, _, material| Ok((VerifyContext::new(mechanism, material)?, false)),
         )
     }
@@ -953,9 +1006,11 @@ impl Hsm {
         self.start(
             h,
             Self::slot_for(direction),
-            mechanism,
-            key,
-            u,
+            Want {
+                key,
+                mechanism,
+                usage: u,
+            },
             |s, o, material| {
                 if direction == Direction::Encrypt
                     && matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_)))
@@ -1052,8 +1107,7 @@ impl Hsm {
 
     /// Counts one AES-GCM encryption under `o` against `security.gcm_invocation_limit`
     /// (SP 800-38D §8.3): warns from 90%, refuses at the limit. Token keys reserve counts in
-    /// the store in blocks, so a restart never reuses an invocation.
-    /// Counts one AES-GCM encryption under `o` against its invocation limit. Each copy of
+    /// the store in blocks, so a restart never reuses an invocation. Each copy of
     /// the key (a session's private copy, or the token's) draws invocations from the key's
     /// shared count in blocks (one at a time for small limits, at most 256 under the default
     /// 2^32) and spends them with one atomic step, so threads encrypting under one key in
