@@ -178,6 +178,13 @@ const SHARDS: usize = 32;
 #[derive(Debug, Default)]
 pub(crate) struct Generation(pub(crate) AtomicU64);
 
+/// A counter every new session or session object takes a number from, on cache lines of its
+/// own: next to the fields every operation reads, each increment would evict them from the
+/// other cores.
+#[repr(align(128))]
+#[derive(Debug)]
+pub(crate) struct Counter(pub(crate) AtomicU64);
+
 /// One shard of the session table, on cache lines of its own: neighbouring shards serve
 /// different threads, and sharing a line would make their read locks contend anyway.
 #[repr(align(128))]
@@ -195,8 +202,8 @@ pub struct Hsm {
     /// stale without anyone taking the token's lock.
     pub(crate) generations: Vec<Generation>,
     sessions: [SessionShard; SHARDS],
-    next_session: AtomicU64,
-    pub(crate) next_session_object: AtomicU64,
+    next_session: Counter,
+    pub(crate) next_session_object: Counter,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) saved_states: Mutex<crate::operations::SavedStates>,
     audit: Option<Arc<crate::audit::AuditLog>>,
@@ -348,8 +355,8 @@ impl Hsm {
             generations: tokens.iter().map(|_| Generation::default()).collect(),
             tokens,
             sessions: std::array::from_fn(|_| SessionShard(RwLock::new(HashMap::default()))),
-            next_session: AtomicU64::new(1),
-            next_session_object: AtomicU64::new(SESSION_OBJECT_BASE),
+            next_session: Counter(AtomicU64::new(1)),
+            next_session_object: Counter(AtomicU64::new(SESSION_OBJECT_BASE)),
             events,
             saved_states: Mutex::new(Default::default()),
         })
@@ -428,6 +435,12 @@ impl Hsm {
         // up again under the read lock, which waits for this writer to finish.
         self.generations[slot].0.fetch_add(1, Ordering::AcqRel);
         Ok(guard)
+    }
+
+    /// The token's write lock for a change that only adds objects: the generation stays, since
+    /// no key a session has cached changes (a new object's handle was never cached).
+    pub(crate) fn write_token_adding(&self, slot: usize) -> Result<RwLockWriteGuard<'_, Token>> {
+        self.tokens[slot].write().map_err(poisoned)
     }
 
     fn shard(&self, h: u64) -> &RwLock<HashMap<u64, Arc<Session>>> {
@@ -717,7 +730,7 @@ impl Hsm {
         if !read_write && t.login_of(app) == Login::So {
             return Err(HsmError::SessionReadWriteSoExists);
         }
-        let handle = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let handle = self.next_session.0.fetch_add(1, Ordering::Relaxed);
         t.sessions.insert(handle, (read_write, app));
         let session = Arc::new(Session {
             handle,

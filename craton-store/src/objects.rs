@@ -460,29 +460,39 @@ impl Hsm {
     /// Stores a new object (token objects in redb first, then in memory) and returns its
     /// handle.
     pub(crate) fn insert_object(&self, s: &Session, attrs: Attributes) -> Result<u64> {
-        let token_object = flag(&attrs, A::TOKEN);
-        let mut t = self.write_token(s.slot)?;
-        Self::check_can_write(&t, s, token_object, is_private(&attrs))?;
-        let handle = if token_object {
-            let needs_master = is_private(&attrs)
-                || attrs
-                    .keys()
-                    .any(|a| crate::persist::is_secret_part(&attrs, *a));
-            if needs_master && t.master.is_none() {
-                return Err(HsmError::UserNotLoggedIn);
-            }
-            self.store
-                .create_object(t.slot, &attrs, t.master.as_ref())?
-        } else {
-            self.next_session_object
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        };
-        let session = (!token_object).then_some(Owner {
-            session: s.handle,
-            app: s.app,
-        });
+        let private = is_private(&attrs);
+        if !flag(&attrs, A::TOKEN) {
+            // A session object is built before the token's lock is taken (a handle left
+            // unused by a refusal is never handed out); under it, only the check that the
+            // session may write it and the filing.
+            let handle = self
+                .next_session_object
+                .0
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let owner = Owner {
+                session: s.handle,
+                app: s.app,
+            };
+            let object = Arc::new(Object::new(handle, attrs, Some(owner)));
+            let mut t = self.write_token_adding(s.slot)?;
+            Self::check_can_write(&t, s, false, private)?;
+            t.objects.insert(handle, object);
+            return Ok(handle);
+        }
+        let mut t = self.write_token_adding(s.slot)?;
+        Self::check_can_write(&t, s, true, private)?;
+        let needs_master = private
+            || attrs
+                .keys()
+                .any(|a| crate::persist::is_secret_part(&attrs, *a));
+        if needs_master && t.master.is_none() {
+            return Err(HsmError::UserNotLoggedIn);
+        }
+        let handle = self
+            .store
+            .create_object(t.slot, &attrs, t.master.as_ref())?;
         t.objects
-            .insert(handle, Arc::new(Object::new(handle, attrs, session)));
+            .insert(handle, Arc::new(Object::new(handle, attrs, None)));
         Ok(handle)
     }
 

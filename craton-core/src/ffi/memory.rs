@@ -47,9 +47,24 @@ struct Chunk {
     slots: usize,
     locked: bool,
     /// Bit `i` set: slot `i` is in use.
-    used: [AtomicU64; WORDS],
+    used: [Word; WORDS],
     /// The next chunk of the same class (chunks are only ever added at the head).
     next: AtomicPtr<Chunk>,
+}
+
+/// One bitmap word on a cache line of its own: threads that claim from different words (each
+/// starts at its own, see [`home_word`]) then never pass a line between their cores.
+#[repr(align(64))]
+struct Word(AtomicU64);
+
+/// The bitmap word this thread starts its search at: threads take turns, so two threads
+/// generating keys at once work on different words of a chunk.
+fn home_word() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static HOME: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    HOME.with(|h| *h)
 }
 
 // SAFETY: the chunk's memory is handed out slot by slot, each slot to one owner at a time
@@ -71,15 +86,18 @@ impl Chunk {
             slot_size,
             slots: CHUNK / slot_size,
             locked,
-            used: std::array::from_fn(|i| AtomicU64::new(u64::from(i == 0))),
+            used: std::array::from_fn(|i| Word(AtomicU64::new(u64::from(i == 0)))),
             next: AtomicPtr::new(std::ptr::null_mut()),
         };
         Some(Box::leak(Box::new(chunk)))
     }
 
-    /// Takes a free slot, if any.
-    fn claim(&self) -> Option<usize> {
-        for (w, word) in self.used.iter().enumerate().take(self.slots.div_ceil(64)) {
+    /// Takes a free slot, if any, searching from bitmap word `home` on.
+    fn claim(&self, home: usize) -> Option<usize> {
+        let words = self.slots.div_ceil(64);
+        for k in 0..words {
+            let w = (home + k) % words;
+            let word = &self.used[w].0;
             let mut current = word.load(Ordering::Relaxed);
             loop {
                 let free = !current;
@@ -107,7 +125,9 @@ impl Chunk {
 
     /// Gives slot `index` back (its bytes already wiped).
     fn release(&self, index: usize) {
-        self.used[index / 64].fetch_and(!(1 << (index % 64)), Ordering::Release);
+        self.used[index / 64]
+            .0
+            .fetch_and(!(1 << (index % 64)), Ordering::Release);
     }
 
     fn slot_ptr(&self, index: usize) -> NonNull<u8> {
@@ -119,11 +139,12 @@ impl Chunk {
 /// A slot of `class`: from the first chunk with one free, or from a new chunk.
 fn take_slot(class: usize) -> Option<(&'static Chunk, usize)> {
     let head = &HEADS[class];
+    let home = home_word();
     let mut at = head.load(Ordering::Acquire);
     // SAFETY: chunk pointers come from `Box::leak` and are never freed, so every non-null
     // pointer in the list is valid for the rest of the process.
     while let Some(chunk) = unsafe { at.as_ref() } {
-        if let Some(i) = chunk.claim() {
+        if let Some(i) = chunk.claim(home) {
             return Some((chunk, i));
         }
         at = chunk.next.load(Ordering::Acquire);
