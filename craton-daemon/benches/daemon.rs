@@ -1,6 +1,7 @@
-//! Signatures per second through the daemon (mutual TLS, one connection and session per
-//! client) with 1, 8 and 64 concurrent clients, next to the same operation in-process on the
-//! engine. Two ways to sign remotely: `SignInit` + `Sign` per signature, as a remote PKCS#11
+//! Signatures per second through the daemon (mutual TLS, a session per client) with 1, 8 and
+//! 64 concurrent clients on a connection each, and 64 sharing one connection (one
+//! multi-threaded application in the module's remote mode), next to the same operation
+//! in-process on the engine. Two ways to sign remotely: `SignInit` + `Sign` per signature, as a remote PKCS#11
 //! client makes them, and the one-shot `SignData`.
 //!
 //! Run by `cargo xtask bench` (or `cargo bench -p craton-daemon --bench daemon`); each
@@ -187,19 +188,27 @@ enum Pattern {
     OneShot,
 }
 
-/// Signatures per second through the daemon with `clients` connections at once.
+/// Signatures per second through the daemon with `clients` signing at once, each with a
+/// session of its own, spread over `connections` connections: one connection per client is
+/// many single-threaded applications; one connection for all is one application whose
+/// threads share the module's remote connection, as the PKCS#11 module's remote mode does.
 async fn through_daemon(
     cfg: &ClientConfig,
     key: u64,
-    clients: usize,
+    (clients, connections): (usize, usize),
     pattern: Pattern,
     run: Duration,
 ) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let mut c = craton_daemon::client::connect(cfg).await.unwrap();
+    let mut links = Vec::new();
+    for _ in 0..connections {
+        links.push(craton_daemon::client::connect(cfg).await.unwrap());
+    }
+    for i in 0..clients {
+        // A clone shares its connection.
+        let mut c = links[i % connections].clone();
         let s = c
             .open_session(pb::OpenSessionRequest {
                 slot: 0,
@@ -209,14 +218,17 @@ async fn through_daemon(
             .unwrap()
             .into_inner()
             .session;
-        // Login belongs to the connection (one PKCS#11 application each).
-        c.login(pb::LoginRequest {
-            session: s,
-            user_type: CKU_USER,
-            pin: USER_PIN.to_vec(),
-        })
-        .await
-        .unwrap();
+        // Login belongs to the connection (one PKCS#11 application each): once per
+        // connection, on its first session.
+        if i < connections {
+            c.login(pb::LoginRequest {
+                session: s,
+                user_type: CKU_USER,
+                pin: USER_PIN.to_vec(),
+            })
+            .await
+            .unwrap();
+        }
         let (stop, count) = (stop.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -319,20 +331,21 @@ fn main() {
         .build()
         .unwrap();
     let pid = daemon.pid();
-    let remote: Vec<(&str, usize, f64, f64)> = runtime.block_on(async {
+    let remote: Vec<(&str, (usize, usize), f64, f64)> = runtime.block_on(async {
         let key = setup(&cfg).await;
         let mut out = Vec::new();
         for (name, pattern) in [
             ("SignInit+Sign", Pattern::InitThenSign),
             ("SignData", Pattern::OneShot),
         ] {
-            for clients in [1, 8, 64] {
+            // (clients, connections): a connection each, then 64 sharing one.
+            for shape in [(1, 1), (8, 8), (64, 64), (64, 1)] {
                 let cpu = cpu_seconds(pid);
                 let start = Instant::now();
-                let rate = through_daemon(&cfg, key, clients, pattern, run).await;
+                let rate = through_daemon(&cfg, key, shape, pattern, run).await;
                 let signatures = rate * start.elapsed().as_secs_f64();
                 let per_signature = (cpu_seconds(pid) - cpu) / signatures.max(1.0);
-                out.push((name, clients, rate, per_signature));
+                out.push((name, shape, rate, per_signature));
             }
         }
         out
@@ -359,12 +372,17 @@ fn main() {
         "  {:<34} {:>10}   {:>8}   {:>9}   {:>12}   {:>8}",
         "daemon over mTLS", "sig/s", "of in-p.", "daemon µs", "own cores/s", "of in-p."
     );
-    for (name, clients, rate, per_signature) in remote {
+    for (name, (clients, connections), rate, per_signature) in remote {
         // What the daemon's own CPU time per signature allows on `cores` cores of its own.
         let capacity = cores as f64 / per_signature.max(1e-9);
+        let shape = if connections == clients {
+            format!("{clients} clients")
+        } else {
+            format!("{clients} clients, {connections} conn.")
+        };
         println!(
             "  {:<34} {:>10}   {:>8.2}   {:>9.1}   {:>12.0}   {:>8.2}",
-            format!("{name}, {clients} clients"),
+            format!("{name}, {shape}"),
             format!("{rate:.0}"),
             rate / all,
             per_signature * 1e6,
