@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: criterion benchmarks of craton-core next to raw aws-lc-rs, and of the
 //! `Hsm` engine next to craton-core; then libcraton_hsm.so next to SoftHSMv2 and raw
 //! aws-lc-rs through the PKCS#11 C ABI (`craton-pkcs11/benches/pkcs11.rs`); then the daemon
-//! over mutual TLS with 1, 8 and 64 clients next to in-process signing
+//! over mutual TLS with 1, 8 and 64 clients (a connection each, and 64 sharing one) next to
+//! in-process signing
 //! (`craton-daemon/benches/daemon.rs`).
 //!
 //! Criterion results land in `target/criterion/`; the PKCS#11 table prints to the terminal.
@@ -38,8 +39,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Signatures per second through the daemon (1, 8 and 64 clients over mutual TLS) next to
-/// the same signature in-process (`craton-daemon/benches/daemon.rs`).
+/// Signatures per second through the daemon (1, 8 and 64 clients over mutual TLS, a connection
+/// each, and 64 sharing one) next to the same signature in-process (`craton-daemon/benches/daemon.rs`).
 fn daemon() -> Result<(), String> {
     crate::util::ensure_tool("openssl", &["openssl"])?;
     let mut bench = cargo();
