@@ -411,12 +411,14 @@ impl Hsm {
     /// fit for `u`, lets `build` make the context (and say whether it awaits a
     /// context-specific login), then installs it, all under the session's own lock (taken
     /// once: this is every operation's fixed cost; other sessions are not held up).
+    /// `build` is first called under the session shard's read lock (its last argument true),
+    /// where it must not wait for I/O: it returns `None` to be called again without it.
     fn start<C>(
         &self,
         h: SessionHandle,
         slot: Slot<C>,
         want: Want<'_>,
-        build: impl Fn(&Session, &Object, Arc<KeyMaterial>) -> Result<(C, bool)>,
+        build: impl Fn(&Session, &Object, Arc<KeyMaterial>, bool) -> Result<Option<(C, bool)>>,
     ) -> Result<()> {
         self.check_module()?;
         // A key the session has used since the token last changed: all of it under the
@@ -436,15 +438,16 @@ impl Hsm {
         Ok(())
     }
 
-    /// [`Self::start`] with the session's operations locked. Without `look_up`, only a key
-    /// in the session's cache will do: `Ok(false)` says it was not there.
+    /// [`Self::start`] with the session's operations locked. Without `look_up` (under the
+    /// shard's lock), only a key in the session's cache will do, and `build` is told to do no
+    /// I/O: `Ok(false)` says the start must be made again with `look_up`.
     fn start_in<C>(
         &self,
         s: &Session,
         ops: &mut SessionOps,
         slot: Slot<C>,
         want: &Want<'_>,
-        build: &impl Fn(&Session, &Object, Arc<KeyMaterial>) -> Result<(C, bool)>,
+        build: &impl Fn(&Session, &Object, Arc<KeyMaterial>, bool) -> Result<Option<(C, bool)>>,
         look_up: bool,
     ) -> Result<bool> {
         if slot(ops).is_some() {
@@ -459,7 +462,9 @@ impl Hsm {
             }
         };
         let (o, material) = self.check_entry(entry, want.mechanism, want.usage)?;
-        let (ctx, needs_login) = build(s, o, material)?;
+        let Some((ctx, needs_login)) = build(s, o, material, !look_up)? else {
+            return Ok(false);
+        };
         *slot(ops) = Some(Running {
             ctx,
             tag: OpTag {
@@ -807,9 +812,9 @@ impl Hsm {
                 mechanism,
                 usage: u,
             },
-            |_, o, material| {
+            |_, o, material, _| {
                 let ctx = SignContext::new(mechanism, material)?;
-                Ok((ctx, o.flag(A::ALWAYS_AUTHENTICATE)))
+                Ok(Some((ctx, o.flag(A::ALWAYS_AUTHENTICATE))))
             },
         )
     }
@@ -885,7 +890,7 @@ impl Hsm {
                 mechanism,
                 usage: u,
             },
-            |_, _, material| Ok((VerifyContext::new(mechanism, material)?, false)),
+            |_, _, material, _| Ok(Some((VerifyContext::new(mechanism, material)?, false))),
         )
     }
 
@@ -1011,15 +1016,21 @@ impl Hsm {
                 mechanism,
                 usage: u,
             },
-            |s, o, material| {
+            |s, o, material, quick| {
                 if direction == Direction::Encrypt
                     && matches!(mechanism, Mechanism::Aes(craton_core::aes::AesMode::Gcm(_)))
+                    && !Self::spend_gcm(o)
                 {
-                    self.count_gcm(s, o)?;
+                    // Drawing more invocations may sync the store or the audit log: not
+                    // under the session shard's lock.
+                    if quick {
+                        return Ok(None);
+                    }
+                    self.draw_and_spend_gcm(s, o)?;
                 }
                 let ctx = CipherContext::new(mechanism, material, direction, &self.rng)?;
                 let needs_login = direction == Direction::Decrypt && o.flag(A::ALWAYS_AUTHENTICATE);
-                Ok((ctx, needs_login))
+                Ok(Some((ctx, needs_login)))
             },
         )
     }
@@ -1114,15 +1125,25 @@ impl Hsm {
     /// their own sessions rarely touch the shared count. An invocation drawn and not spent
     /// counts as used: the limit is never exceeded.
     fn count_gcm(&self, s: &Session, o: &Object) -> Result<()> {
-        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
-        // Spend a drawn invocation of this copy of the key, if one is left.
-        let spent = o
-            .gcm_budget
-            .fetch_update(AcqRel, Relaxed, |n| n.checked_sub(1))
-            .is_ok();
-        if spent {
+        if Self::spend_gcm(o) {
             return Ok(());
         }
+        self.draw_and_spend_gcm(s, o)
+    }
+
+    /// Spends an invocation this copy of the key has drawn, if one is left (one atomic step,
+    /// no lock, no I/O).
+    fn spend_gcm(o: &Object) -> bool {
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        o.gcm_budget
+            .fetch_update(AcqRel, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Draws a block of invocations for this copy of the key and spends one of them. May
+    /// write the store (a token key's next reservation) and the audit log (warnings).
+    fn draw_and_spend_gcm(&self, s: &Session, o: &Object) -> Result<()> {
+        use std::sync::atomic::Ordering::AcqRel;
         let limit = self.config.security.gcm_invocation_limit;
         let block = (limit >> 24).clamp(1, 256);
         let drawn = self.draw_gcm(s, o, block)?;
