@@ -173,17 +173,12 @@ pub struct Application(pub u64);
 
 const SHARDS: usize = 32;
 
-/// A token's write generation, on cache lines of its own (every operation reads it).
+/// An atomic on cache lines of its own: a token's write generation (every operation reads
+/// it), or a counter every new session or session object takes a number from (next to fields
+/// every operation reads, each increment would evict them from the other cores).
 #[repr(align(128))]
 #[derive(Debug, Default)]
-pub(crate) struct Generation(pub(crate) AtomicU64);
-
-/// A counter every new session or session object takes a number from, on cache lines of its
-/// own: next to the fields every operation reads, each increment would evict them from the
-/// other cores.
-#[repr(align(128))]
-#[derive(Debug)]
-pub(crate) struct Counter(pub(crate) AtomicU64);
+pub(crate) struct Padded(pub(crate) AtomicU64);
 
 /// One shard of the session table, on cache lines of its own: neighbouring shards serve
 /// different threads, and sharing a line would make their read locks contend anyway.
@@ -200,10 +195,10 @@ pub struct Hsm {
     pub(crate) tokens: Vec<RwLock<Token>>,
     /// Per token, bumped whenever its state is written: tells sessions their cached keys are
     /// stale without anyone taking the token's lock.
-    pub(crate) generations: Vec<Generation>,
+    pub(crate) generations: Vec<Padded>,
     sessions: [SessionShard; SHARDS],
-    next_session: Counter,
-    pub(crate) next_session_object: Counter,
+    next_session: Padded,
+    pub(crate) next_session_object: Padded,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) saved_states: Mutex<crate::operations::SavedStates>,
     audit: Option<Arc<crate::audit::AuditLog>>,
@@ -352,11 +347,11 @@ impl Hsm {
             module,
             rng,
             store,
-            generations: tokens.iter().map(|_| Generation::default()).collect(),
+            generations: tokens.iter().map(|_| Padded::default()).collect(),
             tokens,
             sessions: std::array::from_fn(|_| SessionShard(RwLock::new(HashMap::default()))),
-            next_session: Counter(AtomicU64::new(1)),
-            next_session_object: Counter(AtomicU64::new(SESSION_OBJECT_BASE)),
+            next_session: Padded(AtomicU64::new(1)),
+            next_session_object: Padded(AtomicU64::new(SESSION_OBJECT_BASE)),
             events,
             saved_states: Mutex::new(Default::default()),
         })

@@ -372,10 +372,7 @@ impl Hsm {
         cache: &'c mut KeyCache,
         h: ObjectHandle,
     ) -> Result<&'c mut CachedKey> {
-        let generation = self.generations[s.slot]
-            .0
-            .load(std::sync::atomic::Ordering::Acquire);
-        let i = match cache.position(generation, h.0) {
+        let i = match self.cached_index(s, cache, h) {
             Some(i) => i,
             None => {
                 // The token's read lock is taken with the session's operations locked;
@@ -395,11 +392,16 @@ impl Hsm {
         cache: &'c mut KeyCache,
         h: ObjectHandle,
     ) -> Option<&'c mut CachedKey> {
+        let i = self.cached_index(s, cache, h)?;
+        Some(&mut cache.entries[i])
+    }
+
+    /// Where the session's cache holds key `h`, if it is of the token's current generation.
+    fn cached_index(&self, s: &Session, cache: &mut KeyCache, h: ObjectHandle) -> Option<usize> {
         let generation = self.generations[s.slot]
             .0
             .load(std::sync::atomic::Ordering::Acquire);
-        let i = cache.position(generation, h.0)?;
-        Some(&mut cache.entries[i])
+        cache.position(generation, h.0)
     }
 
     /// The DER `SubjectPublicKeyInfo` of a public key, or of a private key's public half

@@ -628,7 +628,20 @@ fn a_key_a_session_used_before_follows_changes_destruction_and_logout() {
     hsm.login(s, UserType::User, USER_PIN).unwrap();
     encrypt(s).unwrap();
     encrypt(s).unwrap();
-    // And destruction anywhere ends it everywhere.
+    // Adding an object elsewhere (which leaves the token's generation alone) does not disturb
+    // the key's use...
+    let note = hsm
+        .create_object(
+            other,
+            &[
+                (A::CLASS, AttrValue::Ulong(ObjectClass::DATA.0)),
+                (A::VALUE, AttrValue::Bytes(b"note".to_vec())),
+            ],
+        )
+        .unwrap();
+    encrypt(s).unwrap();
+    hsm.destroy_object(other, note).unwrap();
+    // ...and destruction anywhere ends it everywhere.
     hsm.destroy_object(other, key).unwrap();
     assert!(matches!(encrypt(s), Err(HsmError::KeyHandleInvalid)));
 }
