@@ -352,14 +352,7 @@ async fn clients_sign_and_verify_and_never_see_each_others_sessions() {
     );
     assert_eq!(status.client_fingerprint, alice_fp);
 
-    alice
-        .init_token(pb::InitTokenRequest {
-            slot: 0,
-            so_pin: b"so-pin-1234".to_vec(),
-            label: "remote".into(),
-        })
-        .await
-        .expect("init token");
+    init_token(&mut alice, b"so-pin-1234", "remote").await;
     let s = alice
         .open_session(pb::OpenSessionRequest {
             slot: 0,
@@ -1008,13 +1001,7 @@ async fn oversized_requests_are_refused_and_the_connection_carries_on() {
     let mut c = craton_daemon::client::connect(&daemon.client_config(&pki, &pki.alice))
         .await
         .expect("connect");
-    c.init_token(pb::InitTokenRequest {
-        slot: 0,
-        so_pin: b"size-so-pin".to_vec(),
-        label: "size".into(),
-    })
-    .await
-    .expect("init token");
+    init_token(&mut c, b"size-so-pin", "size").await;
     let s = open_session(&mut c, false).await;
     c.digest_init(pb::OperationInit {
         session: s,
@@ -1141,11 +1128,21 @@ async fn stalled_peers_hold_up_no_one_and_silent_connections_are_dropped() {
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
+type Client = pb::hsm_client::HsmClient<tonic::transport::Channel>;
+
+/// Initialises the token in slot 0.
+async fn init_token(c: &mut Client, so_pin: &[u8], label: &str) {
+    c.init_token(pb::InitTokenRequest {
+        slot: 0,
+        so_pin: so_pin.to_vec(),
+        label: label.into(),
+    })
+    .await
+    .expect("init token");
+}
+
 /// Opens a session on slot 0.
-async fn open_session(
-    c: &mut pb::hsm_client::HsmClient<tonic::transport::Channel>,
-    read_write: bool,
-) -> u64 {
+async fn open_session(c: &mut Client, read_write: bool) -> u64 {
     c.open_session(pb::OpenSessionRequest {
         slot: 0,
         read_write,
@@ -1157,12 +1154,7 @@ async fn open_session(
 }
 
 /// Logs `user_type` in on session `s`.
-async fn login(
-    c: &mut pb::hsm_client::HsmClient<tonic::transport::Channel>,
-    s: u64,
-    user_type: CK_USER_TYPE,
-    pin: &[u8],
-) {
+async fn login(c: &mut Client, s: u64, user_type: CK_USER_TYPE, pin: &[u8]) {
     c.login(pb::LoginRequest {
         session: s,
         user_type,
@@ -1185,13 +1177,7 @@ async fn key_generations_in_progress_hold_up_no_short_call() {
     let mut so = craton_daemon::client::connect(&alice)
         .await
         .expect("connect");
-    so.init_token(pb::InitTokenRequest {
-        slot: 0,
-        so_pin: b"slow-so-pin".to_vec(),
-        label: "slow".into(),
-    })
-    .await
-    .expect("init token");
+    init_token(&mut so, b"slow-so-pin", "slow").await;
     let s = open_session(&mut so, true).await;
     login(&mut so, s, CKU_SO, b"slow-so-pin").await;
     so.init_pin(pb::InitPinRequest {
