@@ -308,6 +308,31 @@ mod tests {
     }
 
     #[test]
+    fn a_search_from_any_home_word_finds_every_free_slot_once() {
+        for size in CLASSES {
+            // Homes at the first word, the last, and past the end (threads are numbered on).
+            for home in [0, WORDS - 1, 1000] {
+                let chunk = Chunk::map(size).unwrap();
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some(i) = chunk.claim(home) {
+                    assert!(seen.insert(i), "slot {i} of class {size} claimed twice");
+                }
+                // Slot 0 went to the chunk's creator; every other slot was found.
+                assert_eq!(
+                    seen,
+                    (1..chunk.slots).collect(),
+                    "class {size}, home {home}"
+                );
+                // A slot given back is found again, whichever word the search starts at.
+                let back = chunk.slots - 1;
+                chunk.release(back);
+                assert_eq!(chunk.claim(home + 1), Some(back));
+                assert_eq!(chunk.claim(home), None);
+            }
+        }
+    }
+
+    #[test]
     fn many_threads_never_share_a_slot() {
         let threads: Vec<_> = (0..8u8)
             .map(|t| {
