@@ -28,7 +28,8 @@ jobs:
           craton-hsm-daemon over mutual TLS
   ci      the whole test suite: tidy, rustfmt check, clippy -D warnings, every test, the
           demo, the interop job and a bounded fuzz run
-  fuzz    run the cargo-fuzz target over the PKCS#11 C ABI (args: seconds, default 60)
+  fuzz    run the cargo-fuzz target over the PKCS#11 C ABI, starting from the committed
+          seeds (args: seconds, default 60; or `pack` to minimise the corpus into the seeds)
   interop libcraton_hsm.so and SoftHSMv2 side by side under pkcs11-tool, p11tool, OpenSSL,
           Java SunPKCS11, PyKCS11 and the cryptoki crate (installs what is missing)
   sidecar build libcraton_hsm.so and write its libcraton_hsm.hmac (args: --release,
