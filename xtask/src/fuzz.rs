@@ -14,15 +14,12 @@
 //! cargo-fuzz builds without `--locked`, so a stale `fuzz/Cargo.lock` would be re-resolved
 //! against whatever crates.io holds that day; a run that changes the lock fails and says so.
 
-use crate::util::{cargo, run as exec, workspace_root};
+use crate::util::{cargo, io, run as exec, workspace_root};
 use std::path::{Path, PathBuf};
 
 /// The first line of a seeds file; the seeds follow, each as a 4-byte little-endian
 /// length and that many bytes.
 const MAGIC: &[u8] = b"craton-fuzz-seeds 1\n";
-
-/// The longest seed accepted (libFuzzer's inputs here stay under 4 KiB).
-const MAX_SEED: usize = 1 << 20;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let [cmd] = args
@@ -101,7 +98,7 @@ fn read_seeds(file: &Path) -> Result<Vec<Vec<u8>>, String> {
     let data = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", file.display())),
+        Err(e) => return Err(io(file, e)),
     };
     let bad = |why: &str| format!("{}: not a seeds file ({why})", file.display());
     let mut rest = data.strip_prefix(MAGIC).ok_or_else(|| bad("no header"))?;
@@ -111,8 +108,8 @@ fn read_seeds(file: &Path) -> Result<Vec<Vec<u8>>, String> {
             .split_first_chunk::<4>()
             .ok_or_else(|| bad("truncated"))?;
         let len = u32::from_le_bytes(*len) as usize;
-        if len > MAX_SEED || len > tail.len() {
-            return Err(bad("truncated or oversized seed"));
+        if len > tail.len() {
+            return Err(bad("truncated"));
         }
         let (seed, tail) = tail.split_at(len);
         seeds.push(seed.to_vec());
@@ -131,12 +128,12 @@ fn seed_name(seed: &[u8]) -> String {
 /// Writes each seed of `file` into `corpus` that is not there yet; returns how many.
 fn plant_seeds(file: &Path, corpus: &Path) -> Result<usize, String> {
     let seeds = read_seeds(file)?;
-    std::fs::create_dir_all(corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    std::fs::create_dir_all(corpus).map_err(|e| io(corpus, e))?;
     let mut planted = 0;
     for seed in seeds {
         let path = corpus.join(seed_name(&seed));
         if !path.exists() {
-            std::fs::write(&path, &seed).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(&path, &seed).map_err(|e| io(&path, e))?;
             planted += 1;
         }
     }
@@ -145,28 +142,27 @@ fn plant_seeds(file: &Path, corpus: &Path) -> Result<usize, String> {
 
 /// Writes every file of `corpus`, sorted by name, to `file`; returns how many.
 fn write_seeds(corpus: &Path, file: &Path) -> Result<usize, String> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(corpus)
-        .map_err(|e| format!("{}: {e}", corpus.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(corpus).map_err(|e| io(corpus, e))? {
+        let path = entry.map_err(|e| io(corpus, e))?.path();
+        if path.is_file() {
+            names.push(path);
+        }
+    }
     names.sort();
     let mut out = MAGIC.to_vec();
-    let mut n = 0;
-    for path in names {
-        let seed = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if seed.len() > MAX_SEED {
-            continue;
-        }
-        out.extend_from_slice(&(seed.len() as u32).to_le_bytes());
+    for path in &names {
+        let seed = std::fs::read(path).map_err(|e| io(path, e))?;
+        let len = u32::try_from(seed.len())
+            .map_err(|_| format!("{}: too long for a seed", path.display()))?;
+        out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&seed);
-        n += 1;
     }
     if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
-    std::fs::write(file, out).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(n)
+    std::fs::write(file, out).map_err(|e| io(file, e))?;
+    Ok(names.len())
 }
 
 fn ensure_cargo_fuzz() -> Result<(), String> {
@@ -226,6 +222,11 @@ mod tests {
         truncated.extend_from_slice(&10u32.to_le_bytes());
         truncated.extend_from_slice(b"short");
         std::fs::write(&file, truncated).unwrap();
+        assert!(read_seeds(&file).unwrap_err().contains("truncated"));
+        // A length cut short is truncation too.
+        let mut cut = MAGIC.to_vec();
+        cut.extend_from_slice(&[1, 0]);
+        std::fs::write(&file, cut).unwrap();
         assert!(read_seeds(&file).unwrap_err().contains("truncated"));
         // No file: no seeds, not an error (a checkout without them still fuzzes).
         assert!(read_seeds(&dir.join("absent")).unwrap().is_empty());

@@ -12,7 +12,7 @@
 //!
 //! Key handling is described in `docs/release.md`.
 
-use crate::util::{cargo, run as exec, target_dir, workspace_root};
+use crate::util::{cargo, io, run as exec, target_dir, workspace_root};
 use craton_cli::release::{self, SigningKey};
 use std::path::{Path, PathBuf};
 
@@ -30,10 +30,6 @@ fn flag(args: &[String], name: &str) -> Option<PathBuf> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from)
-}
-
-fn io(path: &Path, e: std::io::Error) -> String {
-    format!("{}: {e}", path.display())
 }
 
 pub fn release_key(args: &[String]) -> Result<(), String> {

@@ -1,7 +1,12 @@
 //! Small helpers shared by the jobs: locating the workspace and running commands loudly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// A file-system error as a message that names the path.
+pub fn io(path: &Path, e: std::io::Error) -> String {
+    format!("{}: {e}", path.display())
+}
 
 /// The workspace root (the parent of this crate's manifest directory).
 pub fn workspace_root() -> PathBuf {
