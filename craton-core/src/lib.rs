@@ -35,4 +35,5 @@ pub mod spki;
 
 pub use error::{CryptoError, Result};
 pub use ffi::cipher::Direction;
+pub use ffi::mapped::SharedFileMap;
 pub use mechanism::{KeyType, MechanismInfo, MechanismType, Operations, Policy, Registry};

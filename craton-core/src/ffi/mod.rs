@@ -5,7 +5,8 @@
 //! pairing and labels, GCM with other IV and tag lengths or in several parts, SHA3-224,
 //! AES key wrap with 192-bit keys, ML-KEM and ML-DSA from seeds and with context strings.
 //! Those are reached here through `aws-lc-sys`, pinned to the version aws-lc-rs links, so one
-//! copy of AWS-LC is in every binary. Memory locking of key pages lives here too.
+//! copy of AWS-LC is in every binary. Memory locking of key pages lives here too, and the
+//! shared file mapping behind the audit log's journal.
 //!
 //! Every item exported from this module is safe to call: owned pointers are wrapped in types
 //! that free them on drop, lengths are checked before they reach C, and each `unsafe` block
@@ -16,6 +17,7 @@
 pub(crate) mod bn;
 pub(crate) mod cipher;
 pub(crate) mod keywrap;
+pub(crate) mod mapped;
 pub(crate) mod md;
 pub(crate) mod memory;
 pub(crate) mod pkey;
