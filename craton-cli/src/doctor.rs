@@ -73,14 +73,21 @@ pub const PERMISSIONS: &[(&str, &str, &str, u32)] = &[
     ("/var/lib/craton-hsm", "craton", "craton", 0o700),
     ("/var/lib/craton-hsm/state.redb", "craton", "craton", 0o600),
     ("/var/log/craton-hsm/audit.log", "craton", "craton", 0o640),
+    (
+        "/var/log/craton-hsm/audit.log.journal",
+        "craton",
+        "craton",
+        0o640,
+    ),
     ("/etc/craton-hsm/tls", "root", "craton", 0o750),
 ];
 
 /// Paths of [`PERMISSIONS`] the service creates itself: on a host where it never ran they are
 /// missing, which is a warning, not a failure.
-const CREATED_AT_START: [&str; 2] = [
+const CREATED_AT_START: [&str; 3] = [
     "/var/lib/craton-hsm/state.redb",
     "/var/log/craton-hsm/audit.log",
+    "/var/log/craton-hsm/audit.log.journal",
 ];
 
 /// The sandboxing directives the unit must carry, with their values.

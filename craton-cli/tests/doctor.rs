@@ -104,6 +104,12 @@ fn good_host(name: &str) -> Option<Tree> {
     std::fs::remove_dir_all(&engine_state).unwrap();
     put(&root, "/etc/craton-hsm/audit-public-key.hex", &key);
     own(&log, CRATON, CRATON, 0o640);
+    own(
+        &root.join("var/log/craton-hsm/audit.log.journal"),
+        CRATON,
+        CRATON,
+        0o640,
+    );
     own(&root.join("var/log/craton-hsm"), CRATON, CRATON, 0o750);
     put(
         &root,

@@ -289,8 +289,10 @@ fn rounds() -> usize {
 }
 
 /// The audit log's cost the same way: one engine with `[audit] level = "none"` and one with
-/// `"all"` (the default: each operation's entry written before its call returns), signing in
-/// alternating batches. Each batch's time includes its entries' writes and any seal.
+/// `"all"` (the default: each operation's entry copied into the journal before its call
+/// returns, and written to the file by the background flusher), signing in alternating
+/// batches. Each batch's time includes its entries' formatting, hashing and journal copies,
+/// any seal, and the writes a full queue leaves to the caller.
 fn interleaved_audit(_: &mut Criterion) {
     let (quiet, qs, qmac, qec, qdir) = engine_with_audit(AuditLevel::None, false, "il-none");
     let (logged, ls, lmac, lec, ldir) = engine_with_audit(AuditLevel::All, false, "il-all");

@@ -1,10 +1,13 @@
 //! The tamper-evident audit log: JSON lines, each chained to the one before by SHA-256, the
 //! chain sealed with an Ed25519 signature at intervals, at rotation and at shutdown.
 //!
-//! Every entry is on disk (written and `fdatasync`ed) before the call that caused it returns.
-//! Concurrent callers share that cost by group commit: whoever finds no flush in progress
-//! writes everything queued so far with one write and one sync, and every caller whose entry
-//! was in that batch returns.
+//! Authentication, key-management and seal entries are on disk (written and `fdatasync`ed)
+//! before the call that caused them returns. Concurrent callers share that cost by group
+//! commit: whoever finds no flush in progress writes everything queued so far with one write
+//! and one sync, and every caller whose entry was in that batch returns. Per-operation entries
+//! are copied into the journal ([`crate::journal`]) before their call returns, which is as safe
+//! from a crash of the process as a write and costs no system call; the background flusher
+//! writes them to the file within [`FLUSH_INTERVAL`] and syncs them within [`SYNC_INTERVAL`].
 //!
 //! An entry line is `{"seq":…,"ts":…,"event":…,…,"prev":"<hex>","hash":"<hex>"}` where `hash`
 //! is SHA-256 of the line up to (not including) `,"hash"` followed by `}`. A seal entry carries
@@ -32,12 +35,12 @@ const SEAL_CONTEXT: &[u8] = b"craton-hsm audit seal\0";
 const GENESIS: [u8; 32] = [0; 32];
 
 /// The longest a written entry waits for its sync. Authentication, key-management and seal
-/// entries are synced before their call returns; per-operation entries are written before
-/// their call returns and synced within this interval.
+/// entries are synced before their call returns; per-operation entries are journaled (or,
+/// without a journal, written) before their call returns and synced within this interval.
 pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// How often the background flusher runs; with `batch_operation_entries`, the longest an
-/// operation entry waits to be written.
+/// How often the background flusher runs: the longest a journaled (or, with
+/// `batch_operation_entries`, a batched) operation entry waits to be written to the file.
 pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// With `batch_operation_entries`, a queue this large is written at once.
@@ -148,6 +151,9 @@ struct Chain {
     sealed_tail: bool,
     /// Threads waiting on `flushed` (waking nobody costs a system call; skip it).
     waiters: usize,
+    /// Where each entry is copied before its call returns, when the log runs with one (see
+    /// [`crate::journal`]); the flusher then writes the file in batches.
+    journal: Option<crate::journal::Journal>,
 }
 
 /// The audit log. Cheap to share; implements [`EventSink`].
@@ -196,7 +202,7 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn unhex32(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }
@@ -233,7 +239,7 @@ pub(crate) enum Field {
 }
 
 impl Fields {
-    fn put(&mut self, key: &'static str, value: Field) {
+    pub(crate) fn put(&mut self, key: &'static str, value: Field) {
         let mut prefix = [0u8; 8];
         let n = key.len().min(8);
         prefix[..n].copy_from_slice(&key.as_bytes()[..n]);
@@ -345,7 +351,7 @@ fn seal_message(seq: u64, prev: &[u8; 32]) -> Vec<u8> {
 /// Appends one finished line to `out`: the fields plus `prev`, then `hash` over everything
 /// before it. The verifier parses and re-serialises the body and must get the same bytes,
 /// so an edit that keeps valid JSON (extra spaces, reordered keys) is still caught.
-fn chain_line(mut fields: Fields, prev: &[u8; 32], out: &mut Vec<u8>) -> [u8; 32] {
+pub(crate) fn chain_line(mut fields: Fields, prev: &[u8; 32], out: &mut Vec<u8>) -> [u8; 32] {
     fields.put("prev", Field::Hex(*prev));
     let start = out.len();
     fields.write_json(out);
@@ -359,24 +365,99 @@ fn chain_line(mut fields: Fields, prev: &[u8; 32], out: &mut Vec<u8>) -> [u8; 32
 
 /// The last entry's sequence number and hash in an existing log file, if it has any.
 fn tail(path: &Path) -> Result<Option<(u64, [u8; 32])>, AuditError> {
+    Ok(scan(path)?.last)
+}
+
+/// What [`scan`] found at the end of a log file.
+struct Tail {
+    /// The last entry's sequence number and hash.
+    last: Option<(u64, [u8; 32])>,
+    /// Bytes up to and including the last newline.
+    complete: u64,
+    /// The file's length.
+    len: u64,
+}
+
+fn scan(path: &Path) -> Result<Tail, AuditError> {
+    let mut t = Tail {
+        last: None,
+        complete: 0,
+        len: 0,
+    };
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(t),
         Err(e) => return Err(io(path)(e)),
     };
-    let mut last = None;
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(io(path))?;
-        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&line)
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        t.len += n as u64;
+        if line.last() != Some(&b'\n') {
+            break;
+        }
+        t.complete = t.len;
+        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&line)
             && let (Some(seq), Some(h)) = (
                 m.get("seq").and_then(Value::as_u64),
                 m.get("hash").and_then(Value::as_str).and_then(unhex32),
             )
         {
-            last = Some((seq, h));
+            t.last = Some((seq, h));
         }
     }
-    Ok(last)
+    Ok(t)
+}
+
+/// What opening the log repaired after an unclean stop, for its `log_opened` entry.
+#[derive(Default)]
+struct Repair {
+    /// Bytes of a last line cut short by a crash mid-write, removed.
+    torn_bytes: u64,
+    /// Entries copied from the journal into the file.
+    recovered: u64,
+    /// Why the journal could not be used, if it could not.
+    journal_problem: Option<String>,
+}
+
+/// Brings the log file at `path` up to date after an unclean stop: cuts a last line that a
+/// crash left unfinished (it was never a whole entry, and the journal holds it whole if its
+/// call returned), then appends the entries the journal holds beyond the file's last one and
+/// syncs. Leaves the journal alone while another process holds it (that process owns the
+/// log).
+fn repair(path: &Path) -> Result<Repair, AuditError> {
+    let mut r = Repair::default();
+    let t = scan(path)?;
+    if t.complete < t.len {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(t.complete).map_err(io(path))?;
+        f.sync_data().map_err(io(path))?;
+        r.torn_bytes = t.len - t.complete;
+    }
+    let (next, prev) = match t.last {
+        Some((seq, h)) => (seq + 1, h),
+        None => (0, GENESIS),
+    };
+    let jpath = crate::journal::path_for(path);
+    let Some(found) = crate::journal::recover(&jpath, next, prev).map_err(io(&jpath))? else {
+        return Ok(r);
+    };
+    r.journal_problem = found.unreadable;
+    if found.entries > 0 {
+        let mut f = open_log(path)?;
+        f.write_all(&found.lines).map_err(io(path))?;
+        f.sync_data().map_err(io(path))?;
+        r.recovered = found.entries;
+    }
+    Ok(r)
 }
 
 fn event_name_and_fields(e: &Event, registry: &Registry) -> (&'static str, Fields) {
@@ -634,6 +715,9 @@ fn open_log(path: &Path) -> Result<File, AuditError> {
 /// the chain; the next engine start seals it (and notes that the file ran past its head).
 pub fn append_unsealed(path: &Path, event: &str, detail: &str) -> Result<(), AuditError> {
     let mut file = open_log(path)?;
+    // Entries a crash left only in the journal come first (unless a running process holds
+    // the journal: then it owns the log and writes them itself).
+    repair(path)?;
     let (seq, prev) = match tail(path)? {
         Some((seq, h)) => (seq + 1, h),
         None => (0, GENESIS),
@@ -667,8 +751,25 @@ impl AuditLog {
             .clone()
             .unwrap_or_else(|| default_path.to_owned());
         let file = open_log(&path)?;
+        let repaired = repair(&path)?;
         let last = tail(&path)?;
         let bytes = file.metadata().map_err(io(&path))?.len();
+        // The journal serves entries written by the background flusher; with every entry
+        // synced by its caller, or batched by choice, there is nothing for it to do.
+        let mut journal_problem = repaired.journal_problem;
+        let journal = if config.sync_operation_entries || config.batch_operation_entries {
+            None
+        } else {
+            let jpath = crate::journal::path_for(&path);
+            match crate::journal::Journal::open(&jpath) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    // Still correct without it: each entry is then written by its caller.
+                    journal_problem = Some(format!("{}: {e}", jpath.display()));
+                    None
+                }
+            }
+        };
         let (next_seq, prev) = match last {
             Some((seq, h)) => (seq + 1, h),
             None => (0, GENESIS),
@@ -690,6 +791,7 @@ impl AuditLog {
                 bytes,
                 sealed_tail: false,
                 waiters: 0,
+                journal,
             }),
             flushed: Condvar::new(),
             key,
@@ -716,6 +818,15 @@ impl AuditLog {
                     "meaning": why,
                 })),
             );
+        }
+        if repaired.torn_bytes > 0 {
+            opened.put("torn_bytes_removed", Field::U64(repaired.torn_bytes));
+        }
+        if repaired.recovered > 0 {
+            opened.put("recovered_from_journal", Field::U64(repaired.recovered));
+        }
+        if let Some(why) = journal_problem {
+            opened.put("journal_problem", Field::Str(why));
         }
         log.append("log_opened", opened, false)?;
         Ok(log)
@@ -824,6 +935,7 @@ impl AuditLog {
         let spare = std::mem::take(&mut c.spare);
         let mut batch = std::mem::replace(&mut c.queued, spare);
         let upto = c.next_seq;
+        let journaled_upto = c.journal.as_ref().map(crate::journal::Journal::position);
         c.flushing = true;
         let file = c.file.clone();
         drop(c);
@@ -837,6 +949,9 @@ impl AuditLog {
             Ok(()) => {
                 c.written_next = c.written_next.max(upto);
                 c.bytes += written;
+                if let (Some(j), Some(at)) = (c.journal.as_mut(), journaled_upto) {
+                    j.written_upto(at);
+                }
             }
             Err(_) => self
                 .broken
@@ -983,14 +1098,21 @@ impl AuditLog {
             fields.put("sig", Field::Str(hex(&sig)));
         }
         let prev = c.prev;
+        let from = c.queued.len();
         let hash = chain_line(fields, &prev, &mut c.queued);
+        let chain = &mut *c;
+        let journaled = chain
+            .journal
+            .as_mut()
+            .is_some_and(|j| j.append(&chain.queued[from..]));
         c.prev = hash;
         c.next_seq = seq + 1;
         c.since_seal = if seal { 0 } else { c.since_seal + 1 };
         c.sealed_tail = seal;
         let due_seal = !seal && c.since_seal >= self.config.seal_every;
-        // Batched operation entries: chained and queued now, written by the flusher.
-        let batched = !durable && self.config.batch_operation_entries;
+        // Journaled or batched operation entries: chained and queued now, written to the
+        // file by the flusher (a journaled one is already beyond the reach of a crash).
+        let batched = !durable && (journaled || self.config.batch_operation_entries);
         if batched && c.queued.len() < BATCH_BYTES {
             drop(c);
             if due_seal {

@@ -162,17 +162,18 @@ pub struct AuditConfig {
     pub rotate_bytes: u64,
     /// Seal the chain with a signature every this many entries.
     pub seal_every: u32,
-    /// Per-operation entries (sign, encrypt, …) are chained before the call returns but
-    /// written by the background flusher within 5 ms, instead of each being written before
-    /// its call returns. Raises throughput where each `write(2)` is slow; a process crash can
-    /// then lose the last few milliseconds of operation entries (the log then ends unsealed,
-    /// which `verify` and the next start both report). Authentication and key-management
-    /// entries are always synced before their call returns.
+    /// Per-operation entries (sign, encrypt, …) are chained before the call returns and
+    /// written by the background flusher within 5 ms, without the journal copy that by default
+    /// keeps them safe from a crash of the process in between: such a crash can then lose the
+    /// last few milliseconds of operation entries (the log then ends unsealed, which `verify`
+    /// and the next start both report). Authentication and key-management entries are always
+    /// synced before their call returns.
     pub batch_operation_entries: bool,
-    /// Per-operation entries are synced (`fdatasync`) before their call returns, like every
-    /// other entry, instead of within 50 ms by a background thread. Concurrent callers still
-    /// share syncs. The engine then starts no thread of its own, which is how the PKCS#11
-    /// module runs for an application that forbids it (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`).
+    /// Per-operation entries are written and synced (`fdatasync`) before their call returns,
+    /// like every other entry, instead of journaled and then written and synced by a
+    /// background thread. Concurrent callers still share syncs. The engine then starts no
+    /// thread of its own (and keeps no journal), which is how the PKCS#11 module runs for an
+    /// application that forbids threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`).
     /// Cannot be combined with `batch_operation_entries`.
     pub sync_operation_entries: bool,
 }

@@ -256,8 +256,11 @@ impl Hsm {
             Ok(s) => s,
             Err(e) => {
                 // The audit key lives in the store, so this entry cannot be sealed now; the
-                // next successful start seals the chain over it.
-                if config.audit.level != crate::config::AuditLevel::None {
+                // next successful start seals the chain over it. Not when another engine holds
+                // the store: that engine owns the log and is writing it, and an entry from here
+                // would fork its chain.
+                let owned_elsewhere = matches!(e, crate::persist::StoreError::Locked { .. });
+                if config.audit.level != crate::config::AuditLevel::None && !owned_elsewhere {
                     let _ = crate::audit::append_unsealed(
                         &config.audit_path(),
                         "store_refused",

@@ -57,6 +57,7 @@ pub mod error;
 pub mod event;
 mod hsm;
 pub mod integrity;
+mod journal;
 mod objects;
 mod operations;
 pub mod persist;

@@ -431,14 +431,25 @@ fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
             )));
             assert_eq!(n, 24);
             // The length query wrapped nothing, so no wrap is in the audit log yet.
-            let wraps = || {
+            let count = || {
                 std::fs::read_to_string(audit_path())
                     .unwrap()
                     .lines()
                     .filter(|l| l.contains("\"operation\":\"wrap\""))
                     .count()
             };
-            assert_eq!(wraps(), 0);
+            // Operation entries go through the journal and reach the file within a few
+            // milliseconds: wait for `want` of them (or 5 s), then long enough for a stray
+            // extra one to show.
+            let wraps = |want: usize| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while count() < want && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                count()
+            };
+            assert_eq!(wraps(0), 0);
             let mut wrapped = vec![0u8; n as usize];
             let mut short: CK_ULONG = 8;
             assert_eq!(
@@ -453,7 +464,7 @@ fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
                 CKR_BUFFER_TOO_SMALL
             );
             assert_eq!(short, 24);
-            assert_eq!(wraps(), 0);
+            assert_eq!(wraps(0), 0);
             ok(c!(C_WrapKey(
                 h,
                 &mut kw,
@@ -462,7 +473,7 @@ fn aes_key_wrap_round_trips_through_wrap_and_unwrap() {
                 wrapped.as_mut_ptr(),
                 &mut n,
             )));
-            assert_eq!(wraps(), 1);
+            assert_eq!(wraps(1), 1);
             let mut class = CKO_SECRET_KEY;
             let mut kt = CKK_AES;
             let mut t3 = [attr(CKA_CLASS, &mut class), attr(CKA_KEY_TYPE, &mut kt)];

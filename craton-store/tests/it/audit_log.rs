@@ -318,6 +318,9 @@ fn the_log_rotates_by_size_and_the_files_verify_together() {
         hsm.sign_init(s, &Mechanism::without_params(M::SHA256_HMAC).unwrap(), k)
             .unwrap();
         hsm.sign(s, b"fill").unwrap();
+        // What the background flusher does every few milliseconds: write the entries the
+        // journal holds to the file, and rotate it when full.
+        hsm.audit().unwrap().sync_pending().unwrap();
     }
     let live = hsm.config().audit_path();
     drop(hsm);
@@ -400,6 +403,112 @@ fn when_the_audit_log_cannot_be_written_nothing_is_handed_out_unaudited() {
         hsm.sign_init(s, &mac, k),
         Err(craton_store::HsmError::Audit(_))
     ));
+}
+
+#[test]
+fn a_full_disk_under_the_journal_loses_no_entry_of_a_returned_call() {
+    // Room for the journal, then none: the flusher's write fails, the log breaks, and the
+    // engine refuses work. Every signature handed out before that is still audited once the
+    // disk has room again: its entry was in the journal.
+    let dir = Scratch::new("audit-full-journal");
+    let logs = dir.path().join("logs");
+    let Some(_mount) = Tmpfs::mount(&logs, "1m", "full-journal") else {
+        return;
+    };
+    let mut c = config(&dir.path().join("state"));
+    c.audit.path = Some(logs.join("audit.log"));
+    let hsm = Hsm::open(c.clone()).unwrap();
+    init(&hsm);
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let s = user_session(&hsm);
+    let k = hmac_key(&hsm, s, false);
+    let opened = lines(&logs.join("audit.log"));
+    assert!(
+        !opened[0].contains("journal_problem"),
+        "the journal should fit: {}",
+        opened[0]
+    );
+    let filler_path = logs.join("filler");
+    let mut filler = std::fs::File::create(&filler_path).unwrap();
+    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    drop(filler);
+    let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+    let started = std::time::Instant::now();
+    let mut signed = 0u64;
+    loop {
+        let outcome = hsm
+            .sign_init(s, &mac, k)
+            .and_then(|()| hsm.sign(s, b"audited?"));
+        match outcome {
+            Ok(_) => signed += 1,
+            Err(e) => {
+                assert!(matches!(e, craton_store::HsmError::Audit(_)), "{e}");
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the log never filled up"
+        );
+    }
+    assert!(signed > 0);
+    drop(hsm);
+    // Room again: the next start puts the journaled entries into the file.
+    std::fs::remove_file(&filler_path).unwrap();
+    let hsm = Hsm::open(c).unwrap();
+    drop(hsm);
+    let text = std::fs::read_to_string(logs.join("audit.log")).unwrap();
+    let audited = text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"operation\"") && l.contains("\"result\":\"ok\""))
+        .count() as u64;
+    assert!(
+        audited >= signed,
+        "{signed} signatures handed out, {audited} audited"
+    );
+    assert!(
+        text.contains("recovered_from_journal"),
+        "nothing was left to recover"
+    );
+    verify(
+        &craton_store::audit::log_files(&logs.join("audit.log")),
+        &public,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_second_engine_refused_the_store_leaves_the_first_ones_log_alone() {
+    // The second engine may not touch the log: the first owns it, and has entries in its
+    // journal that are not in the file yet. An entry appended from outside would fork the chain.
+    let dir = Scratch::new("audit-second-engine");
+    let hsm = ready(dir.path());
+    let public = hex_decode(&hsm.audit().unwrap().public_key_hex());
+    let s = user_session(&hsm);
+    let k = hmac_key(&hsm, s, false);
+    let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+    let sign = || {
+        hsm.sign_init(s, &mac, k).unwrap();
+        hsm.sign(s, b"owner").unwrap();
+    };
+    sign();
+    let second = Hsm::open(config(dir.path()));
+    assert!(
+        matches!(
+            second,
+            Err(craton_store::HsmError::Store(
+                craton_store::persist::StoreError::Locked { .. }
+            ))
+        ),
+        "{second:?}"
+    );
+    sign();
+    let live = hsm.config().audit_path();
+    drop(hsm);
+    let text = std::fs::read_to_string(&live).unwrap();
+    assert!(!text.contains("store_refused"));
+    assert_eq!(text.matches("\"event\":\"operation\"").count(), 2);
+    verify(&craton_store::audit::log_files(&live), &public).unwrap();
 }
 
 #[test]

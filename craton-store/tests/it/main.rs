@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod audit_crash;
 mod audit_log;
 mod backup_restore;
 mod concurrency;
