@@ -135,7 +135,9 @@ impl Journal {
         if !fits {
             return false;
         }
-        let len = u32::try_from(line.len()).unwrap_or(WRAP);
+        let Ok(len) = u32::try_from(line.len()) else {
+            return false;
+        };
         self.map.write(at, &len.to_le_bytes());
         self.map.write(at + 4, line);
         if wraps && self.pos + 4 <= JOURNAL_BYTES {
