@@ -114,20 +114,22 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("craton-map-{name}-{}", std::process::id()))
-    }
-
-    #[test]
-    fn stores_reach_the_file_and_out_of_range_stores_are_refused() {
-        let path = scratch("stores");
-        let mut f = std::fs::File::options()
+    /// An empty scratch file, open for reading and writing.
+    fn scratch(name: &str) -> (std::path::PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!("craton-map-{name}-{}", std::process::id()));
+        let file = std::fs::File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(&path)
             .unwrap();
+        (path, file)
+    }
+
+    #[test]
+    fn stores_reach_the_file_and_out_of_range_stores_are_refused() {
+        let (path, mut f) = scratch("stores");
         f.write_all(&[0u8; 8192]).unwrap();
         let mut map = SharedFileMap::new(&f, 8192).unwrap();
         assert_eq!(map.len(), 8192);
@@ -148,14 +150,7 @@ mod tests {
 
     #[test]
     fn a_file_shorter_than_the_mapping_is_refused() {
-        let path = scratch("short");
-        let f = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
+        let (path, f) = scratch("short");
         f.set_len(100).unwrap();
         let e = SharedFileMap::new(&f, 4096).unwrap_err();
         assert!(e.to_string().contains("fewer than the 4096"), "{e}");

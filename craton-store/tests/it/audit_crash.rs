@@ -6,8 +6,7 @@ use crate::*;
 use craton_core::MechanismType as M;
 use craton_core::ops::Mechanism;
 use craton_store::audit::{log_files, verify};
-use std::io::{BufRead, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "CRATON_AUDIT_CRASH_CHILD_DIR";
@@ -38,17 +37,6 @@ fn audit_child() {
     }
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Sign entries across every file of the log.
 fn sign_entries(live: &Path) -> u64 {
     log_files(live)
@@ -76,50 +64,24 @@ fn sigkill_loses_no_entry_of_a_returned_call() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let exe = std::env::current_exe().unwrap();
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut promised = 0u64;
     let mut recovered_rounds = 0;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "audit_crash::audit_child",
-                "--ignored",
-                "--nocapture",
-                "-q",
-            ])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(l) = line else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let child = Child::spawn("audit_crash::audit_child", CHILD_ENV, dir.path());
         // A random number of signatures, then a kill a random moment later: mostly while
         // entries wait for the flusher's next batch, sometimes in the middle of its write.
-        let wanted = 1 + rng.next() % 400;
+        let wanted = 1 + rng.draw() % 400;
         let mut signed = 0u64;
         while signed < wanted {
-            match rx.recv_timeout(Duration::from_secs(30)) {
+            match child.lines.recv_timeout(Duration::from_secs(30)) {
                 Ok(l) if l.starts_with("S ") => signed += 1,
                 Ok(_) => {}
                 Err(_) => panic!("round {round}: the child reported nothing for 30 s"),
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.next() % 6000));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        reader.join().unwrap();
-        signed += rx.try_iter().filter(|l| l.starts_with("S ")).count() as u64;
+        std::thread::sleep(Duration::from_micros(rng.draw() % 6000));
+        signed += child.kill().iter().filter(|l| l.starts_with("S ")).count() as u64;
         promised += signed;
         // Restart: opening the log completes it from the journal.
         let hsm = Hsm::open(config(dir.path()))

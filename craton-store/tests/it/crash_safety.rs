@@ -7,8 +7,7 @@ use craton_core::MechanismType as M;
 use craton_core::ops::Mechanism;
 use craton_store::{Event, ObjectHandle};
 use std::collections::BTreeSet;
-use std::io::{BufRead, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "CRATON_CRASH_CHILD_DIR";
@@ -55,17 +54,6 @@ fn child_worker() {
     }
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn sigkill_at_random_moments_loses_nothing_committed() {
     let dir = Scratch::new("crash");
@@ -74,54 +62,24 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let exe = std::env::current_exe().unwrap();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut created: BTreeSet<u64> = BTreeSet::new();
     let mut destroyed: BTreeSet<u64> = BTreeSet::new();
     let mut kills_mid_write = 0;
     for round in 0..iterations {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_safety::child_worker",
-                "--ignored",
-                "--nocapture",
-                "-q",
-            ])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send(l).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
+        let child = Child::spawn("crash_safety::child_worker", CHILD_ENV, dir.path());
         // Let the child commit a random number of changes (0..12), then kill it after a
         // random extra delay so the kill lands anywhere inside the next transaction.
-        let wanted = rng.next() % 12;
+        let wanted = rng.draw() % 12;
         let mut seen: Vec<String> = Vec::new();
         while (seen.iter().filter(|l| l.starts_with("C ")).count() as u64) < wanted {
-            match rx.recv_timeout(Duration::from_secs(30)) {
+            match child.lines.recv_timeout(Duration::from_secs(30)) {
                 Ok(l) => seen.push(l),
                 Err(_) => panic!("round {round}: child produced nothing for 30 s"),
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.next() % 3000));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        reader.join().unwrap();
-        seen.extend(rx.try_iter());
+        std::thread::sleep(Duration::from_micros(rng.draw() % 3000));
+        seen.extend(child.kill());
         // The test harness prints its own lines; keep only the child's reports.
         seen.retain(|l| l.starts_with("C ") || l.starts_with("D ") || l.starts_with("X "));
         let mut in_doubt = None;

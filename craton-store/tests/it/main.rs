@@ -27,6 +27,64 @@ use std::sync::{Arc, Mutex};
 pub const SO_PIN: &[u8] = b"so-pin-0000";
 pub const USER_PIN: &[u8] = b"user-pin-0000";
 
+/// A deterministic xorshift generator: the crash tests' random counts and moments.
+#[derive(Debug)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn draw(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// A child process running this test binary's ignored test `test` with `env` set to `dir`,
+/// and its standard output line by line (a thread reads it until the child ends).
+#[derive(Debug)]
+pub struct Child {
+    pub process: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Child {
+    pub fn spawn(test: &str, env: &str, dir: &Path) -> Child {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--ignored", "--nocapture", "-q"])
+            .env(env, dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = process.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Child {
+            process,
+            lines,
+            reader,
+        }
+    }
+
+    /// Kills the child (SIGKILL) and returns the lines it wrote that were not yet received.
+    pub fn kill(mut self) -> Vec<String> {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
+        self.reader.join().unwrap();
+        self.lines.try_iter().collect()
+    }
+}
+
 /// A scratch state directory, removed on drop.
 #[derive(Debug)]
 pub struct Scratch(pub PathBuf);
