@@ -43,7 +43,8 @@ pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(
 /// `batch_operation_entries`, a batched) operation entry waits to be written to the file.
 pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// With `batch_operation_entries`, a queue this large is written at once.
+/// A queue of journaled (or batched) entries this large is written by the caller that filled
+/// it rather than left to the flusher.
 const BATCH_BYTES: usize = 64 << 10;
 
 /// Who made the call an entry records.
@@ -363,11 +364,6 @@ pub(crate) fn chain_line(mut fields: Fields, prev: &[u8; 32], out: &mut Vec<u8>)
     hash
 }
 
-/// The last entry's sequence number and hash in an existing log file, if it has any.
-fn tail(path: &Path) -> Result<Option<(u64, [u8; 32])>, AuditError> {
-    Ok(scan(path)?.last)
-}
-
 /// What [`scan`] found at the end of a log file.
 struct Tail {
     /// The last entry's sequence number and hash.
@@ -378,6 +374,7 @@ struct Tail {
     len: u64,
 }
 
+/// Reads a log file (a missing one is empty) for its last entry and whether it ends mid-line.
 fn scan(path: &Path) -> Result<Tail, AuditError> {
     let mut t = Tail {
         last: None,
@@ -417,6 +414,8 @@ fn scan(path: &Path) -> Result<Tail, AuditError> {
 /// What opening the log repaired after an unclean stop, for its `log_opened` entry.
 #[derive(Default)]
 struct Repair {
+    /// The file's last entry afterwards (sequence number and hash).
+    last: Option<(u64, [u8; 32])>,
     /// Bytes of a last line cut short by a crash mid-write, removed.
     torn_bytes: u64,
     /// Entries copied from the journal into the file.
@@ -431,8 +430,11 @@ struct Repair {
 /// syncs. Leaves the journal alone while another process holds it (that process owns the
 /// log).
 fn repair(path: &Path) -> Result<Repair, AuditError> {
-    let mut r = Repair::default();
     let t = scan(path)?;
+    let mut r = Repair {
+        last: t.last,
+        ..Repair::default()
+    };
     if t.complete < t.len {
         let f = OpenOptions::new()
             .write(true)
@@ -456,6 +458,7 @@ fn repair(path: &Path) -> Result<Repair, AuditError> {
         f.write_all(&found.lines).map_err(io(path))?;
         f.sync_data().map_err(io(path))?;
         r.recovered = found.entries;
+        r.last = found.last;
     }
     Ok(r)
 }
@@ -717,8 +720,7 @@ pub fn append_unsealed(path: &Path, event: &str, detail: &str) -> Result<(), Aud
     let mut file = open_log(path)?;
     // Entries a crash left only in the journal come first (unless a running process holds
     // the journal: then it owns the log and writes them itself).
-    repair(path)?;
-    let (seq, prev) = match tail(path)? {
+    let (seq, prev) = match repair(path)?.last {
         Some((seq, h)) => (seq + 1, h),
         None => (0, GENESIS),
     };
@@ -752,7 +754,7 @@ impl AuditLog {
             .unwrap_or_else(|| default_path.to_owned());
         let file = open_log(&path)?;
         let repaired = repair(&path)?;
-        let last = tail(&path)?;
+        let last = repaired.last;
         let bytes = file.metadata().map_err(io(&path))?.len();
         // The journal serves entries written by the background flusher; with every entry
         // synced by its caller, or batched by choice, there is nothing for it to do.

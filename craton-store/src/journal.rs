@@ -166,6 +166,8 @@ pub(crate) struct Recovered {
     pub(crate) lines: Vec<u8>,
     /// How many entries `lines` holds.
     pub(crate) entries: u64,
+    /// The last of them (sequence number and hash), if any.
+    pub(crate) last: Option<(u64, [u8; 32])>,
     /// Why the journal could not be read at all (wrong size or magic), if so.
     pub(crate) unreadable: Option<String>,
 }
@@ -284,6 +286,7 @@ fn collect(bytes: &[u8], mut next: u64, mut prev: [u8; 32]) -> Recovered {
             }
             out.lines.extend_from_slice(&bytes[at + 4..at + need]);
             out.entries += 1;
+            out.last = Some((seq, hash));
             next += 1;
             prev = hash;
         }
@@ -341,6 +344,7 @@ mod tests {
         j.written_upto(marks[1]);
         let r = recover_while_held(&path, 2, lines[1].1);
         assert_eq!(r.entries, 4);
+        assert_eq!(r.last, Some((5, lines[5].1)));
         let want: Vec<u8> = lines[2..].iter().flat_map(|(l, _)| l.clone()).collect();
         assert_eq!(r.lines, want);
         // A log that already holds the first four: only the last two are new.

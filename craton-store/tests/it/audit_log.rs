@@ -512,6 +512,28 @@ fn a_second_engine_refused_the_store_leaves_the_first_ones_log_alone() {
 }
 
 #[test]
+fn a_line_cut_short_by_a_crash_is_removed_at_the_next_start() {
+    let dir = Scratch::new("audit-torn");
+    let (path, public) = workload(dir.path());
+    // What a kill in the middle of a write leaves: the start of a line, no newline.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"caller\":{\"pid\":1").unwrap();
+    drop(f);
+    assert!(verify(std::slice::from_ref(&path), &public).is_err());
+    drop(Hsm::open(config(dir.path())).unwrap());
+    let opened: Vec<Value> = lines(&path)
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "log_opened")
+        .collect();
+    assert_eq!(opened.last().unwrap()["torn_bytes_removed"], 18);
+    verify(&[path], &public).unwrap();
+}
+
+#[test]
 fn threads_and_the_flusher_rotating_at_once_lose_no_file() {
     // Several writers and the background flusher all see the file full at about the same
     // moment; each full file must be rotated once, never renamed over a rotated one.
