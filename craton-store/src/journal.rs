@@ -58,7 +58,7 @@ impl std::fmt::Debug for Journal {
 
 impl Journal {
     /// Opens the journal at `path` for a log whose every entry is in its file already
-    /// (recovery has run), creating it (0640, blocks allocated, so no store into it can meet
+    /// (recovery has run), creating it (0640, its space reserved, so no store into it can meet
     /// a full disk) if it is missing or not a journal of this size.
     pub(crate) fn open(path: &Path) -> std::io::Result<Journal> {
         let file = OpenOptions::new()
@@ -81,14 +81,15 @@ impl Journal {
                 && &magic == MAGIC
         };
         if !reusable {
-            // Real zeros rather than a hole: the blocks are allocated now. A file system too
-            // full for them gets its space back: the log itself still needs it.
+            // Real zeros rather than a hole: the file system reserves the space at this write
+            // (or fails it), so no later store into the mapping can meet a full disk. A file
+            // system too full for it gets its space back: the log itself still needs it. No
+            // sync: the journal guards against a crash of the process, not of the machine.
             let fill = || -> std::io::Result<()> {
                 file.set_len(0)?;
                 let mut zeros = vec![0u8; JOURNAL_BYTES];
                 zeros[..MAGIC.len()].copy_from_slice(MAGIC);
-                (&file).write_all(&zeros)?;
-                file.sync_all()
+                (&file).write_all(&zeros)
             };
             if let Err(e) = fill() {
                 let _ = std::fs::remove_file(path);

@@ -7,7 +7,7 @@
 //! another process changing the file meanwhile cannot break Rust's aliasing rules. One hazard
 //! stays, and callers must document it: if the file is cut shorter than the mapping while
 //! mapped, the next store to a page past its end raises `SIGBUS`. The caller keeps the file in
-//! a directory only the service writes, and allocates its blocks before mapping it (so a full
+//! a directory only the service writes, and writes the whole file before mapping it (so a full
 //! disk cannot strike at a store either).
 
 use rustix::mm::{self, MapFlags, ProtFlags};
