@@ -6,8 +6,9 @@
 //! The mapping is only ever written through raw pointers, never borrowed as a Rust slice, so
 //! another process changing the file meanwhile cannot break Rust's aliasing rules. One hazard
 //! stays, and callers must document it: if the file is cut shorter than the mapping while
-//! mapped, the next store to a page past its end raises `SIGBUS`. The caller keeps the file in
-//! a directory only the service writes, and writes the whole file before mapping it (so a full
+//! mapped, the next store to a page past its end raises `SIGBUS`. The caller sizes the file
+//! (craton-core touches no file beyond mapping the descriptor it is given), keeps it in a
+//! directory only the service writes, and writes the whole file before mapping it (so a full
 //! disk cannot strike at a store either).
 
 use rustix::mm::{self, MapFlags, ProtFlags};
@@ -34,21 +35,15 @@ impl std::fmt::Debug for SharedFileMap {
 }
 
 impl SharedFileMap {
-    /// Maps the first `len` bytes of `file`, which must be open for reading and writing and at
-    /// least `len` bytes long (checked: a shorter file is refused, since a store past its end
-    /// would raise `SIGBUS`).
-    pub fn new(file: &std::fs::File, len: usize) -> std::io::Result<SharedFileMap> {
+    /// Maps the first `len` bytes of the file behind `fd` (open for reading and writing),
+    /// shared. craton-core opens, reads and sizes no file: the caller makes the file at least
+    /// `len` bytes long first, since a store past its end raises `SIGBUS` (a crash, never a
+    /// stray write).
+    pub fn new(fd: impl AsFd, len: usize) -> std::io::Result<SharedFileMap> {
         if len == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "cannot map zero bytes",
-            ));
-        }
-        let size = file.metadata()?.len();
-        if size < len as u64 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("the file holds {size} bytes, fewer than the {len} to map"),
             ));
         }
         // SAFETY: a new shared mapping of a file descriptor we hold, at an address the kernel
@@ -59,7 +54,7 @@ impl SharedFileMap {
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED,
-                file.as_fd(),
+                fd.as_fd(),
                 0,
             )
         }?;
@@ -149,12 +144,12 @@ mod tests {
     }
 
     #[test]
-    fn a_file_shorter_than_the_mapping_is_refused() {
-        let (path, f) = scratch("short");
-        f.set_len(100).unwrap();
-        let e = SharedFileMap::new(&f, 4096).unwrap_err();
-        assert!(e.to_string().contains("fewer than the 4096"), "{e}");
-        assert!(SharedFileMap::new(&f, 0).is_err());
+    fn an_empty_mapping_is_refused() {
+        let (path, f) = scratch("empty");
+        assert_eq!(
+            SharedFileMap::new(&f, 0).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidInput
+        );
         let _ = std::fs::remove_file(&path);
     }
 }
