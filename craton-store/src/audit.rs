@@ -203,7 +203,7 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
+fn unhex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }
@@ -1174,6 +1174,56 @@ impl Drop for AuditLog {
     }
 }
 
+/// An entry line that passed its own checks.
+pub(crate) struct CheckedEntry {
+    pub(crate) fields: serde_json::Map<String, Value>,
+    pub(crate) seq: u64,
+    pub(crate) prev: [u8; 32],
+    pub(crate) hash: [u8; 32],
+}
+
+/// The checks one line passes on its own (the chain is the caller's): a JSON object in
+/// canonical form, with a `hash` that is SHA-256 of the line before `,"hash"` closed with `}`,
+/// a sequence number and a previous hash. Re-serialising the body canonically means an edit
+/// that keeps the JSON valid but changes a byte still changes the hash. The verifier and the
+/// journal's recovery both use it.
+pub(crate) fn check_line(line: &str) -> Result<CheckedEntry, &'static str> {
+    let cut = line.rfind(",\"hash\":\"").ok_or("entry has no hash")?;
+    let body = format!("{}}}", &line[..cut]);
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) else {
+        return Err("not a JSON object");
+    };
+    let hash = fields
+        .get("hash")
+        .and_then(Value::as_str)
+        .and_then(unhex32)
+        .ok_or("malformed hash")?;
+    let body_value = serde_json::from_str::<Value>(&body).map_err(|_| "entry body is not JSON")?;
+    // (Compared as text: `Value == String` would compare against a JSON string value.)
+    let canonical = body_value.to_string();
+    if canonical != body {
+        return Err("entry is not in canonical form (edited)");
+    }
+    if sha256(body.as_bytes()) != hash {
+        return Err("hash does not match the entry (edited)");
+    }
+    let seq = fields
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or("missing seq")?;
+    let prev = fields
+        .get("prev")
+        .and_then(Value::as_str)
+        .and_then(unhex32)
+        .ok_or("missing prev")?;
+    Ok(CheckedEntry {
+        fields,
+        seq,
+        prev,
+        hash,
+    })
+}
+
 /// The first problem [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {why}")]
@@ -1283,47 +1333,12 @@ pub fn verify_with_progress(
             let line = line.map_err(|e| bad(path, n, e.to_string()))?;
             done += line.len() as u64 + 1;
             progress(done.min(total), total);
-            let Some(cut) = line.rfind(",\"hash\":\"") else {
-                return Err(bad(path, n, "entry has no hash".into()));
-            };
-            let body = format!("{}}}", &line[..cut]);
-            let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&line) else {
-                return Err(bad(path, n, "not a JSON object".into()));
-            };
-            let stated = fields
-                .get("hash")
-                .and_then(Value::as_str)
-                .and_then(unhex32)
-                .ok_or_else(|| bad(path, n, "malformed hash".into()))?;
-            // Re-serialise the body canonically: an edit that keeps the JSON valid but changes
-            // a byte still changes the hash.
-            let Ok(body_value) = serde_json::from_str::<Value>(&body) else {
-                return Err(bad(path, n, "entry body is not JSON".into()));
-            };
-            let canonical = body_value.to_string();
-            if canonical != body {
-                return Err(bad(
-                    path,
-                    n,
-                    "entry is not in canonical form (edited)".into(),
-                ));
-            }
-            if sha256(body.as_bytes()) != stated {
-                return Err(bad(
-                    path,
-                    n,
-                    "hash does not match the entry (edited)".into(),
-                ));
-            }
-            let seq = fields
-                .get("seq")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| bad(path, n, "missing seq".into()))?;
-            let entry_prev = fields
-                .get("prev")
-                .and_then(Value::as_str)
-                .and_then(unhex32)
-                .ok_or_else(|| bad(path, n, "missing prev".into()))?;
+            let CheckedEntry {
+                fields,
+                seq,
+                prev: entry_prev,
+                hash: stated,
+            } = check_line(&line).map_err(|why| bad(path, n, why.into()))?;
             match (expected_seq, prev) {
                 (Some(want), _) if seq != want => {
                     return Err(bad(
