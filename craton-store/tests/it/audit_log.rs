@@ -362,6 +362,14 @@ fn entries_name_the_caller_a_frontend_sets() {
     assert_eq!(generated[1]["caller"]["pid"], std::process::id());
 }
 
+/// Fills the file system of `dir` with a file of zeros, whose path it returns.
+fn fill_up(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut filler = std::fs::File::create(&path).unwrap();
+    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    path
+}
+
 #[test]
 fn when_the_audit_log_cannot_be_written_nothing_is_handed_out_unaudited() {
     let dir = Scratch::new("audit-broken");
@@ -375,9 +383,14 @@ fn when_the_audit_log_cannot_be_written_nothing_is_handed_out_unaudited() {
     init(&hsm);
     let s = user_session(&hsm);
     let k = hmac_key(&hsm, s, false);
-    // Fill the log's file system.
-    let mut filler = std::fs::File::create(logs.join("filler")).unwrap();
-    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    // 64 KiB has no room for the journal: the log writes each entry itself, and says why.
+    let opened = lines(&logs.join("audit.log"));
+    assert!(
+        opened[0].contains("\"journal_problem\""),
+        "the journal should not fit: {}",
+        opened[0]
+    );
+    fill_up(&logs);
     let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
     // The log's last page may still have room for a few entries; then a call's entry cannot
     // be written, and that call gets an error, not its signature.
@@ -428,10 +441,7 @@ fn a_full_disk_under_the_journal_loses_no_entry_of_a_returned_call() {
         "the journal should fit: {}",
         opened[0]
     );
-    let filler_path = logs.join("filler");
-    let mut filler = std::fs::File::create(&filler_path).unwrap();
-    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
-    drop(filler);
+    let filler_path = fill_up(&logs);
     let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
     let started = std::time::Instant::now();
     let mut signed = 0u64;
