@@ -408,6 +408,7 @@ impl Hsm {
 
     /// Records an event and fails the calling operation if the audit log could not write
     /// it: no result is handed out whose audit entry is missing.
+    #[inline]
     pub(crate) fn emit(&self, e: Event) -> Result<()> {
         self.events.record(&e);
         if self.audit.as_ref().is_some_and(|a| a.is_failed()) {
@@ -446,12 +447,11 @@ impl Hsm {
     }
 
     pub(crate) fn session(&self, h: SessionHandle) -> Result<Arc<Session>> {
-        self.shard(h.0)
-            .read()
-            .map_err(poisoned)?
-            .get(&h.0)
-            .cloned()
-            .ok_or(HsmError::SessionHandleInvalid)
+        match self.shard(h.0).read().map_err(poisoned)?.get(&h.0) {
+            // A `match`, not `ok_or`: the unused error of `ok_or` is dropped on every call.
+            Some(s) => Ok(s.clone()),
+            None => Err(HsmError::SessionHandleInvalid),
+        }
     }
 
     /// Runs `f` on session `h` under its shard's read lock, without taking a reference to
@@ -462,7 +462,10 @@ impl Hsm {
         f: impl FnOnce(&Session) -> Result<T>,
     ) -> Result<T> {
         let shard = self.shard(h.0).read().map_err(poisoned)?;
-        f(shard.get(&h.0).ok_or(HsmError::SessionHandleInvalid)?)
+        match shard.get(&h.0) {
+            Some(s) => f(s),
+            None => Err(HsmError::SessionHandleInvalid),
+        }
     }
 
     pub(crate) fn lock_ops<'a>(&self, s: &'a Session) -> Result<MutexGuard<'a, SessionOps>> {

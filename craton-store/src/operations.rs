@@ -501,7 +501,10 @@ impl Hsm {
                 Err(HsmError::OperationNotInitialized)
             }
             Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
-            Some(_) => running.take().ok_or(HsmError::OperationNotInitialized),
+            Some(_) => match running.take() {
+                Some(r) => Ok(r),
+                None => Err(HsmError::OperationNotInitialized),
+            },
         }
     }
 
@@ -527,7 +530,9 @@ impl Hsm {
         let s = self.session(h)?;
         let mut ops = self.lock_ops(&s)?;
         let running = slot(&mut ops);
-        let r = running.as_mut().ok_or(HsmError::OperationNotInitialized)?;
+        let Some(r) = running.as_mut() else {
+            return Err(HsmError::OperationNotInitialized);
+        };
         if r.signature.is_some() != preset {
             *running = None;
             return Err(HsmError::OperationNotInitialized);
@@ -545,10 +550,10 @@ impl Hsm {
     fn peek<C, T>(&self, h: SessionHandle, slot: Slot<C>, f: impl FnOnce(&C) -> T) -> Result<T> {
         let s = self.session(h)?;
         let mut ops = self.lock_ops(&s)?;
-        let r = slot(&mut ops)
-            .as_ref()
-            .ok_or(HsmError::OperationNotInitialized)?;
-        Ok(f(&r.ctx))
+        match slot(&mut ops) {
+            Some(r) => Ok(f(&r.ctx)),
+            None => Err(HsmError::OperationNotInitialized),
+        }
     }
 
     /// Ends the session's running operations of the given kinds without finishing them
