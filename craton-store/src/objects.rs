@@ -304,11 +304,10 @@ fn natural_usage(spec: KeySpec, class: ObjectClass) -> &'static [A] {
 }
 
 /// Applies `defaults` for what the template leaves out.
-fn with_defaults(class: ObjectClass, mut attrs: Attributes) -> Attributes {
-    for (a, v) in attribute::defaults(class) {
-        attrs.entry(a).or_insert(v);
-    }
-    attrs
+fn with_defaults(class: ObjectClass, attrs: Attributes) -> Attributes {
+    let mut all = attribute::default_attributes(class);
+    all.extend(attrs);
+    all
 }
 
 pub(crate) use crate::clock::today;
@@ -540,9 +539,7 @@ impl Hsm {
                 } else {
                     material.private_attributes()?
                 };
-                for (a, v) in implied {
-                    attrs.entry(a).or_insert(v);
-                }
+                attrs.fill_from(implied);
                 attrs.insert(A::LOCAL, AttrValue::Bool(false));
                 attrs.insert(A::KEY_GEN_MECHANISM, AttrValue::Ulong(u64::MAX));
                 if class != ObjectClass::PUBLIC_KEY {
@@ -663,18 +660,26 @@ impl Hsm {
             }
         }
         let mut attrs = with_defaults(class, tpl);
-        attrs.insert(A::CLASS, AttrValue::Ulong(class.0));
-        attrs.insert(A::KEY_TYPE, AttrValue::Ulong(key_type_for(spec).0));
-        for (a, v) in material_attrs {
-            attrs.insert(a, v);
-        }
-        attrs.insert(A::LOCAL, AttrValue::Bool(true));
-        attrs.insert(A::KEY_GEN_MECHANISM, AttrValue::Ulong(spec.mechanism().0));
+        // What the token sets, over the template and the defaults, in one pass.
+        attrs.extend(
+            [
+                (A::CLASS, AttrValue::Ulong(class.0)),
+                (A::KEY_TYPE, AttrValue::Ulong(key_type_for(spec).0)),
+            ]
+            .into_iter()
+            .chain(material_attrs)
+            .chain([
+                (A::LOCAL, AttrValue::Bool(true)),
+                (A::KEY_GEN_MECHANISM, AttrValue::Ulong(spec.mechanism().0)),
+            ]),
+        );
         if class != ObjectClass::PUBLIC_KEY {
             let sensitive = flag(&attrs, A::SENSITIVE);
             let extractable = flag(&attrs, A::EXTRACTABLE);
-            attrs.insert(A::ALWAYS_SENSITIVE, AttrValue::Bool(sensitive));
-            attrs.insert(A::NEVER_EXTRACTABLE, AttrValue::Bool(!extractable));
+            attrs.extend([
+                (A::ALWAYS_SENSITIVE, AttrValue::Bool(sensitive)),
+                (A::NEVER_EXTRACTABLE, AttrValue::Bool(!extractable)),
+            ]);
         }
         self.check_key_usage(&attrs)?;
         Ok(attrs)
@@ -753,9 +758,7 @@ impl Hsm {
         // Size parameters may sit in either template (CKA_MODULUS_BITS in the public one by
         // convention, CKA_PARAMETER_SET in either).
         let mut merged = priv_tpl.clone();
-        for (a, v) in &pub_tpl {
-            merged.entry(*a).or_insert_with(|| v.clone());
-        }
+        merged.fill_from(pub_tpl.iter().map(|(a, v)| (*a, v.clone())));
         let spec = Self::spec_from_template(*m, &merged)?;
         if !spec.is_pair() {
             return Err(craton_core::CryptoError::MechanismUnsupported(*m).into());
