@@ -310,13 +310,6 @@ impl Attributes {
         Attributes::default()
     }
 
-    /// No attributes, with room for `n` without reallocating.
-    pub fn with_capacity(n: usize) -> Self {
-        Attributes {
-            entries: Vec::with_capacity(n),
-        }
-    }
-
     fn find(&self, a: AttributeType) -> Result<usize, usize> {
         self.entries.binary_search_by(|(k, _)| k.cmp(&a))
     }
@@ -344,13 +337,6 @@ impl Attributes {
                 self.entries.insert(i, (a, v));
                 None
             }
-        }
-    }
-
-    /// Sets `a` to `v` unless `a` is present already.
-    pub fn insert_if_absent(&mut self, a: AttributeType, v: AttrValue) {
-        if let Err(i) = self.find(a) {
-            self.entries.insert(i, (a, v));
         }
     }
 
@@ -402,8 +388,8 @@ impl Attributes {
     /// beside the present entries once. Where a type repeats, `later_wins` keeps the last
     /// value given (present entries count as given first), otherwise the first.
     fn merge(&mut self, mut more: Vec<(AttributeType, AttrValue)>, later_wins: bool) {
-        // A few: each found by binary search and put in place (most replace a value, and an
-        // insertion moves at most a few hundred bytes). Many: sorted and merged in one walk.
+        // A few: each found by binary search and put in place (an insertion moves the entries
+        // after it, about a kilobyte at most). Many: sorted and merged in one walk.
         if more.len() <= 8 {
             for (a, v) in more {
                 match self.find(a) {
@@ -583,7 +569,7 @@ pub fn default_attributes(class: ObjectClass) -> Attributes {
 
 /// [`defaults`] sorted by type, built once per class: what an object's attributes are
 /// merged with at creation.
-pub fn sorted_defaults(class: ObjectClass) -> &'static [(AttributeType, AttrValue)] {
+fn sorted_defaults(class: ObjectClass) -> &'static [(AttributeType, AttrValue)] {
     type Table = Vec<(ObjectClass, Vec<(AttributeType, AttrValue)>)>;
     static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| {
         [
@@ -941,5 +927,21 @@ mod tests {
             shown.contains("4 bytes") && !shown.contains("66"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn default_attributes_are_the_defaults_in_order() {
+        for c in [
+            ObjectClass::DATA,
+            ObjectClass::CERTIFICATE,
+            ObjectClass::PUBLIC_KEY,
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::SECRET_KEY,
+            ObjectClass(0x8000_0001),
+        ] {
+            let want: Attributes = defaults(c).into_iter().collect();
+            assert_eq!(default_attributes(c), want, "{c:?}");
+            assert!(default_attributes(c).keys().is_sorted());
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! craton-core: the pure cryptographic heart of Craton HSM.
 //!
 //! It holds the mechanism registry, the cryptographic operations on AWS-LC (through aws-lc-rs,
-//! and through `aws-lc-sys` in the one [`ffi`] module where aws-lc-rs stops short), key material
+//! and through `aws-lc-sys` in the one `ffi` module where aws-lc-rs stops short), key material
 //! types that lock, hide and wipe secrets, the SP 800-90A HMAC_DRBG, the power-on self-tests
 //! and the PKCS#11 attribute model.
 //!

@@ -1,6 +1,6 @@
 //! Operation dispatch: a mechanism with its parameters parsed ([`Mechanism`]) plus a key gives
 //! a running operation ([`SignContext`], [`VerifyContext`], [`CipherContext`]), or a one-shot
-//! result ([`derive`], [`wrap_key`], [`encapsulate`], …).
+//! result ([`derive()`], [`wrap_key`], [`encapsulate`], …).
 //!
 //! Frontends parse their wire format (C structs, protobuf) into a [`Mechanism`] once, at the
 //! edge, and never look at raw parameters again. This module checks that the key fits the

@@ -58,7 +58,7 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
 }
 
-/// Whether a client offering `offered` shares at least one suite with [`provider`].
+/// Whether a client offering `offered` shares at least one suite with [`provider()`].
 pub fn suite_in_common(offered: &[rustls::CipherSuite]) -> bool {
     static OURS: std::sync::LazyLock<Vec<rustls::CipherSuite>> =
         std::sync::LazyLock::new(|| provider().cipher_suites.iter().map(|s| s.suite()).collect());

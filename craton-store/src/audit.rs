@@ -5,7 +5,7 @@
 //! before the call that caused them returns. Concurrent callers share that cost by group
 //! commit: whoever finds no flush in progress writes everything queued so far with one write
 //! and one sync, and every caller whose entry was in that batch returns. Per-operation entries
-//! are copied into the journal ([`crate::journal`]) before their call returns, which is as safe
+//! are copied into the journal (`journal.rs`) before their call returns, which is as safe
 //! from a crash of the process as a write and costs no system call; the background flusher
 //! writes them to the file within [`FLUSH_INTERVAL`] and syncs them within [`SYNC_INTERVAL`].
 //!

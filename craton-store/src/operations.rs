@@ -1469,7 +1469,7 @@ impl Hsm {
 
     /// `C_UnwrapKey`: a secret key, or (with `CKA_CLASS` `CKO_PRIVATE_KEY` in the template) a
     /// private key from PKCS#8. The new key is always sensitive (see the module docs of
-    /// [`crate::objects`]).
+    /// `objects.rs`).
     pub fn unwrap_key(
         &self,
         h: SessionHandle,

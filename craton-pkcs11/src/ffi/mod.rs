@@ -5,9 +5,9 @@
 //! places on each argument (a pointer with a length is valid for that many bytes, an output
 //! length pointer is writable, and so on); null pointers and absurd lengths are refused with
 //! `CKR_ARGUMENTS_BAD` before anything is read. The functions themselves sit one file per
-//! chapter of the specification (PKCS#11 3.0 §5), each one a call to [`entry`]: catch any
+//! chapter of the specification (PKCS#11 3.0 §5), each one a call to `entry`: catch any
 //! panic, check that the module is initialised, run safe code returning `Result`, and map the
-//! error to a `CK_RV` in exactly one place ([`crate::rv`]).
+//! error to a `CK_RV` in exactly one place (`rv.rs`).
 #![allow(unsafe_code)]
 
 use cryptoki_sys::*;
