@@ -356,15 +356,8 @@ impl Attributes {
     }
 
     /// The attributes in type order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&AttributeType, &AttrValue)> + '_ {
-        self.entries.iter().map(|(k, v)| (k, v))
-    }
-
-    /// The attributes in type order, values changeable in place.
-    pub fn iter_mut(
-        &mut self,
-    ) -> impl DoubleEndedIterator<Item = (&AttributeType, &mut AttrValue)> + '_ {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
+    pub fn iter(&self) -> <&Self as IntoIterator>::IntoIter {
+        self.into_iter()
     }
 
     /// The attribute types in order.
@@ -400,7 +393,8 @@ impl Attributes {
             }
             return;
         }
-        sort_by_type(&mut more);
+        // Stable, so repeats keep their order; short lists sort in place without allocating.
+        more.sort_by_key(|(k, _)| *k);
         let mut out: Vec<(AttributeType, AttrValue)> =
             Vec::with_capacity(self.entries.len() + more.len());
         let mut keep = |e: (AttributeType, AttrValue)| match out.last_mut() {
@@ -454,23 +448,6 @@ impl Extend<(AttributeType, AttrValue)> for Attributes {
     /// Like inserting each in turn: a type given again replaces the value it has.
     fn extend<I: IntoIterator<Item = (AttributeType, AttrValue)>>(&mut self, iter: I) {
         self.merge(iter.into_iter().collect(), true);
-    }
-}
-
-/// A stable sort by type. The lists sorted here are short (an object's few dozen
-/// attributes, mostly in order already), where an insertion sort beats the general sort,
-/// which allocates scratch space.
-fn sort_by_type(v: &mut [(AttributeType, AttrValue)]) {
-    if v.len() > 20 && !v.is_sorted_by_key(|(k, _)| *k) {
-        v.sort_by_key(|(k, _)| *k);
-        return;
-    }
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 && v[j - 1].0 > v[j].0 {
-            v.swap(j - 1, j);
-            j -= 1;
-        }
     }
 }
 
