@@ -6,7 +6,7 @@
 //! declared; unpadded ECB/CBC refuse a final partial block.
 
 use crate::error::{CryptoError, Result};
-use crate::ffi::cipher::{AesMode as FfiMode, CipherCtx, Direction};
+use crate::ffi::cipher::{AesMode as FfiMode, CipherCtx, Direction, Out};
 use crate::ffi::keywrap;
 use crate::mac::AES_KEY_BYTES;
 use crate::mechanism::{KeyType, MechanismInfo, MechanismType as M, Operations as Op, row};
@@ -277,6 +277,39 @@ impl AesContext {
 
     /// Processes more input, appending ready output to `out`.
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.update_to(input, &mut Out::Vec(out))
+    }
+
+    /// Finishes, appending the final output (padding block, GCM tag, or the verified GCM
+    /// plaintext) to `out`.
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<()> {
+        self.finish_to(&mut Out::Vec(out))
+    }
+
+    /// Encrypts `input` in one call straight into `out`, which must hold at least
+    /// [`Self::one_shot_len`] bytes; returns the length written. Ciphertext only: a
+    /// decryption is refused, since plaintext must not reach a caller's buffer before the
+    /// whole of it has been checked.
+    pub fn encrypt_into(mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        if self.direction() != Direction::Encrypt {
+            return Err(CryptoError::OperationState(
+                "decryption has no in-place form",
+            ));
+        }
+        let required = self.one_shot_len(input.len());
+        if out.len() < required {
+            return Err(CryptoError::BufferTooSmall { required });
+        }
+        let mut into = Out::Slice {
+            buf: out,
+            filled: 0,
+        };
+        self.update_to(input, &mut into)?;
+        self.finish_to(&mut into)?;
+        Ok(into.len())
+    }
+
+    fn update_to(&mut self, input: &[u8], out: &mut Out<'_>) -> Result<()> {
         let is_decrypt = self.ctx.direction() == Direction::Decrypt;
         match &mut self.kind {
             Kind::GcmDecrypt { held, .. } => {
@@ -302,9 +335,7 @@ impl AesContext {
         })
     }
 
-    /// Finishes, appending the final output (padding block, GCM tag, or the verified GCM
-    /// plaintext) to `out`.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn finish_to(mut self, out: &mut Out<'_>) -> Result<()> {
         let decrypt = self.ctx.direction() == Direction::Decrypt;
         match &mut self.kind {
             Kind::Plain { buffered, .. } if *buffered != 0 => {
@@ -317,7 +348,7 @@ impl AesContext {
             Kind::GcmEncrypt { tag_len, .. } => {
                 let tag_len = *tag_len;
                 self.ctx.finish(out)?;
-                out.extend_from_slice(&self.ctx.gcm_tag(tag_len)?);
+                self.ctx.gcm_tag(tag_len, out)?;
                 return Ok(());
             }
             Kind::GcmDecrypt { tag_len, held } => {
@@ -329,13 +360,14 @@ impl AesContext {
                     .gcm_set_expected_tag(&held[split..])
                     .map_err(|_| CryptoError::EncryptedDataInvalid)?;
                 let mut plain = Zeroizing::new(Vec::with_capacity(split + 16));
+                let mut to_plain = Out::Vec(&mut plain);
                 self.ctx
-                    .update(&held[..split], &mut plain)
+                    .update(&held[..split], &mut to_plain)
                     .map_err(|_| CryptoError::EncryptedDataInvalid)?;
                 self.ctx
-                    .finish(&mut plain)
+                    .finish(&mut to_plain)
                     .map_err(|_| CryptoError::EncryptedDataInvalid)?;
-                out.extend_from_slice(&plain);
+                out.extend_from_slice(&plain)?;
                 return Ok(());
             }
             _ => {}

@@ -958,6 +958,30 @@ impl CipherContext {
         }
     }
 
+    /// [`Self::one_shot`] into the caller's buffer `out`, which must hold at least
+    /// [`Self::one_shot_len`] bytes (else `BufferTooSmall`, before any work); returns the
+    /// length written. AES encryption writes there directly; everything else (decrypted
+    /// plaintext above all) is produced whole and checked first, then copied.
+    pub fn one_shot_into(self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        let required = self.one_shot_len(input.len());
+        if out.len() < required {
+            return Err(CryptoError::BufferTooSmall { required });
+        }
+        match self {
+            CipherContext::Aes(a) if a.direction() == Direction::Encrypt => {
+                a.encrypt_into(input, out)
+            }
+            other => {
+                let data = other.one_shot(input)?;
+                let n = data.len();
+                out.get_mut(..n)
+                    .ok_or(CryptoError::BufferTooSmall { required: n })?
+                    .copy_from_slice(&data);
+                Ok(n)
+            }
+        }
+    }
+
     /// Processes `input` in one call (`C_Encrypt`/`C_Decrypt`).
     pub fn one_shot(mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(Vec::with_capacity(self.one_shot_len(input.len())));
@@ -1211,6 +1235,89 @@ mod tests {
             Generated::Pair(p, s) => (Arc::new(p), Arc::new(s)),
             Generated::Secret(_) => panic!("pair expected"),
         }
+    }
+
+    /// Every AES mode, encrypting and decrypting: the in-place call writes exactly what the
+    /// allocating one returns, into a buffer of exactly the length it asks for or a larger
+    /// one, touches nothing beyond it, and refuses a short buffer without writing to it.
+    #[test]
+    fn one_shot_into_writes_what_one_shot_returns_and_refuses_short_buffers() {
+        use crate::aes::{GcmIv, GcmParams};
+        let rng = rng();
+        let key = Arc::new(KeyMaterial::Secret {
+            key_type: KeyType::AES,
+            value: crate::secret::SecretBytes::new(&[7u8; 32]),
+        });
+        let gcm = |tag_bits, aad: &[u8]| {
+            AesMode::Gcm(GcmParams {
+                iv: GcmIv::Given(vec![9; 12]),
+                aad: aad.to_vec(),
+                tag_bits,
+            })
+        };
+        let modes = [
+            (AesMode::Ecb, true),
+            (AesMode::Cbc { iv: [1; 16] }, true),
+            (AesMode::CbcPad { iv: [2; 16] }, false),
+            (
+                AesMode::Ctr {
+                    counter_block: [3; 16],
+                    counter_bits: 32,
+                },
+                false,
+            ),
+            (gcm(128, b""), false),
+            (gcm(96, b"header"), false),
+            (gcm(32, b""), false),
+        ];
+        let make = |mode: &AesMode, d| {
+            CipherContext::new(&Mechanism::Aes(mode.clone()), key.clone(), d, &rng).unwrap()
+        };
+        for (mode, whole_blocks) in &modes {
+            for len in [0usize, 1, 15, 16, 17, 100, 4096, 4097] {
+                if *whole_blocks && len % 16 != 0 {
+                    continue;
+                }
+                let input: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let expected = make(mode, Direction::Encrypt).one_shot(&input).unwrap();
+                let required = make(mode, Direction::Encrypt).one_shot_len(len);
+                for slack in [0usize, 1, 40] {
+                    let mut buf = vec![0xee; required + slack];
+                    let n = make(mode, Direction::Encrypt)
+                        .one_shot_into(&input, &mut buf)
+                        .unwrap();
+                    assert_eq!(&buf[..n], &expected[..], "{mode:?}, {len} bytes");
+                    assert!(buf[n..].iter().all(|b| *b == 0xee), "nothing past the end");
+                }
+                if required > 0 {
+                    let mut short = vec![0xee; required - 1];
+                    let err = make(mode, Direction::Encrypt)
+                        .one_shot_into(&input, &mut short)
+                        .unwrap_err();
+                    assert_eq!(err, CryptoError::BufferTooSmall { required });
+                    assert!(short.iter().all(|b| *b == 0xee), "a refusal writes nothing");
+                }
+                // Decryption through the same call gives the plaintext back.
+                let bound = make(mode, Direction::Decrypt).one_shot_len(expected.len());
+                let mut plain = vec![0xee; bound];
+                let n = make(mode, Direction::Decrypt)
+                    .one_shot_into(&expected, &mut plain)
+                    .unwrap();
+                assert_eq!(&plain[..n], &input[..], "{mode:?} decrypts");
+            }
+        }
+        // A forged GCM ciphertext leaves the caller's buffer as it was.
+        let mut forged = make(&modes[4].0, Direction::Encrypt)
+            .one_shot(b"attack at dawn")
+            .unwrap();
+        forged[0] ^= 1;
+        let mut plain = vec![0xee; 64];
+        assert!(
+            make(&modes[4].0, Direction::Decrypt)
+                .one_shot_into(&forged, &mut plain)
+                .is_err()
+        );
+        assert!(plain.iter().all(|b| *b == 0xee), "no unchecked plaintext");
     }
 
     #[test]

@@ -12,10 +12,10 @@ use crate::error::Result;
 use crate::hsm::{Hsm, ObjectHandle, SessionHandle, SessionInfo, TokenInfo};
 use crate::objects::Template;
 use crate::operations::{MessageKind, MessageOutput, OperationKind};
-use craton_core::Direction;
 use craton_core::attribute::{AttrValue, AttributeError, AttributeType as A};
 use craton_core::mechanism::Registry;
 use craton_core::ops::Mechanism;
+use craton_core::{CryptoError, Direction};
 use zeroize::Zeroizing;
 
 /// Values, or why each is withheld, as `C_GetAttributeValue` reports them.
@@ -40,6 +40,30 @@ macro_rules! engine {
                 self.find_objects_final(h)?;
                 found
             }
+            /// `C_Encrypt` / `C_Decrypt` into `out` (see [`Hsm::cipher_into`]): a buffer
+            /// shorter than the output's upper bound is refused with
+            /// `CryptoError::BufferTooSmall` and the operation stays.
+            fn cipher_into(
+                &self,
+                h: SessionHandle,
+                direction: Direction,
+                input: &[u8],
+                out: &mut [u8],
+            ) -> Result<usize> {
+                let required = self.cipher_len(h, direction, input.len())?;
+                if out.len() < required {
+                    return Err(CryptoError::BufferTooSmall { required }.into());
+                }
+                let data = match direction {
+                    Direction::Encrypt => Zeroizing::new(self.encrypt(h, input)?),
+                    Direction::Decrypt => self.cipher(h, direction, input)?,
+                };
+                let n = data.len();
+                out.get_mut(..n)
+                    .ok_or(CryptoError::BufferTooSmall { required: n })?
+                    .copy_from_slice(&data);
+                Ok(n)
+            }
             $( $(#[$doc])* fn $name(&self $(, $arg: $ty)*) -> $ret; )*
         }
 
@@ -52,6 +76,15 @@ macro_rules! engine {
             }
             fn max_failed_logins(&self) -> Result<u32> {
                 Ok(self.config().security.max_failed_logins)
+            }
+            fn cipher_into(
+                &self,
+                h: SessionHandle,
+                direction: Direction,
+                input: &[u8],
+                out: &mut [u8],
+            ) -> Result<usize> {
+                Hsm::cipher_into(self, h, direction, input, out)
             }
             $( fn $name(&self $(, $arg: $ty)*) -> $ret { Hsm::$name(self $(, $arg)*) } )*
         }

@@ -492,6 +492,18 @@ impl Hsm {
     }
 
     fn take_from<C>(&self, s: &Session, slot: Slot<C>, preset: bool) -> Result<Running<C>> {
+        self.take_if(s, slot, preset, |_| Ok(()))
+    }
+
+    /// [`Self::take_from`], if `fits` accepts the running context; a refusal (a caller's
+    /// buffer too short for the output) leaves the operation in place.
+    fn take_if<C>(
+        &self,
+        s: &Session,
+        slot: Slot<C>,
+        preset: bool,
+        fits: impl FnOnce(&C) -> Result<()>,
+    ) -> Result<Running<C>> {
         let mut ops = self.lock_ops(s)?;
         let running = slot(&mut ops);
         match running {
@@ -501,10 +513,13 @@ impl Hsm {
                 Err(HsmError::OperationNotInitialized)
             }
             Some(r) if r.needs_login => Err(HsmError::UserNotLoggedIn),
-            Some(_) => match running.take() {
-                Some(r) => Ok(r),
-                None => Err(HsmError::OperationNotInitialized),
-            },
+            Some(r) => {
+                fits(&r.ctx)?;
+                match running.take() {
+                    Some(r) => Ok(r),
+                    None => Err(HsmError::OperationNotInitialized),
+                }
+            }
         }
     }
 
@@ -1084,6 +1099,33 @@ impl Hsm {
         let out = r.ctx.one_shot(input);
         self.audit_end(h, Self::direction_name(direction), r.tag, out.is_ok())?;
         Ok(out?)
+    }
+
+    /// `C_Encrypt` / `C_Decrypt` into the caller's buffer `out`, returning the length written.
+    /// A buffer shorter than the output's upper bound is refused with
+    /// `CryptoError::BufferTooSmall` carrying that bound, and the operation stays, as the
+    /// two-call convention requires; otherwise the operation ends. The session is visited
+    /// once, and ciphertext is written straight into `out`; plaintext only after the whole of
+    /// it has been checked.
+    pub fn cipher_into(
+        &self,
+        h: SessionHandle,
+        direction: Direction,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let r = self.with_session(h, |s| {
+            self.take_if(s, Self::slot_for(direction), false, |c| {
+                let required = c.one_shot_len(input.len());
+                if out.len() < required {
+                    return Err(craton_core::CryptoError::BufferTooSmall { required }.into());
+                }
+                Ok(())
+            })
+        })?;
+        let written = r.ctx.one_shot_into(input, out);
+        self.audit_end(h, Self::direction_name(direction), r.tag, written.is_ok())?;
+        Ok(written?)
     }
 
     /// `C_Encrypt`: like [`Hsm::cipher`] in the encrypt direction, returning the ciphertext as

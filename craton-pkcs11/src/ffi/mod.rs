@@ -239,6 +239,35 @@ impl Output<'_> {
         self.put(produce()?.as_ref())
     }
 
+    /// The two-call convention for output written straight into the caller's buffer: a
+    /// length query is answered with `bound()`; otherwise `produce` writes into the buffer and
+    /// returns the length, or refuses a short buffer with `CryptoError::BufferTooSmall`,
+    /// which is answered like a query, with `CKR_BUFFER_TOO_SMALL`.
+    pub(crate) fn write_with(
+        &mut self,
+        bound: impl FnOnce() -> CkResult<usize>,
+        produce: impl FnOnce(&mut [u8]) -> craton_store::Result<usize>,
+    ) -> CkResult<()> {
+        let Some(buf) = self.buf.as_deref_mut() else {
+            let n = bound()?;
+            self.set_len(n);
+            return Ok(());
+        };
+        match produce(buf) {
+            Ok(n) => {
+                self.set_len(n);
+                Ok(())
+            }
+            Err(craton_store::HsmError::Crypto(craton_core::CryptoError::BufferTooSmall {
+                required,
+            })) => {
+                self.set_len(required);
+                Err(CKR_BUFFER_TOO_SMALL)
+            }
+            Err(e) => Err(craton_store::ck::from_hsm(&e)),
+        }
+    }
+
     /// Copies `data` out (the two-call convention applies when the buffer is short) and sets
     /// the length.
     pub(crate) fn put(&mut self, data: &[u8]) -> CkResult<()> {

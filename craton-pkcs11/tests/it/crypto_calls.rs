@@ -105,6 +105,139 @@ fn sign_follows_the_two_call_convention() {
     );
 }
 
+/// `C_Encrypt` and `C_Decrypt` write into the caller's buffer: a length query, a short
+/// buffer (the operation stays), a buffer of exactly the length asked for, and the same
+/// bytes as the multi-part calls give for the same IV.
+#[test]
+fn encrypt_follows_the_two_call_convention_into_exact_buffers() {
+    both(
+        "crypto_calls::encrypt_follows_the_two_call_convention_into_exact_buffers",
+        "",
+        || {
+            let h = user_session();
+            let key = aes_key(h);
+            let mut iv = [7u8; 12];
+            let mut aad = *b"header";
+            let mut params = CK_GCM_PARAMS {
+                pIv: iv.as_mut_ptr(),
+                ulIvLen: 12,
+                ulIvBits: 96,
+                pAAD: aad.as_mut_ptr(),
+                ulAADLen: 6,
+                ulTagBits: 128,
+            };
+            let mut gcm = CK_MECHANISM {
+                mechanism: CKM_AES_GCM,
+                pParameter: (&mut params as *mut CK_GCM_PARAMS).cast(),
+                ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+            };
+            let mut cbc_iv = [3u8; 16];
+            let mut cbc = CK_MECHANISM {
+                mechanism: CKM_AES_CBC_PAD,
+                pParameter: cbc_iv.as_mut_ptr().cast(),
+                ulParameterLen: 16,
+            };
+            let mut data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+            for (m, name) in [(&mut gcm, "GCM"), (&mut cbc, "CBC-PAD")] {
+                let expected_len = if name == "GCM" { 1016 } else { 1008 };
+                ok(c!(C_EncryptInit(h, m, key)));
+                let mut len: CK_ULONG = 0;
+                ok(c!(C_Encrypt(
+                    h,
+                    data.as_mut_ptr(),
+                    1000,
+                    std::ptr::null_mut(),
+                    &mut len
+                )));
+                assert_eq!(len, expected_len, "{name} length query");
+                let mut out = vec![0xeeu8; expected_len as usize + 8];
+                let mut short: CK_ULONG = len - 1;
+                assert_eq!(
+                    c!(C_Encrypt(
+                        h,
+                        data.as_mut_ptr(),
+                        1000,
+                        out.as_mut_ptr(),
+                        &mut short
+                    )),
+                    CKR_BUFFER_TOO_SMALL
+                );
+                assert_eq!(short, expected_len);
+                assert!(
+                    out.iter().all(|b| *b == 0xee),
+                    "{name}: a refusal writes nothing"
+                );
+                ok(c!(C_Encrypt(
+                    h,
+                    data.as_mut_ptr(),
+                    1000,
+                    out.as_mut_ptr(),
+                    &mut len
+                )));
+                assert_eq!(len, expected_len);
+                assert!(
+                    out[len as usize..].iter().all(|b| *b == 0xee),
+                    "{name}: no overrun"
+                );
+                assert_eq!(
+                    c!(C_Encrypt(
+                        h,
+                        data.as_mut_ptr(),
+                        1000,
+                        out.as_mut_ptr(),
+                        &mut len
+                    )),
+                    CKR_OPERATION_NOT_INITIALIZED
+                );
+
+                // The same through the multi-part calls.
+                ok(c!(C_EncryptInit(h, m, key)));
+                let mut parts = vec![0u8; 2048];
+                let mut done = 0usize;
+                for chunk in data.chunks_mut(333) {
+                    let mut n = (parts.len() - done) as CK_ULONG;
+                    ok(c!(C_EncryptUpdate(
+                        h,
+                        chunk.as_mut_ptr(),
+                        chunk.len() as CK_ULONG,
+                        parts[done..].as_mut_ptr(),
+                        &mut n
+                    )));
+                    done += n as usize;
+                }
+                let mut n = (parts.len() - done) as CK_ULONG;
+                ok(c!(C_EncryptFinal(h, parts[done..].as_mut_ptr(), &mut n)));
+                done += n as usize;
+                assert_eq!(
+                    &parts[..done],
+                    &out[..len as usize],
+                    "{name}: one-shot = multi-part"
+                );
+
+                // Decryption into a buffer of exactly the length it asks for.
+                ok(c!(C_DecryptInit(h, m, key)));
+                let mut plain_len: CK_ULONG = 0;
+                ok(c!(C_Decrypt(
+                    h,
+                    out.as_mut_ptr(),
+                    len,
+                    std::ptr::null_mut(),
+                    &mut plain_len
+                )));
+                let mut plain = vec![0u8; plain_len as usize];
+                ok(c!(C_Decrypt(
+                    h,
+                    out.as_mut_ptr(),
+                    len,
+                    plain.as_mut_ptr(),
+                    &mut plain_len
+                )));
+                assert_eq!(&plain[..plain_len as usize], &data[..], "{name} decrypts");
+            }
+        },
+    );
+}
+
 #[test]
 fn digest_matches_the_published_sha256_answer() {
     both(
