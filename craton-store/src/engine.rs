@@ -58,11 +58,23 @@ macro_rules! engine {
                     Direction::Encrypt => Zeroizing::new(self.encrypt(h, input)?),
                     Direction::Decrypt => self.cipher(h, direction, input)?,
                 };
-                let n = data.len();
-                out.get_mut(..n)
-                    .ok_or(CryptoError::BufferTooSmall { required: n })?
-                    .copy_from_slice(&data);
-                Ok(n)
+                crate::operations::put(out, &data)
+            }
+            /// `C_Sign` into `out` (see [`Hsm::sign_into`]).
+            fn sign_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
+                let required = self.signature_len(h)?;
+                if out.len() < required {
+                    return Err(CryptoError::BufferTooSmall { required }.into());
+                }
+                crate::operations::put(out, &self.sign(h, data)?)
+            }
+            /// `C_Digest` into `out` (see [`Hsm::digest_into`]).
+            fn digest_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
+                let required = self.digest_len(h)?;
+                if out.len() < required {
+                    return Err(CryptoError::BufferTooSmall { required }.into());
+                }
+                crate::operations::put(out, &self.digest(h, data)?)
             }
             $( $(#[$doc])* fn $name(&self $(, $arg: $ty)*) -> $ret; )*
         }
@@ -85,6 +97,12 @@ macro_rules! engine {
                 out: &mut [u8],
             ) -> Result<usize> {
                 Hsm::cipher_into(self, h, direction, input, out)
+            }
+            fn sign_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
+                Hsm::sign_into(self, h, data, out)
+            }
+            fn digest_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
+                Hsm::digest_into(self, h, data, out)
             }
             $( fn $name(&self $(, $arg: $ty)*) -> $ret { Hsm::$name(self $(, $arg)*) } )*
         }

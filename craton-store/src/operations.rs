@@ -285,6 +285,22 @@ const DECAPSULATE: Use = Use {
     name: "decapsulate",
 };
 
+/// `CryptoError::BufferTooSmall` unless `out` holds `required` bytes: the two-call
+/// convention's refusal, which leaves the operation in place.
+fn fits(out: &[u8], required: usize) -> Result<()> {
+    if out.len() < required {
+        return Err(craton_core::CryptoError::BufferTooSmall { required }.into());
+    }
+    Ok(())
+}
+
+/// Copies `data` to the start of `out`, returning its length.
+pub(crate) fn put(out: &mut [u8], data: &[u8]) -> Result<usize> {
+    fits(out, data.len())?;
+    out[..data.len()].copy_from_slice(data);
+    Ok(data.len())
+}
+
 fn not_permitted(what: &'static str) -> HsmError {
     HsmError::KeyFunctionNotPermitted(what)
 }
@@ -872,6 +888,18 @@ impl Hsm {
         Ok(out?)
     }
 
+    /// `C_Sign` into the caller's buffer `out`, returning the signature's length: one visit
+    /// to the session checks the buffer against [`Hsm::signature_len`] (too short:
+    /// `CryptoError::BufferTooSmall`, and the operation stays) and takes the operation.
+    pub fn sign_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
+        let r = self.with_session(h, |s| {
+            self.take_if(s, |o| &mut o.sign, false, |c| fits(out, c.signature_len()))
+        })?;
+        let signature = r.ctx.sign(data, &self.rng);
+        self.audit_end(h, "sign", r.tag, signature.is_ok())?;
+        put(out, &signature?)
+    }
+
     /// `C_SignRecover`.
     pub fn sign_recover(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
         let r = self.take(h, |o| &mut o.sign)?;
@@ -1116,11 +1144,7 @@ impl Hsm {
     ) -> Result<usize> {
         let r = self.with_session(h, |s| {
             self.take_if(s, Self::slot_for(direction), false, |c| {
-                let required = c.one_shot_len(input.len());
-                if out.len() < required {
-                    return Err(craton_core::CryptoError::BufferTooSmall { required }.into());
-                }
-                Ok(())
+                fits(out, c.one_shot_len(input.len()))
             })
         })?;
         let written = r.ctx.one_shot_into(input, out);
@@ -1305,6 +1329,25 @@ impl Hsm {
             .ok_or(HsmError::OperationNotInitialized)?;
         d.update(data);
         Ok(d.finish())
+    }
+
+    /// `C_Digest` into the caller's buffer `out`, returning the digest's length: one visit
+    /// to the session checks the buffer (too short: `CryptoError::BufferTooSmall`, and the
+    /// operation stays) and takes the operation.
+    pub fn digest_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
+        let mut d = self.with_session(h, |s| {
+            let mut ops = self.lock_ops(s)?;
+            match &ops.digest {
+                Some(d) => fits(out, d.alg().output_len())?,
+                None => return Err(HsmError::OperationNotInitialized),
+            }
+            match ops.digest.take() {
+                Some(d) => Ok(d),
+                None => Err(HsmError::OperationNotInitialized),
+            }
+        })?;
+        d.update(data);
+        put(out, &d.finish())
     }
 
     /// `C_DigestUpdate`.

@@ -42,8 +42,10 @@ pub unsafe extern "C" fn C_Digest(
     on_operation(h, &[OperationKind::Digest], |m| {
         // SAFETY: the data is `data_len` bytes; the digest buffer holds `*digest_len`.
         let (data, mut out) = unsafe { (bytes(data, data_len)?, output(digest, digest_len)?) };
-        let needed = check(m.hsm.digest_len(session(h)))?;
-        out.fill(needed, || check(m.hsm.digest(session(h), data)))
+        out.write_with(
+            || check(m.hsm.digest_len(session(h))),
+            |buf| m.hsm.digest_into(session(h), data, buf),
+        )
     })
 }
 

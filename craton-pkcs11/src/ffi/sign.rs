@@ -75,8 +75,10 @@ pub unsafe extern "C" fn C_Sign(
     on_operation(h, &[OperationKind::Sign], |m| {
         // SAFETY: the data is `data_len` bytes; the signature buffer holds `*sig_len` bytes.
         let (data, mut out) = unsafe { (bytes(data, data_len)?, output(sig, sig_len)?) };
-        let needed = check(m.hsm.signature_len(session(h)))?;
-        out.fill(needed, || check(m.hsm.sign(session(h), data)))
+        out.write_with(
+            || check(m.hsm.signature_len(session(h))),
+            |buf| m.hsm.sign_into(session(h), data, buf),
+        )
     })
 }
 

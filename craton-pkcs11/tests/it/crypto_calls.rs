@@ -254,9 +254,47 @@ fn digest_matches_the_published_sha256_answer() {
             let mut len: CK_ULONG = 32;
             ok(c!(C_DigestFinal(h, out.as_mut_ptr(), &mut len)));
             // FIPS 180-2 Appendix B.1.
+            let answer = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+            assert_eq!(hex::encode(out), answer);
+
+            // The one-shot call: a length query and a short buffer leave the operation
+            // running; the answer goes into a buffer of exactly its length.
+            ok(c!(C_DigestInit(h, &mut m)));
+            let mut len: CK_ULONG = 0;
+            ok(c!(C_Digest(
+                h,
+                abc.as_mut_ptr(),
+                3,
+                std::ptr::null_mut(),
+                &mut len
+            )));
+            assert_eq!(len, 32);
+            let mut short: CK_ULONG = 31;
+            let mut out = [0xeeu8; 33];
             assert_eq!(
-                hex::encode(out),
-                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                c!(C_Digest(
+                    h,
+                    abc.as_mut_ptr(),
+                    3,
+                    out.as_mut_ptr(),
+                    &mut short
+                )),
+                CKR_BUFFER_TOO_SMALL
+            );
+            assert_eq!(short, 32);
+            ok(c!(C_Digest(
+                h,
+                abc.as_mut_ptr(),
+                3,
+                out.as_mut_ptr(),
+                &mut len
+            )));
+            assert_eq!(len, 32);
+            assert_eq!(hex::encode(&out[..32]), answer);
+            assert_eq!(out[32], 0xee, "nothing past the digest");
+            assert_eq!(
+                c!(C_Digest(h, abc.as_mut_ptr(), 3, out.as_mut_ptr(), &mut len)),
+                CKR_OPERATION_NOT_INITIALIZED
             );
         },
     );

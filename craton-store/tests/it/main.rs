@@ -14,6 +14,7 @@ mod key_management_attacks;
 mod login_lockout;
 mod objects;
 mod operation_state;
+mod output_buffers;
 mod session_rules;
 mod store_files;
 mod v3_2;
