@@ -1,15 +1,17 @@
 //! Message authentication: HMAC over every supported hash (full-length and `_GENERAL`
 //! truncated) and AES-CMAC, single- and multi-part.
 //!
-//! HMAC over SHA-1/SHA-2 uses aws-lc-rs; HMAC over SHA-3 (which aws-lc-rs lacks) is built per
-//! RFC 2104 on our digest contexts, with the padded-key states computed once per key.
+//! HMAC over SHA-1/SHA-2 runs in AWS-LC's `HMAC_CTX` (held on the heap, so the context
+//! moves as one pointer); HMAC over SHA-3 (which AWS-LC's HMAC lacks) is built per RFC 2104
+//! on our digest contexts, with the padded-key states computed once per key.
 
 use crate::digest::{DigestContext, HashAlg};
 use crate::error::{CryptoError, Result};
+use crate::ffi::md::{Hmac, HmacHash};
 use crate::mechanism::{
     KeyType, MechanismInfo, MechanismType as M, Operations as Op, SizeUnit, row,
 };
-use aws_lc_rs::{cmac, constant_time, hmac};
+use aws_lc_rs::{cmac, constant_time};
 use zeroize::Zeroizing;
 
 /// HMAC keys (bytes): at least 112 bits of security strength per SP 800-131A.
@@ -24,12 +26,9 @@ pub struct MacContext {
     tag_len: usize,
 }
 
-// The variants differ in size (an HMAC context is ~1.2 KB), but a MAC context lives for one
-// operation and is never stored in bulk, so boxing would only add an allocation per call.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum MacInner {
-    Hmac(hmac::Context),
+    Hmac(HmacCtx),
     HmacSha3 {
         inner: DigestContext,
         outer: DigestContext,
@@ -37,15 +36,28 @@ enum MacInner {
     Cmac(cmac::Context),
 }
 
-fn hmac_alg(alg: HashAlg) -> Option<hmac::Algorithm> {
+fn hmac_alg(alg: HashAlg) -> Option<HmacHash> {
     Some(match alg {
-        HashAlg::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        HashAlg::Sha224 => hmac::HMAC_SHA224,
-        HashAlg::Sha256 => hmac::HMAC_SHA256,
-        HashAlg::Sha384 => hmac::HMAC_SHA384,
-        HashAlg::Sha512 => hmac::HMAC_SHA512,
+        HashAlg::Sha1 => HmacHash::Sha1,
+        HashAlg::Sha224 => HmacHash::Sha224,
+        HashAlg::Sha256 => HmacHash::Sha256,
+        HashAlg::Sha384 => HmacHash::Sha384,
+        HashAlg::Sha512 => HmacHash::Sha512,
         _ => return None,
     })
+}
+
+/// AWS-LC's HMAC context; cloning copies the running state (`C_GetOperationState`).
+struct HmacCtx(Hmac);
+
+impl Clone for HmacCtx {
+    fn clone(&self) -> Self {
+        match self.0.try_clone() {
+            Ok(c) => HmacCtx(c),
+            // Copying a context fails only when allocating fails: treated like any OOM.
+            Err(_) => std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 1024]>()),
+        }
+    }
 }
 
 impl MacContext {
@@ -56,7 +68,7 @@ impl MacContext {
             return Err(CryptoError::MechanismParamInvalid("HMAC output length"));
         }
         let inner = match hmac_alg(alg) {
-            Some(a) => MacInner::Hmac(hmac::Context::with_key(&hmac::Key::new(a, key))),
+            Some(a) => MacInner::Hmac(HmacCtx(Hmac::new(a, key)?)),
             None => {
                 let block = alg.block_len();
                 let mut k0 = Zeroizing::new(vec![0u8; block]);
@@ -115,7 +127,7 @@ impl MacContext {
     /// Absorbs more data.
     pub fn update(&mut self, data: &[u8]) -> Result<()> {
         match &mut self.inner {
-            MacInner::Hmac(c) => c.update(data),
+            MacInner::Hmac(c) => c.0.update(data)?,
             MacInner::HmacSha3 { inner, .. } => inner.update(data),
             MacInner::Cmac(c) => c.update(data)?,
         }
@@ -125,7 +137,7 @@ impl MacContext {
     /// Finishes and returns the (possibly truncated) tag.
     pub fn finish(self) -> Result<Vec<u8>> {
         let mut full = match self.inner {
-            MacInner::Hmac(c) => c.sign().as_ref().to_vec(),
+            MacInner::Hmac(c) => c.0.finish()?,
             MacInner::HmacSha3 { inner, mut outer } => {
                 outer.update(&inner.finish());
                 outer.finish()

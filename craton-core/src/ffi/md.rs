@@ -74,6 +74,99 @@ impl std::fmt::Debug for Sha3_224 {
     }
 }
 
+/// The hashes AWS-LC's `HMAC_CTX` runs here (SHA-3 HMAC is composed in `mac.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HmacHash {
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// A running HMAC over SHA-1 or SHA-2 in an `HMAC_CTX` that AWS-LC keeps on the heap: the
+/// value itself is one pointer. aws-lc-rs's `hmac::Context` holds its ~1.2 KB state inline,
+/// and the moves of one signing operation (built, boxed, installed in the session, taken out,
+/// finished) copied it about fourteen times per call. `HMAC_CTX_free` cleanses the key
+/// state.
+pub(crate) struct Hmac {
+    ctx: NonNull<sys::HMAC_CTX>,
+}
+
+// SAFETY: exclusively owned; AWS-LC's HMAC contexts have no thread affinity.
+unsafe impl Send for Hmac {}
+// SAFETY: `&Hmac` permits no mutation (every mutating method takes `&mut self`).
+unsafe impl Sync for Hmac {}
+
+impl Hmac {
+    pub(crate) fn new(hash: HmacHash, key: &[u8]) -> Result<Self, LibFailure> {
+        // SAFETY: each EVP_sha* accessor returns a pointer to a static table.
+        let md = unsafe {
+            match hash {
+                HmacHash::Sha1 => sys::EVP_sha1(),
+                HmacHash::Sha224 => sys::EVP_sha224(),
+                HmacHash::Sha256 => sys::EVP_sha256(),
+                HmacHash::Sha384 => sys::EVP_sha384(),
+                HmacHash::Sha512 => sys::EVP_sha512(),
+            }
+        };
+        // SAFETY: no preconditions; null is handled.
+        let ctx = NonNull::new(unsafe { sys::HMAC_CTX_new() }).ok_or(LibFailure)?;
+        let me = Hmac { ctx };
+        // SAFETY: ctx is a fresh context; key is valid for its length (an empty key's pointer
+        // is not read); md is a static table.
+        check(unsafe {
+            sys::HMAC_Init_ex(
+                me.ctx.as_ptr(),
+                key.as_ptr().cast(),
+                key.len(),
+                md,
+                std::ptr::null_mut(),
+            )
+        })?;
+        Ok(me)
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) -> Result<(), LibFailure> {
+        // SAFETY: ctx is initialised; data is valid for its length.
+        check(unsafe { sys::HMAC_Update(self.ctx.as_ptr(), data.as_ptr(), data.len()) })
+    }
+
+    /// The full-length tag.
+    pub(crate) fn finish(self) -> Result<Vec<u8>, LibFailure> {
+        let mut out = [0u8; 64];
+        let mut len: std::os::raw::c_uint = 0;
+        // SAFETY: out has room for the largest digest (SHA-512, 64 bytes); ctx is initialised.
+        check(unsafe { sys::HMAC_Final(self.ctx.as_ptr(), out.as_mut_ptr(), &mut len) })?;
+        out.get(..len as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or(LibFailure)
+    }
+
+    /// A deep copy of the running state.
+    pub(crate) fn try_clone(&self) -> Result<Self, LibFailure> {
+        // SAFETY: no preconditions; null is handled.
+        let ctx = NonNull::new(unsafe { sys::HMAC_CTX_new() }).ok_or(LibFailure)?;
+        let copy = Hmac { ctx };
+        // SAFETY: both contexts are valid; the source is initialised.
+        check(unsafe { sys::HMAC_CTX_copy_ex(copy.ctx.as_ptr(), self.ctx.as_ptr()) })?;
+        Ok(copy)
+    }
+}
+
+impl Drop for Hmac {
+    fn drop(&mut self) {
+        // SAFETY: ctx came from HMAC_CTX_new and is freed once; free cleanses the key state.
+        unsafe { sys::HMAC_CTX_free(self.ctx.as_ptr()) };
+    }
+}
+
+impl std::fmt::Debug for Hmac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hmac { .. }")
+    }
+}
+
 /// HMAC-SHA-256 with the key schedule done once: the SHA-256 states after absorbing
 /// `K ⊕ ipad` and `K ⊕ opad` are kept, and each MAC starts from copies of them (two 112-byte
 /// copies instead of a fresh `HMAC_CTX`). This is the DRBG's hot path. Both states are wiped
@@ -145,6 +238,33 @@ impl Drop for HmacSha256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heap_hmac_matches_aws_lc_rs_for_each_hash_and_when_cloned() {
+        use aws_lc_rs::hmac;
+        let key = b"a key longer than some blocks? no, but not empty either";
+        for (ours, theirs) in [
+            (HmacHash::Sha1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+            (HmacHash::Sha224, hmac::HMAC_SHA224),
+            (HmacHash::Sha256, hmac::HMAC_SHA256),
+            (HmacHash::Sha384, hmac::HMAC_SHA384),
+            (HmacHash::Sha512, hmac::HMAC_SHA512),
+        ] {
+            let mut m = Hmac::new(ours, key).unwrap();
+            m.update(b"first part, ").unwrap();
+            let copy = m.try_clone().unwrap();
+            m.update(b"second part").unwrap();
+            let expected = hmac::sign(&hmac::Key::new(theirs, key), b"first part, second part");
+            assert_eq!(m.finish().unwrap(), expected.as_ref(), "{ours:?}");
+            let mut copy = copy;
+            copy.update(b"other").unwrap();
+            let other = hmac::sign(&hmac::Key::new(theirs, key), b"first part, other");
+            assert_eq!(copy.finish().unwrap(), other.as_ref(), "{ours:?} copy");
+        }
+        let empty = Hmac::new(HmacHash::Sha256, b"").unwrap().finish().unwrap();
+        let theirs = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b""), b"");
+        assert_eq!(empty, theirs.as_ref());
+    }
 
     #[test]
     fn keyed_hmac_sha256_matches_aws_lc_rs() {
