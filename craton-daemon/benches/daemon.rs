@@ -1,8 +1,11 @@
 //! Signatures per second through the daemon (mutual TLS, a session per client) with 1, 8 and
 //! 64 concurrent clients on a connection each, and 64 sharing one connection (one
 //! multi-threaded application in the module's remote mode), next to the same operation
-//! in-process on the engine. Two ways to sign remotely: `SignInit` + `Sign` per signature, as a remote PKCS#11
-//! client makes them, and the one-shot `SignData`.
+//! in-process on the engine. Two ways to sign remotely: `SignInit` + `Sign` per signature, as a
+//! remote PKCS#11 client makes them, and the one-shot `SignData`. Two rows bound what any
+//! remote call could reach on this machine: `ListSlots`, which does no work in the engine, in
+//! the same shapes (the transport's own ceiling), and a plain loopback TCP round trip between
+//! two threads (no TLS, no HTTP/2: the floor of one client's latency).
 //!
 //! Run by `cargo xtask bench` (or `cargo bench -p craton-daemon --bench daemon`); each
 //! measurement lasts `CRATON_BENCH_SECS` seconds (default 5). The daemon and the clients
@@ -97,6 +100,36 @@ fn in_process(dir: &Path, threads: usize, run: Duration) -> f64 {
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Microseconds per round trip of 64 bytes over loopback TCP between two threads, with
+/// `TCP_NODELAY`: what waking the other side costs here before any TLS or HTTP/2.
+fn loopback_round_trip(rounds: usize) -> f64 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.set_nodelay(true).unwrap();
+        let mut buf = [0u8; 64];
+        while peer.read_exact(&mut buf).is_ok() {
+            if peer.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let mut buf = [0x5au8; 64];
+    let start = Instant::now();
+    for _ in 0..rounds {
+        c.write_all(&buf).unwrap();
+        c.read_exact(&mut buf).unwrap();
+    }
+    let per = start.elapsed().as_secs_f64() / rounds as f64;
+    drop(c);
+    echo.join().unwrap();
+    per * 1e6
+}
+
 fn mech(t: u64) -> Option<pb::Mechanism> {
     Some(pb::Mechanism {
         r#type: t,
@@ -186,6 +219,9 @@ enum Pattern {
     InitThenSign,
     /// `SignData`: one RPC.
     OneShot,
+    /// `ListSlots`, which does no work in the engine: what the transport alone (TLS,
+    /// HTTP/2, gRPC, the loopback, the clients) allows, the ceiling of any one-RPC signature.
+    Transport,
 }
 
 /// Signatures per second through the daemon with `clients` signing at once, each with a
@@ -232,29 +268,35 @@ async fn through_daemon(
         let (stop, count) = (stop.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if pattern == Pattern::OneShot {
-                    c.sign_data(pb::SignDataRequest {
-                        session: s,
-                        mechanism: mech(CKM_ECDSA_SHA256),
-                        key,
-                        data: DATA.to_vec(),
-                    })
-                    .await
-                    .unwrap();
-                } else {
-                    c.sign_init(pb::OperationInit {
-                        session: s,
-                        mechanism: mech(CKM_ECDSA_SHA256),
-                        key,
-                    })
-                    .await
-                    .unwrap();
-                    c.sign(pb::DataRequest {
-                        session: s,
-                        data: DATA.to_vec(),
-                    })
-                    .await
-                    .unwrap();
+                match pattern {
+                    Pattern::OneShot => {
+                        c.sign_data(pb::SignDataRequest {
+                            session: s,
+                            mechanism: mech(CKM_ECDSA_SHA256),
+                            key,
+                            data: DATA.to_vec(),
+                        })
+                        .await
+                        .unwrap();
+                    }
+                    Pattern::InitThenSign => {
+                        c.sign_init(pb::OperationInit {
+                            session: s,
+                            mechanism: mech(CKM_ECDSA_SHA256),
+                            key,
+                        })
+                        .await
+                        .unwrap();
+                        c.sign(pb::DataRequest {
+                            session: s,
+                            data: DATA.to_vec(),
+                        })
+                        .await
+                        .unwrap();
+                    }
+                    Pattern::Transport => {
+                        c.list_slots(pb::Empty {}).await.unwrap();
+                    }
                 }
                 count.fetch_add(1, Ordering::Relaxed);
             }
@@ -286,6 +328,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
 
+    let loopback = loopback_round_trip(20_000);
     let one = in_process(&dir.join("local1"), 1, run);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let all = in_process(&dir.join("local2"), cores, run);
@@ -337,15 +380,16 @@ fn main() {
         for (name, pattern) in [
             ("SignInit+Sign", Pattern::InitThenSign),
             ("SignData", Pattern::OneShot),
+            ("no-op ListSlots", Pattern::Transport),
         ] {
             // (clients, connections): a connection each, then 64 sharing one.
             for shape in [(1, 1), (8, 8), (64, 64), (64, 1)] {
                 let cpu = cpu_seconds(pid);
                 let start = Instant::now();
                 let rate = through_daemon(&cfg, key, shape, pattern, run).await;
-                let signatures = rate * start.elapsed().as_secs_f64();
-                let per_signature = (cpu_seconds(pid) - cpu) / signatures.max(1.0);
-                out.push((name, shape, rate, per_signature));
+                let calls = rate * start.elapsed().as_secs_f64();
+                let per_call = (cpu_seconds(pid) - cpu) / calls.max(1.0);
+                out.push((name, shape, rate, per_call));
             }
         }
         out
@@ -359,33 +403,38 @@ fn main() {
         run.as_secs()
     );
     println!(
-        "  {:<34} {:>10}",
+        "  {:<38} {:>10}",
         "in-process, 1 thread",
         format!("{one:.0}")
     );
     println!(
-        "  {:<34} {:>10}",
+        "  {:<38} {:>10}",
         format!("in-process, {cores} threads"),
         format!("{all:.0}")
     );
     println!(
-        "  {:<34} {:>10}   {:>8}   {:>9}   {:>12}   {:>8}",
-        "daemon over mTLS", "sig/s", "of in-p.", "daemon µs", "own cores/s", "of in-p."
+        "  {:<38} {:>10}",
+        "loopback TCP round trip, 64 bytes",
+        format!("{loopback:.1} µs")
     );
-    for (name, (clients, connections), rate, per_signature) in remote {
+    println!(
+        "  {:<38} {:>10}   {:>8}   {:>9}   {:>12}   {:>8}",
+        "daemon over mTLS", "calls/s", "of in-p.", "daemon µs", "own cores/s", "of in-p."
+    );
+    for (name, (clients, connections), rate, per_call) in remote {
         // What the daemon's own CPU time per signature allows on `cores` cores of its own.
-        let capacity = cores as f64 / per_signature.max(1e-9);
+        let capacity = cores as f64 / per_call.max(1e-9);
         let shape = if connections == clients {
             format!("{clients} clients")
         } else {
             format!("{clients} clients, {connections} conn.")
         };
         println!(
-            "  {:<34} {:>10}   {:>8.2}   {:>9.1}   {:>12.0}   {:>8.2}",
+            "  {:<38} {:>10}   {:>8.2}   {:>9.1}   {:>12.0}   {:>8.2}",
             format!("{name}, {shape}"),
             format!("{rate:.0}"),
             rate / all,
-            per_signature * 1e6,
+            per_call * 1e6,
             capacity,
             capacity / all
         );
