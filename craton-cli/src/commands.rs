@@ -469,6 +469,7 @@ fn shown(a: A, v: &AttrValue) -> Value {
         (A::KEY_TYPE, AttrValue::Ulong(k)) => json!(KeyType(*k).name().unwrap_or("vendor")),
         (A::LABEL, AttrValue::Bytes(b)) => json!(String::from_utf8_lossy(b)),
         (_, AttrValue::Bytes(b)) => json!(hex::encode(b)),
+        (_, AttrValue::Secret(b)) => json!(hex::encode(b.expose())),
         (_, AttrValue::Bool(b)) => json!(b),
         (_, AttrValue::Ulong(n)) => json!(n),
         (_, AttrValue::Date(d)) => json!(d.map(|d| String::from_utf8_lossy(&d).into_owned())),

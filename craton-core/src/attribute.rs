@@ -220,22 +220,24 @@ impl AttributeType {
     /// Whether the value is secret key material (never readable from a sensitive or
     /// unextractable key, never logged).
     pub fn is_secret_component(self) -> bool {
-        use AttributeType as A;
-        matches!(
-            self,
-            A::PRIVATE_EXPONENT
-                | A::PRIME_1
-                | A::PRIME_2
-                | A::EXPONENT_1
-                | A::EXPONENT_2
-                | A::COEFFICIENT
-                | A::SEED
-        )
+        Self::SECRET_COMPONENTS.contains(&self)
     }
+
+    /// The private components of a key, besides `CKA_VALUE` (see
+    /// [`Self::is_secret_component`]).
+    pub const SECRET_COMPONENTS: [AttributeType; 7] = [
+        AttributeType::PRIVATE_EXPONENT,
+        AttributeType::PRIME_1,
+        AttributeType::PRIME_2,
+        AttributeType::EXPONENT_1,
+        AttributeType::EXPONENT_2,
+        AttributeType::COEFFICIENT,
+        AttributeType::SEED,
+    ];
 }
 
 /// A typed attribute value.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum AttrValue {
     /// `CK_BBOOL`.
     Bool(bool),
@@ -243,9 +245,45 @@ pub enum AttrValue {
     Ulong(u64),
     /// Bytes.
     Bytes(Vec<u8>),
+    /// The bytes of a key's secret part (`CKA_VALUE` of a secret or private key, the private
+    /// components) as an object keeps them: on locked pages excluded from core dumps, wiped
+    /// on drop. Templates and wire formats carry [`AttrValue::Bytes`]; an object moves its
+    /// secret parts here when it is made. Equal to a `Bytes` value with the same contents.
+    Secret(crate::secret::SecretBytes),
     /// A date (YYYYMMDD) or the empty date.
     Date(Option<[u8; 8]>),
 }
+
+impl AttrValue {
+    /// The bytes of a `Bytes` or `Secret` value.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            AttrValue::Bytes(b) => Some(b),
+            AttrValue::Secret(s) => Some(s.expose()),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for AttrValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (AttrValue::Bool(a), AttrValue::Bool(b)) => a == b,
+            (AttrValue::Ulong(a), AttrValue::Ulong(b)) => a == b,
+            (AttrValue::Date(a), AttrValue::Date(b)) => a == b,
+            (AttrValue::Bytes(a), AttrValue::Bytes(b)) => a == b,
+            // A secret compared (a template matched against a key) in constant time.
+            (a, b) => match (a.as_bytes(), b.as_bytes()) {
+                (Some(a), Some(b)) => {
+                    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
+impl Eq for AttrValue {}
 
 impl std::fmt::Debug for AttrValue {
     // Byte values may be key material; only their length is shown.
@@ -254,6 +292,7 @@ impl std::fmt::Debug for AttrValue {
             AttrValue::Bool(b) => write!(f, "Bool({b})"),
             AttrValue::Ulong(v) => write!(f, "Ulong({v})"),
             AttrValue::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            AttrValue::Secret(b) => write!(f, "Secret({} bytes)", b.len()),
             AttrValue::Date(Some(d)) => write!(f, "Date({})", String::from_utf8_lossy(d)),
             AttrValue::Date(None) => f.write_str("Date(empty)"),
         }
@@ -487,7 +526,7 @@ pub fn check_kinds(template: &[(AttributeType, AttrValue)]) -> Result<(), Attrib
         let ok = match (kind, value) {
             (AttrKind::Bool, AttrValue::Bool(_))
             | (AttrKind::Ulong, AttrValue::Ulong(_))
-            | (AttrKind::Bytes, AttrValue::Bytes(_))
+            | (AttrKind::Bytes, AttrValue::Bytes(_) | AttrValue::Secret(_))
             | (AttrKind::Date, AttrValue::Date(None)) => true,
             (AttrKind::Date, AttrValue::Date(Some(d))) => valid_date(d),
             _ => false,
@@ -904,6 +943,20 @@ mod tests {
             shown.contains("4 bytes") && !shown.contains("66"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_secret_value_is_its_bytes_to_compare_and_kind_checks_but_never_printed() {
+        let secret = AttrValue::Secret(crate::secret::SecretBytes::new(&[0x42; 4]));
+        assert_eq!(secret, AttrValue::Bytes(vec![0x42; 4]));
+        assert_eq!(AttrValue::Bytes(vec![0x42; 4]), secret);
+        assert_ne!(secret, AttrValue::Bytes(vec![0x42; 5]));
+        assert_ne!(secret, AttrValue::Bytes(vec![0x43; 4]));
+        assert_ne!(secret, AttrValue::Ulong(0x4242_4242));
+        assert_eq!(secret.as_bytes(), Some(&[0x42u8; 4][..]));
+        assert_eq!(format!("{secret:?}"), "Secret(4 bytes)");
+        assert!(check_kinds(&[(AttributeType::VALUE, secret.clone())]).is_ok());
+        assert!(check_kinds(&[(AttributeType::SENSITIVE, secret)]).is_err());
     }
 
     #[test]

@@ -152,10 +152,7 @@ pub enum Generated {
 }
 
 fn bytes(attrs: &Attributes, a: crate::attribute::AttributeType) -> Option<&[u8]> {
-    match attrs.get(&a) {
-        Some(AttrValue::Bytes(b)) => Some(b),
-        _ => None,
-    }
+    attrs.get(&a).and_then(AttrValue::as_bytes)
 }
 
 fn need(attrs: &Attributes, a: crate::attribute::AttributeType) -> Result<&[u8]> {

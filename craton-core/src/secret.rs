@@ -2,7 +2,9 @@
 //! from core dumps, wiped when dropped, and never printed.
 //!
 //! What lives here: AES, HMAC and generic secrets, and the seeds of Ed25519, X25519, ML-KEM,
-//! ML-DSA and SLH-DSA keys. What does not: the expanded key structures AWS-LC builds inside
+//! ML-DSA and SLH-DSA keys, as key material; and the secret parts of every object's
+//! attributes (`AttrValue::Secret`: `CKA_VALUE` of secret and private keys, the RSA private
+//! components), which the engine moves here when it makes an object. What does not: the expanded key structures AWS-LC builds inside
 //! its own `EVP_PKEY`/`RSA`/`EC_KEY` objects (RSA and EC private keys, expanded ML-KEM/ML-DSA
 //! keys) sit on AWS-LC's heap, which AWS-LC wipes when it frees them but which this crate
 //! cannot lock or exclude from dumps page by page. Processes that hold such keys protect them

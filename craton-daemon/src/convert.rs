@@ -241,6 +241,7 @@ pub fn attribute_to_pb(t: A, v: &AttrValue) -> pb::Attribute {
         AttrValue::Bool(b) => Value::Boolean(*b),
         AttrValue::Ulong(n) => Value::Number(*n),
         AttrValue::Bytes(b) => Value::Bytes(b.clone()),
+        AttrValue::Secret(b) => Value::Bytes(b.expose().to_vec()),
         AttrValue::Date(Some(d)) => Value::Date(String::from_utf8_lossy(d).into_owned()),
         AttrValue::Date(None) => Value::Date(String::new()),
     };

@@ -37,6 +37,7 @@ pub(crate) fn encode(v: &AttrValue) -> zeroize::Zeroizing<Vec<u8>> {
         AttrValue::Date(Some(d)) => d.to_vec(),
         AttrValue::Date(None) => Vec::new(),
         AttrValue::Bytes(b) => b.clone(),
+        AttrValue::Secret(b) => b.expose().to_vec(),
     })
 }
 

@@ -105,8 +105,13 @@ pub(crate) fn write_attributes(w: &mut Writer, attrs: &Attributes) {
             AttrValue::Ulong(u) => {
                 w.u8(TAG_ULONG).u64(*u);
             }
+            // A secret part is stored like any other bytes (the record is sealed); the
+            // object it is read back into moves it to locked pages again.
             AttrValue::Bytes(b) => {
                 w.u8(TAG_BYTES).bytes(b);
+            }
+            AttrValue::Secret(b) => {
+                w.u8(TAG_BYTES).bytes(b.expose());
             }
             AttrValue::Date(None) => {
                 w.u8(TAG_DATE_EMPTY);

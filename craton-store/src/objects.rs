@@ -166,6 +166,9 @@ impl Object {
             Some(AttrValue::Ulong(c)) => ObjectClass(*c),
             _ => ObjectClass(u64::MAX),
         };
+        if matches!(class, ObjectClass::SECRET_KEY | ObjectClass::PRIVATE_KEY) {
+            lock_secret_parts(&mut attrs);
+        }
         let dated = [A::START_DATE, A::END_DATE]
             .iter()
             .any(|a| matches!(attrs.get(a), Some(AttrValue::Date(Some(_)))));
@@ -227,6 +230,19 @@ impl Object {
     }
 }
 
+/// Moves a key's secret parts (`CKA_VALUE`, the private components) from the heap to locked,
+/// dump-excluded pages; the heap copies are wiped as they drop. An object keeps its secrets
+/// only there, for as long as it lives.
+fn lock_secret_parts(attrs: &mut Attributes) {
+    for a in std::iter::once(A::VALUE).chain(A::SECRET_COMPONENTS) {
+        if let Some(v) = attrs.get_mut(&a)
+            && let AttrValue::Bytes(b) = v
+        {
+            *v = AttrValue::Secret(craton_core::secret::SecretBytes::new(b));
+        }
+    }
+}
+
 fn to_map(template: &Template) -> Result<Attributes> {
     attribute::check_kinds(template)?;
     let mut map = Attributes::new();
@@ -246,10 +262,7 @@ fn ulong(attrs: &Attributes, a: A) -> Option<u64> {
 }
 
 fn bytes(attrs: &Attributes, a: A) -> Option<&[u8]> {
-    match attrs.get(&a) {
-        Some(AttrValue::Bytes(b)) => Some(b),
-        _ => None,
-    }
+    attrs.get(&a).and_then(AttrValue::as_bytes)
 }
 
 fn flag(attrs: &Attributes, a: A) -> bool {
@@ -871,9 +884,9 @@ impl Hsm {
         let o = self.object(&s, object, HsmError::ObjectHandleInvalid)?;
         Ok(o.attrs
             .values()
-            .map(|v| match v {
-                AttrValue::Bytes(b) => b.len() as u64 + 16,
-                _ => 24,
+            .map(|v| match v.as_bytes() {
+                Some(b) => b.len() as u64 + 16,
+                None => 24,
             })
             .sum())
     }

@@ -45,8 +45,9 @@ fn source(dir: &Path, secret: &BackupSecret<'_>) -> (Vec<u8>, Vec<u8>) {
             ],
         )
         .unwrap();
+    // A key's value comes back as the object keeps it: on locked pages.
     let value = match &hsm.attribute_values(s, aes, &[A::VALUE]).unwrap()[0] {
-        Ok(AttrValue::Bytes(v)) => v.clone(),
+        Ok(AttrValue::Secret(v)) => v.expose().to_vec(),
         other => panic!("{other:?}"),
     };
     (hsm.backup(secret, None).unwrap(), value)
