@@ -182,6 +182,11 @@ fn b(v: Vec<u8>) -> AttrValue {
     AttrValue::Bytes(v)
 }
 
+/// A secret part, straight onto locked pages (the attribute form objects keep it in).
+fn locked(v: &[u8]) -> AttrValue {
+    AttrValue::Secret(crate::secret::SecretBytes::new(v))
+}
+
 impl KeyMaterial {
     /// Generates a key (pair) from our DRBG; key pairs pass their pairwise consistency test
     /// before they are returned.
@@ -403,7 +408,7 @@ impl KeyMaterial {
         let secret_missing = || CryptoError::KeyFunctionNotPermitted("not a private key");
         match self {
             KeyMaterial::Secret { value, .. } => {
-                out.push((A::VALUE, b(value.expose().to_vec())));
+                out.push((A::VALUE, AttrValue::Secret(value.clone())));
                 out.push((A::VALUE_LEN, AttrValue::Ulong(value.len() as u64)));
             }
             KeyMaterial::Rsa(k) => {
@@ -418,29 +423,29 @@ impl KeyMaterial {
                 ];
                 for (a, v) in parts {
                     let v = v.as_ref().ok_or_else(secret_missing)?;
-                    out.push((a, b(v.to_vec())));
+                    out.push((a, locked(v)));
                 }
             }
-            KeyMaterial::Ec(k) => out.push((A::VALUE, b(k.private_scalar()?.to_vec()))),
+            KeyMaterial::Ec(k) => out.push((A::VALUE, locked(&k.private_scalar()?))),
             KeyMaterial::Ed25519(k) => {
                 let seed = k.seed().ok_or_else(secret_missing)?;
-                out.push((A::VALUE, b(seed.expose().to_vec())));
+                out.push((A::VALUE, AttrValue::Secret(seed.clone())));
             }
-            KeyMaterial::X25519(k) => out.push((A::VALUE, b(k.private_bytes().expose().to_vec()))),
+            KeyMaterial::X25519(k) => out.push((A::VALUE, locked(k.private_bytes().expose()))),
             KeyMaterial::X25519Public(_) => return Err(secret_missing()),
             KeyMaterial::MlKem(k) => {
                 if let Some(seed) = k.seed() {
-                    out.push((A::SEED, b(seed.expose().to_vec())));
+                    out.push((A::SEED, AttrValue::Secret(seed.clone())));
                 }
-                out.push((A::VALUE, b(k.expanded_private_bytes()?.to_vec())));
+                out.push((A::VALUE, locked(&k.expanded_private_bytes()?)));
             }
             KeyMaterial::MlDsa(k) => {
                 let seed = k.seed().ok_or_else(secret_missing)?;
-                out.push((A::SEED, b(seed.expose().to_vec())));
+                out.push((A::SEED, AttrValue::Secret(seed.clone())));
             }
             KeyMaterial::SlhDsa(k) => {
                 let sk = k.private_bytes().ok_or_else(secret_missing)?;
-                out.push((A::VALUE, b(sk.expose().to_vec())));
+                out.push((A::VALUE, AttrValue::Secret(sk.clone())));
             }
         }
         Ok(out)
