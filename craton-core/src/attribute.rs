@@ -237,7 +237,6 @@ impl AttributeType {
 }
 
 /// A typed attribute value.
-#[derive(Clone)]
 pub enum AttrValue {
     /// `CK_BBOOL`.
     Bool(bool),
@@ -249,7 +248,9 @@ pub enum AttrValue {
     /// components) as an object keeps them: on locked pages excluded from core dumps, wiped
     /// on drop. Templates and wire formats carry [`AttrValue::Bytes`]; an object moves its
     /// secret parts here when it is made. Equal to a `Bytes` value with the same contents.
-    Secret(crate::secret::SecretBytes),
+    /// (Boxed: `SecretBytes` is larger than a vector, and every value of every object would
+    /// pay for the difference.)
+    Secret(Box<crate::secret::SecretBytes>),
     /// A date (YYYYMMDD) or the empty date.
     Date(Option<[u8; 8]>),
 }
@@ -261,6 +262,21 @@ impl AttrValue {
             AttrValue::Bytes(b) => Some(b),
             AttrValue::Secret(s) => Some(s.expose()),
             _ => None,
+        }
+    }
+}
+
+// By hand, so that copying the scalar values (most of an object's defaults) stays inline in
+// the loops that copy attribute lists; the derived form was an out-of-line call per value.
+impl Clone for AttrValue {
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            AttrValue::Bool(b) => AttrValue::Bool(*b),
+            AttrValue::Ulong(n) => AttrValue::Ulong(*n),
+            AttrValue::Date(d) => AttrValue::Date(*d),
+            AttrValue::Bytes(b) => AttrValue::Bytes(b.clone()),
+            AttrValue::Secret(s) => AttrValue::Secret(s.clone()),
         }
     }
 }
@@ -397,6 +413,11 @@ impl Attributes {
     /// The attributes in type order.
     pub fn iter(&self) -> <&Self as IntoIterator>::IntoIter {
         self.into_iter()
+    }
+
+    /// The attributes in type order, values to change in place.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&AttributeType, &mut AttrValue)> + '_ {
+        self.entries.iter_mut().map(|(k, v)| (&*k, v))
     }
 
     /// The attribute types in order.
@@ -947,7 +968,7 @@ mod tests {
 
     #[test]
     fn a_secret_value_is_its_bytes_to_compare_and_kind_checks_but_never_printed() {
-        let secret = AttrValue::Secret(crate::secret::SecretBytes::new(&[0x42; 4]));
+        let secret = AttrValue::Secret(Box::new(crate::secret::SecretBytes::new(&[0x42; 4])));
         assert_eq!(secret, AttrValue::Bytes(vec![0x42; 4]));
         assert_eq!(AttrValue::Bytes(vec![0x42; 4]), secret);
         assert_ne!(secret, AttrValue::Bytes(vec![0x42; 5]));

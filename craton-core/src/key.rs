@@ -184,7 +184,7 @@ fn b(v: Vec<u8>) -> AttrValue {
 
 /// A secret part, straight onto locked pages (the attribute form objects keep it in).
 fn locked(v: &[u8]) -> AttrValue {
-    AttrValue::Secret(crate::secret::SecretBytes::new(v))
+    AttrValue::Secret(Box::new(crate::secret::SecretBytes::new(v)))
 }
 
 impl KeyMaterial {
@@ -408,7 +408,7 @@ impl KeyMaterial {
         let secret_missing = || CryptoError::KeyFunctionNotPermitted("not a private key");
         match self {
             KeyMaterial::Secret { value, .. } => {
-                out.push((A::VALUE, AttrValue::Secret(value.clone())));
+                out.push((A::VALUE, AttrValue::Secret(Box::new(value.clone()))));
                 out.push((A::VALUE_LEN, AttrValue::Ulong(value.len() as u64)));
             }
             KeyMaterial::Rsa(k) => {
@@ -429,23 +429,23 @@ impl KeyMaterial {
             KeyMaterial::Ec(k) => out.push((A::VALUE, locked(&k.private_scalar()?))),
             KeyMaterial::Ed25519(k) => {
                 let seed = k.seed().ok_or_else(secret_missing)?;
-                out.push((A::VALUE, AttrValue::Secret(seed.clone())));
+                out.push((A::VALUE, AttrValue::Secret(Box::new(seed.clone()))));
             }
             KeyMaterial::X25519(k) => out.push((A::VALUE, locked(k.private_bytes().expose()))),
             KeyMaterial::X25519Public(_) => return Err(secret_missing()),
             KeyMaterial::MlKem(k) => {
                 if let Some(seed) = k.seed() {
-                    out.push((A::SEED, AttrValue::Secret(seed.clone())));
+                    out.push((A::SEED, AttrValue::Secret(Box::new(seed.clone()))));
                 }
                 out.push((A::VALUE, locked(&k.expanded_private_bytes()?)));
             }
             KeyMaterial::MlDsa(k) => {
                 let seed = k.seed().ok_or_else(secret_missing)?;
-                out.push((A::SEED, AttrValue::Secret(seed.clone())));
+                out.push((A::SEED, AttrValue::Secret(Box::new(seed.clone()))));
             }
             KeyMaterial::SlhDsa(k) => {
                 let sk = k.private_bytes().ok_or_else(secret_missing)?;
-                out.push((A::VALUE, AttrValue::Secret(sk.clone())));
+                out.push((A::VALUE, AttrValue::Secret(Box::new(sk.clone()))));
             }
         }
         Ok(out)

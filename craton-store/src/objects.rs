@@ -234,11 +234,11 @@ impl Object {
 /// dump-excluded pages; the heap copies are wiped as they drop. An object keeps its secrets
 /// only there, for as long as it lives.
 fn lock_secret_parts(attrs: &mut Attributes) {
-    for a in std::iter::once(A::VALUE).chain(A::SECRET_COMPONENTS) {
-        if let Some(v) = attrs.get_mut(&a)
-            && let AttrValue::Bytes(b) = v
+    for (a, v) in attrs.iter_mut() {
+        if let AttrValue::Bytes(b) = v
+            && (*a == A::VALUE || a.is_secret_component())
         {
-            *v = AttrValue::Secret(craton_core::secret::SecretBytes::new(b));
+            *v = AttrValue::Secret(Box::new(craton_core::secret::SecretBytes::new(b)));
         }
     }
 }
