@@ -12,10 +12,10 @@ use crate::error::Result;
 use crate::hsm::{Hsm, ObjectHandle, SessionHandle, SessionInfo, TokenInfo};
 use crate::objects::Template;
 use crate::operations::{MessageKind, MessageOutput, OperationKind};
+use craton_core::Direction;
 use craton_core::attribute::{AttrValue, AttributeError, AttributeType as A};
 use craton_core::mechanism::Registry;
 use craton_core::ops::Mechanism;
-use craton_core::{CryptoError, Direction};
 use zeroize::Zeroizing;
 
 /// Values, or why each is withheld, as `C_GetAttributeValue` reports them.
@@ -50,10 +50,7 @@ macro_rules! engine {
                 input: &[u8],
                 out: &mut [u8],
             ) -> Result<usize> {
-                let required = self.cipher_len(h, direction, input.len())?;
-                if out.len() < required {
-                    return Err(CryptoError::BufferTooSmall { required }.into());
-                }
+                crate::operations::fits(out, self.cipher_len(h, direction, input.len())?)?;
                 let data = match direction {
                     Direction::Encrypt => Zeroizing::new(self.encrypt(h, input)?),
                     Direction::Decrypt => self.cipher(h, direction, input)?,
@@ -62,18 +59,12 @@ macro_rules! engine {
             }
             /// `C_Sign` into `out` (see [`Hsm::sign_into`]).
             fn sign_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
-                let required = self.signature_len(h)?;
-                if out.len() < required {
-                    return Err(CryptoError::BufferTooSmall { required }.into());
-                }
+                crate::operations::fits(out, self.signature_len(h)?)?;
                 crate::operations::put(out, &self.sign(h, data)?)
             }
             /// `C_Digest` into `out` (see [`Hsm::digest_into`]).
             fn digest_into(&self, h: SessionHandle, data: &[u8], out: &mut [u8]) -> Result<usize> {
-                let required = self.digest_len(h)?;
-                if out.len() < required {
-                    return Err(CryptoError::BufferTooSmall { required }.into());
-                }
+                crate::operations::fits(out, self.digest_len(h)?)?;
                 crate::operations::put(out, &self.digest(h, data)?)
             }
             $( $(#[$doc])* fn $name(&self $(, $arg: $ty)*) -> $ret; )*

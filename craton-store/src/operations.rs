@@ -287,7 +287,7 @@ const DECAPSULATE: Use = Use {
 
 /// `CryptoError::BufferTooSmall` unless `out` holds `required` bytes: the two-call
 /// convention's refusal, which leaves the operation in place.
-fn fits(out: &[u8], required: usize) -> Result<()> {
+pub(crate) fn fits(out: &[u8], required: usize) -> Result<()> {
     if out.len() < required {
         return Err(craton_core::CryptoError::BufferTooSmall { required }.into());
     }
