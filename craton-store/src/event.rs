@@ -234,6 +234,12 @@ pub enum Event {
 pub trait EventSink: Send + Sync {
     /// Records one event. Called before the operation that caused it returns.
     fn record(&self, event: &Event);
+
+    /// Whether this sink drops every event unseen. The engine then skips building the
+    /// events of cryptographic operations, which are the only ones on every call's path.
+    fn is_silent(&self) -> bool {
+        false
+    }
 }
 
 /// Forwards every event to several sinks (the audit log and a caller's own).
@@ -245,6 +251,10 @@ impl EventSink for Tee {
             s.record(event);
         }
     }
+
+    fn is_silent(&self) -> bool {
+        self.0.iter().all(|s| s.is_silent())
+    }
 }
 
 /// A sink that drops everything (embedding without an audit log).
@@ -253,4 +263,30 @@ pub struct NoEvents;
 
 impl EventSink for NoEvents {
     fn record(&self, _event: &Event) {}
+
+    fn is_silent(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct Listening;
+    impl EventSink for Listening {
+        fn record(&self, _event: &Event) {}
+    }
+
+    #[test]
+    fn a_tee_is_silent_only_when_every_sink_it_feeds_is() {
+        assert!(NoEvents.is_silent());
+        assert!(
+            !Listening.is_silent(),
+            "a sink is listening unless it says otherwise"
+        );
+        assert!(Tee(vec![Arc::new(NoEvents), Arc::new(NoEvents)]).is_silent());
+        assert!(!Tee(vec![Arc::new(NoEvents), Arc::new(Listening)]).is_silent());
+    }
 }

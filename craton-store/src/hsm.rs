@@ -200,6 +200,8 @@ pub struct Hsm {
     next_session: Padded,
     pub(crate) next_session_object: Padded,
     pub(crate) events: Arc<dyn EventSink>,
+    /// No audit log and a sink that drops every event: per-operation events are not built.
+    pub(crate) silent: bool,
     pub(crate) saved_states: Mutex<crate::operations::SavedStates>,
     audit: Option<Arc<crate::audit::AuditLog>>,
 }
@@ -355,6 +357,7 @@ impl Hsm {
             sessions: std::array::from_fn(|_| SessionShard(RwLock::new(HashMap::default()))),
             next_session: Padded(AtomicU64::new(1)),
             next_session_object: Padded(AtomicU64::new(SESSION_OBJECT_BASE)),
+            silent: events.is_silent(),
             events,
             saved_states: Mutex::new(Default::default()),
         })

@@ -98,19 +98,32 @@ const KEY_CACHE: usize = 16;
 impl KeyCache {
     /// Where key `handle` is cached, if the cache is of `generation` (else it starts over);
     /// a shared entry seen a second time becomes private.
+    #[inline]
     fn position(&mut self, generation: u64, handle: u64) -> Option<usize> {
         if self.generation != generation {
-            self.entries.clear();
-            self.generation = generation;
+            self.start_over(generation);
             return None;
         }
         let i = self.entries.iter().position(|e| e.handle == handle)?;
-        let e = &mut self.entries[i];
-        if !e.private {
-            e.object = Arc::new(e.object.session_copy());
-            e.private = true;
+        if !self.entries[i].private {
+            self.make_private(i);
         }
         Some(i)
+    }
+
+    /// Forgets every entry: the token changed since they were looked up. Off the hit path.
+    #[cold]
+    fn start_over(&mut self, generation: u64) {
+        self.entries.clear();
+        self.generation = generation;
+    }
+
+    /// Gives entry `i` a copy of its own (its second use). Off the hit path.
+    #[cold]
+    fn make_private(&mut self, i: usize) {
+        let e = &mut self.entries[i];
+        e.object = Arc::new(e.object.session_copy());
+        e.private = true;
     }
 
     /// Remembers the token's copy of a key (looked up at the cache's generation).
@@ -409,6 +422,7 @@ impl Hsm {
     }
 
     /// Where the session's cache holds key `h`, if it is of the token's current generation.
+    #[inline]
     fn cached_index(&self, s: &Session, cache: &mut KeyCache, h: ObjectHandle) -> Option<usize> {
         let generation = self.generations[s.slot]
             .0

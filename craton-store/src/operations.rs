@@ -330,21 +330,21 @@ impl Hsm {
         u: &Use,
     ) -> Result<(&'c Arc<Object>, Arc<KeyMaterial>)> {
         let entry = self.session_key(s, keys, key)?;
-        self.check_entry(entry, mechanism, u)
+        self.check_entry(entry, mechanism.mechanism_type(), u)
     }
 
     /// The key of a cache entry and its material, if it may serve `u` with `mechanism`.
     fn check_entry<'c>(
         &self,
         entry: &'c mut CachedKey,
-        mechanism: &Mechanism,
+        mechanism: M,
         u: &Use,
     ) -> Result<(&'c Arc<Object>, Arc<KeyMaterial>)> {
-        let checked = Some((mechanism.mechanism_type(), u.op));
+        let checked = Some((mechanism, u.op));
         // Same key copy, mechanism and use as last time, and the token unchanged since: the
         // checks would pass again.
         if entry.checked != checked {
-            self.check_key_use(&entry.object, mechanism.mechanism_type(), u)?;
+            self.check_key_use(&entry.object, mechanism, u)?;
             entry.checked = checked;
         }
         let o = &entry.object;
@@ -395,6 +395,10 @@ impl Hsm {
         tag: OpTag,
         success: bool,
     ) -> Result<()> {
+        if self.silent {
+            // Neither an audit log nor a caller's sink: nothing to build the entry for.
+            return Ok(());
+        }
         self.emit(Event::Operation {
             slot: tag.slot as u64,
             session: h.0,
@@ -477,7 +481,9 @@ impl Hsm {
                 None => return Ok(false),
             }
         };
-        let (o, material) = self.check_entry(entry, want.mechanism, want.usage)?;
+        // The mechanism's number, worked out once (it is a match over every mechanism).
+        let mechanism = want.mechanism.mechanism_type();
+        let (o, material) = self.check_entry(entry, mechanism, want.usage)?;
         let Some((ctx, needs_login)) = build(s, o, material, !look_up)? else {
             return Ok(false);
         };
@@ -486,7 +492,7 @@ impl Hsm {
             tag: OpTag {
                 slot: s.slot,
                 key: want.key.0,
-                mechanism: want.mechanism.mechanism_type(),
+                mechanism,
             },
             needs_login,
             signature: None,

@@ -4,6 +4,7 @@ use crate::*;
 use craton_core::MechanismType as M;
 use craton_core::digest::HashAlg;
 use craton_core::ops::Mechanism;
+use craton_store::Event;
 use craton_store::audit::verify;
 use craton_store::config::AuditLevel;
 use serde_json::Value;
@@ -637,4 +638,45 @@ fn a_periodic_seal_still_queued_at_rotation_or_shutdown_reaches_the_file() {
     let tail = last_line(&live);
     assert_eq!(tail["event"], "seal", "{tail}");
     assert_eq!(tail["seq"], last);
+}
+
+/// With the audit log off, the engine skips building operation events only when nobody
+/// listens: a caller's own sink still receives every operation's end, success or failure.
+#[test]
+fn without_an_audit_log_a_callers_sink_still_sees_every_operation() {
+    let dir = Scratch::new("audit-off-sink");
+    let mut c = config(dir.path());
+    c.audit.level = AuditLevel::None;
+    let rec = recorder();
+    let hsm = Hsm::open_with_events(c, rec.clone()).unwrap();
+    assert!(hsm.audit().is_none());
+    init(&hsm);
+    let s = user_session(&hsm);
+    let mac = Mechanism::without_params(M::SHA256_HMAC).unwrap();
+    let key = hsm
+        .generate_key(
+            s,
+            &Mechanism::Generate(M::GENERIC_SECRET_KEY_GEN),
+            &[
+                (A::VALUE_LEN, AttrValue::Ulong(32)),
+                (A::SIGN, b(true)),
+                (A::VERIFY, b(true)),
+            ],
+        )
+        .unwrap();
+    hsm.sign_init(s, &mac, key).unwrap();
+    let tag = hsm.sign(s, b"data").unwrap();
+    hsm.verify_init(s, &mac, key).unwrap();
+    assert!(hsm.verify(s, b"other data", &tag).is_err());
+    let ops: Vec<(&str, bool)> = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Operation { kind, success, .. } => Some((*kind, *success)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ops, [("sign", true), ("verify", false)]);
 }
