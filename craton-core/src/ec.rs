@@ -144,6 +144,9 @@ pub struct EcKey {
     curve: Curve,
     pkey: Pkey,
     private: bool,
+    /// The public point, uncompressed, encoded once: every encoding converts the point to
+    /// affine form (a field inversion), and objects ask for it several times.
+    point: Vec<u8>,
 }
 
 impl std::fmt::Debug for EcKey {
@@ -191,6 +194,7 @@ impl EcKey {
             .map_err(|_| CryptoError::KeyInvalid("EC private scalar out of range"))?;
         Ok(EcKey {
             curve,
+            point: pkey.ec_public_point()?,
             pkey,
             private: true,
         })
@@ -202,6 +206,7 @@ impl EcKey {
             .map_err(|_| CryptoError::KeyInvalid("EC point not on curve"))?;
         Ok(EcKey {
             curve,
+            point: pkey.ec_public_point()?,
             pkey,
             private: false,
         })
@@ -219,7 +224,7 @@ impl EcKey {
 
     /// The public point, uncompressed.
     pub fn public_point(&self) -> Result<Vec<u8>> {
-        Ok(self.pkey.ec_public_point()?)
+        Ok(self.point.clone())
     }
 
     /// The private scalar, padded to the field length (for wrapping and backup).
@@ -234,7 +239,12 @@ impl EcKey {
 
     /// The public half.
     pub fn public_key(&self) -> Result<EcKey> {
-        EcKey::from_public_point(self.curve, &self.public_point()?)
+        Ok(EcKey {
+            curve: self.curve,
+            pkey: self.pkey.ec_public_half()?,
+            private: false,
+            point: self.point.clone(),
+        })
     }
 
     /// ECDSA over `digest` (any length; longer digests are truncated to the order size as
@@ -343,6 +353,49 @@ mod tests {
         assert_eq!(&der[..3], &[0x04, 0x81, 133]);
         assert_eq!(parse_ec_point(&der, 66), Ok(&point[..]));
         assert!(parse_ec_point(&der[..der.len() - 1], 66).is_err());
+    }
+
+    /// P-256's base point G (SEC 2 §2.4.2, FIPS 186-5 / SP 800-186 §3.2.1.3).
+    const P256_GX: &str = "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296";
+    const P256_GY: &str = "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+
+    #[test]
+    fn the_point_of_scalar_one_is_the_base_point_and_every_encoding_is_uncompressed() {
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let key = EcKey::from_private_scalar(Curve::P256, &one).expect("d = 1");
+        let g = hex::decode(format!("04{P256_GX}{P256_GY}")).expect("hex");
+        assert_eq!(key.public_point().expect("point"), g);
+        // The public half carries the same point, and a compressed point (0x03: Gy is odd)
+        // comes back uncompressed.
+        let public = key.public_key().expect("public half");
+        assert!(!public.is_private());
+        assert_eq!(public.public_point().expect("point"), g);
+        let compressed = hex::decode(format!("03{P256_GX}")).expect("hex");
+        let decoded = EcKey::from_public_point(Curve::P256, &compressed).expect("compressed G");
+        assert_eq!(decoded.public_point().expect("point"), g);
+    }
+
+    #[test]
+    fn the_public_half_of_a_generated_key_verifies_its_signatures_on_every_curve() {
+        let rng = crate::rng::Rng::from_os().expect("rng");
+        for curve in Curve::ALL {
+            let key = EcKey::generate(curve, &rng).expect("generate");
+            let public = key.public_key().expect("public half");
+            let point = public.public_point().expect("point");
+            assert_eq!(point.len(), 1 + 2 * curve.field_len());
+            assert_eq!(point, key.public_point().expect("point"));
+            let digest = [0x5au8; 32];
+            let sig = key.sign_digest(&digest).expect("sign");
+            public.verify_digest(&digest, &sig).expect("verifies");
+            let mut bad = sig.clone();
+            bad[0] ^= 1;
+            assert!(public.verify_digest(&digest, &bad).is_err());
+            assert!(
+                public.sign_digest(&digest).is_err(),
+                "a public half cannot sign"
+            );
+        }
     }
 
     #[test]

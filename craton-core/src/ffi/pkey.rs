@@ -668,9 +668,14 @@ impl Pkey {
                 return Err(LibFailure);
             }
             // SAFETY: computes d·G into point; all pointers valid, optional ones null.
-            let rc = unsafe {
+            let mut rc = unsafe {
                 sys::EC_POINT_mul(group, point, d.0.as_ptr(), null(), null(), null_mut())
             };
+            // SAFETY: group and point are valid. With 0 < d < n, d·G is never the point at
+            // infinity; refusing it anyway keeps a faulty multiplication out of the key.
+            if rc == 1 && unsafe { sys::EC_POINT_is_at_infinity(group, point) } != 0 {
+                rc = 0;
+            }
             // SAFETY: set_public_key copies the point.
             let rc2 = if rc == 1 {
                 // SAFETY: set_public_key copies the point into ec.
@@ -681,9 +686,11 @@ impl Pkey {
             // SAFETY: point is ours to free.
             unsafe { sys::EC_POINT_free(point) };
             check(rc)?;
-            check(rc2)?;
-            // SAFETY: ec is a complete key.
-            check(unsafe { sys::EC_KEY_check_key(ec) })
+            check(rc2)
+            // No EC_KEY_check_key: it would compute d·G a second time only to compare it with
+            // the point just computed from d (a tenth of a key generation's time). The point
+            // lies on the curve by construction, and generated pairs pass their pairwise
+            // consistency test (a signature verified with this point) before use.
         })();
         if let Err(e) = built {
             // SAFETY: ec is owned here.
@@ -761,17 +768,48 @@ impl Pkey {
             return Err(LibFailure);
         }
         let form = sys::point_conversion_form_t::POINT_CONVERSION_UNCOMPRESSED;
-        // SAFETY: a null buffer asks for the length first; then a buffer of that length.
-        let len = unsafe { sys::EC_POINT_point2oct(group, point, form, null_mut(), 0, null_mut()) };
-        let mut out = vec![0u8; len];
-        // SAFETY: out has `len` bytes.
+        // One call into a buffer that fits every supported curve (P-521: 1 + 2·66 bytes):
+        // each call converts the point to affine form, a field inversion, so asking for the
+        // length first would pay for it twice.
+        let mut buf = [0u8; 1 + 2 * 66];
+        // SAFETY: buf has buf.len() bytes; point2oct writes at most that many, or fails.
         let written = unsafe {
-            sys::EC_POINT_point2oct(group, point, form, out.as_mut_ptr(), len, null_mut())
+            sys::EC_POINT_point2oct(group, point, form, buf.as_mut_ptr(), buf.len(), null_mut())
         };
-        if written != len || len == 0 {
+        if written == 0 || written > buf.len() {
             return Err(LibFailure::take());
         }
-        Ok(out)
+        Ok(buf[..written].to_vec())
+    }
+
+    /// The public half of an EC key: the same group and point, in a key of its own. The point
+    /// is copied, not decoded again, so it needs no second on-curve check.
+    pub(crate) fn ec_public_half(&self) -> Result<Self, LibFailure> {
+        let from = self.ec()?;
+        // SAFETY: borrowed from a valid key.
+        let (group, point) = unsafe {
+            (
+                sys::EC_KEY_get0_group(from),
+                sys::EC_KEY_get0_public_key(from),
+            )
+        };
+        if group.is_null() || point.is_null() {
+            return Err(LibFailure);
+        }
+        // SAFETY: no preconditions.
+        let ec = unsafe { sys::EC_KEY_new() };
+        if ec.is_null() {
+            return Err(LibFailure);
+        }
+        // SAFETY: ec is valid and empty; set_group copies the group.
+        let grouped = unsafe { sys::EC_KEY_set_group(ec, group) } == 1;
+        // SAFETY: ec has the point's group now; set_public_key copies the point.
+        if !grouped || unsafe { sys::EC_KEY_set_public_key(ec, point) } != 1 {
+            // SAFETY: ec is owned here.
+            unsafe { sys::EC_KEY_free(ec) };
+            return Err(LibFailure::take());
+        }
+        Self::adopt_ec(ec)
     }
 
     /// The private scalar, left-padded to `len` bytes.
