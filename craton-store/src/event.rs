@@ -235,8 +235,9 @@ pub trait EventSink: Send + Sync {
     /// Records one event. Called before the operation that caused it returns.
     fn record(&self, event: &Event);
 
-    /// Whether this sink drops every event unseen. The engine then skips building the
-    /// events of cryptographic operations, which are the only ones on every call's path.
+    /// Whether this sink drops every event unseen. An engine with such a sink and no audit
+    /// log records no events at all, and does not even build those of cryptographic
+    /// operations (the only ones on every call's path).
     fn is_silent(&self) -> bool {
         false
     }

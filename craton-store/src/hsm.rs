@@ -200,7 +200,8 @@ pub struct Hsm {
     next_session: Padded,
     pub(crate) next_session_object: Padded,
     pub(crate) events: Arc<dyn EventSink>,
-    /// No audit log and a sink that drops every event: per-operation events are not built.
+    /// No audit log and a sink that drops every event: events are not recorded, and those
+    /// of operations not even built.
     pub(crate) silent: bool,
     pub(crate) saved_states: Mutex<crate::operations::SavedStates>,
     audit: Option<Arc<crate::audit::AuditLog>>,
