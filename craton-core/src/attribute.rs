@@ -256,6 +256,12 @@ pub enum AttrValue {
 }
 
 impl AttrValue {
+    /// A secret value: `bytes` copied onto locked, dump-excluded pages (the caller wipes its
+    /// own copy).
+    pub fn secret(bytes: &[u8]) -> AttrValue {
+        AttrValue::Secret(Box::new(crate::secret::SecretBytes::new(bytes)))
+    }
+
     /// The bytes of a `Bytes` or `Secret` value.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
@@ -968,7 +974,7 @@ mod tests {
 
     #[test]
     fn a_secret_value_is_its_bytes_to_compare_and_kind_checks_but_never_printed() {
-        let secret = AttrValue::Secret(Box::new(crate::secret::SecretBytes::new(&[0x42; 4])));
+        let secret = AttrValue::secret(&[0x42; 4]);
         assert_eq!(secret, AttrValue::Bytes(vec![0x42; 4]));
         assert_eq!(AttrValue::Bytes(vec![0x42; 4]), secret);
         assert_ne!(secret, AttrValue::Bytes(vec![0x42; 5]));

@@ -223,8 +223,8 @@ impl EcKey {
     }
 
     /// The public point, uncompressed.
-    pub fn public_point(&self) -> Result<Vec<u8>> {
-        Ok(self.point.clone())
+    pub fn public_point(&self) -> &[u8] {
+        &self.point
     }
 
     /// The private scalar, padded to the field length (for wrapping and backup).
@@ -365,15 +365,15 @@ mod tests {
         one[31] = 1;
         let key = EcKey::from_private_scalar(Curve::P256, &one).expect("d = 1");
         let g = hex::decode(format!("04{P256_GX}{P256_GY}")).expect("hex");
-        assert_eq!(key.public_point().expect("point"), g);
+        assert_eq!(key.public_point(), g);
         // The public half carries the same point, and a compressed point (0x03: Gy is odd)
         // comes back uncompressed.
         let public = key.public_key().expect("public half");
         assert!(!public.is_private());
-        assert_eq!(public.public_point().expect("point"), g);
+        assert_eq!(public.public_point(), g);
         let compressed = hex::decode(format!("03{P256_GX}")).expect("hex");
         let decoded = EcKey::from_public_point(Curve::P256, &compressed).expect("compressed G");
-        assert_eq!(decoded.public_point().expect("point"), g);
+        assert_eq!(decoded.public_point(), g);
     }
 
     #[test]
@@ -382,9 +382,9 @@ mod tests {
         for curve in Curve::ALL {
             let key = EcKey::generate(curve, &rng).expect("generate");
             let public = key.public_key().expect("public half");
-            let point = public.public_point().expect("point");
+            let point = public.public_point();
             assert_eq!(point.len(), 1 + 2 * curve.field_len());
-            assert_eq!(point, key.public_point().expect("point"));
+            assert_eq!(point, key.public_point());
             let digest = [0x5au8; 32];
             let sig = key.sign_digest(&digest).expect("sign");
             public.verify_digest(&digest, &sig).expect("verifies");

@@ -182,11 +182,6 @@ fn b(v: Vec<u8>) -> AttrValue {
     AttrValue::Bytes(v)
 }
 
-/// A secret part, straight onto locked pages (the attribute form objects keep it in).
-fn locked(v: &[u8]) -> AttrValue {
-    AttrValue::Secret(Box::new(crate::secret::SecretBytes::new(v)))
-}
-
 impl KeyMaterial {
     /// Generates a key (pair) from our DRBG; key pairs pass their pairwise consistency test
     /// before they are returned.
@@ -354,7 +349,7 @@ impl KeyMaterial {
             }
             KeyMaterial::Ec(k) => vec![
                 (A::EC_PARAMS, b(k.curve().ec_params().to_vec())),
-                (A::EC_POINT, b(der_octet_string(&k.public_point()?))),
+                (A::EC_POINT, b(der_octet_string(k.public_point()))),
             ],
             KeyMaterial::Ed25519(k) => vec![
                 (A::EC_PARAMS, b(edwards::ED25519_OID.to_vec())),
@@ -408,7 +403,7 @@ impl KeyMaterial {
         let secret_missing = || CryptoError::KeyFunctionNotPermitted("not a private key");
         match self {
             KeyMaterial::Secret { value, .. } => {
-                out.push((A::VALUE, AttrValue::Secret(Box::new(value.clone()))));
+                out.push((A::VALUE, AttrValue::secret(value.expose())));
                 out.push((A::VALUE_LEN, AttrValue::Ulong(value.len() as u64)));
             }
             KeyMaterial::Rsa(k) => {
@@ -423,29 +418,31 @@ impl KeyMaterial {
                 ];
                 for (a, v) in parts {
                     let v = v.as_ref().ok_or_else(secret_missing)?;
-                    out.push((a, locked(v)));
+                    out.push((a, AttrValue::secret(v)));
                 }
             }
-            KeyMaterial::Ec(k) => out.push((A::VALUE, locked(&k.private_scalar()?))),
+            KeyMaterial::Ec(k) => out.push((A::VALUE, AttrValue::secret(&k.private_scalar()?))),
             KeyMaterial::Ed25519(k) => {
                 let seed = k.seed().ok_or_else(secret_missing)?;
-                out.push((A::VALUE, AttrValue::Secret(Box::new(seed.clone()))));
+                out.push((A::VALUE, AttrValue::secret(seed.expose())));
             }
-            KeyMaterial::X25519(k) => out.push((A::VALUE, locked(k.private_bytes().expose()))),
+            KeyMaterial::X25519(k) => {
+                out.push((A::VALUE, AttrValue::secret(k.private_bytes().expose())))
+            }
             KeyMaterial::X25519Public(_) => return Err(secret_missing()),
             KeyMaterial::MlKem(k) => {
                 if let Some(seed) = k.seed() {
-                    out.push((A::SEED, AttrValue::Secret(Box::new(seed.clone()))));
+                    out.push((A::SEED, AttrValue::secret(seed.expose())));
                 }
-                out.push((A::VALUE, locked(&k.expanded_private_bytes()?)));
+                out.push((A::VALUE, AttrValue::secret(&k.expanded_private_bytes()?)));
             }
             KeyMaterial::MlDsa(k) => {
                 let seed = k.seed().ok_or_else(secret_missing)?;
-                out.push((A::SEED, AttrValue::Secret(Box::new(seed.clone()))));
+                out.push((A::SEED, AttrValue::secret(seed.expose())));
             }
             KeyMaterial::SlhDsa(k) => {
                 let sk = k.private_bytes().ok_or_else(secret_missing)?;
-                out.push((A::VALUE, AttrValue::Secret(Box::new(sk.clone()))));
+                out.push((A::VALUE, AttrValue::secret(sk.expose())));
             }
         }
         Ok(out)

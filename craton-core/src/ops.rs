@@ -1457,7 +1457,7 @@ mod tests {
         let (pa, sa) = pair(KeySpec::Ec(crate::ec::Curve::P256), &rng);
         let (pb, sb) = pair(KeySpec::Ec(crate::ec::Curve::P256), &rng);
         let point = |k: &KeyMaterial| match k {
-            KeyMaterial::Ec(k) => k.public_point().unwrap(),
+            KeyMaterial::Ec(k) => k.public_point().to_vec(),
             _ => unreachable!(),
         };
         let ab = derive(&Mechanism::Ecdh { public: point(&pb) }, &sa, None).unwrap();

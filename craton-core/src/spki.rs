@@ -117,7 +117,7 @@ pub fn public_key_info(key: &KeyMaterial) -> Result<Vec<u8>> {
             );
             spki(&[RSA_ENCRYPTION, NULL], &rsa_public)
         }
-        KeyMaterial::Ec(k) => spki(&[EC_PUBLIC_KEY, k.curve().ec_params()], &k.public_point()?),
+        KeyMaterial::Ec(k) => spki(&[EC_PUBLIC_KEY, k.curve().ec_params()], k.public_point()),
         KeyMaterial::Ed25519(k) => spki(&[crate::edwards::ED25519_OID], &k.public_bytes()),
         KeyMaterial::X25519(k) => spki(&[crate::edwards::X25519_OID], &k.public_bytes()),
         KeyMaterial::X25519Public(u) => spki(&[crate::edwards::X25519_OID], u),

@@ -251,7 +251,7 @@ fn lock_secret_parts(attrs: &mut Attributes) {
         if let AttrValue::Bytes(b) = v
             && (*a == A::VALUE || a.is_secret_component())
         {
-            *v = AttrValue::Secret(Box::new(craton_core::secret::SecretBytes::new(b)));
+            *v = AttrValue::secret(b);
         }
     }
 }
