@@ -2,6 +2,11 @@
 //! reseed counter, prediction resistance on request and continuous health tests, and a
 //! sharded pool of such DRBGs so concurrent callers do not queue on one lock.
 //!
+//! Each shard serves small requests (up to 64 bytes) from the output of one generate request
+//! drawn ahead, so the DRBG's re-keying after each request is paid once per 992 bytes rather
+//! than per key; the read-ahead also tells a forked child that its state is inherited (see
+//! `ReadAhead`).
+//!
 //! Every key, IV and random byte the HSM hands out comes from an [`Rng`]: AES and HMAC keys,
 //! RSA primes (generated here, FIPS 186-5 A.1.3), EC, Ed25519, X25519, ML-KEM, ML-DSA and
 //! SLH-DSA key seeds, module-generated GCM IVs, SLH-DSA randomisers and `C_GenerateRandom`.
@@ -14,6 +19,7 @@
 //! primitives take no caller randomness. None of it is key material the HSM stores.
 
 use crate::ffi::md::HmacSha256;
+use crate::ffi::memory::LockedPages;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::{Zeroize, Zeroizing};
@@ -22,6 +28,18 @@ use zeroize::{Zeroize, Zeroizing};
 const STRENGTH: usize = 32;
 /// Largest single generate request (SP 800-90A Table 2 allows 2^19 bits).
 const MAX_REQUEST: usize = 1 << 16;
+/// Requests of at most this many bytes (keys, IVs, nonces, salts) are served from a shard's
+/// read-ahead; longer ones and prediction-resistance requests get a generate call of their own.
+const READ_AHEAD_REQUEST: usize = 64;
+/// DRBG output a shard draws in one generate request for its read-ahead: 31 blocks, so the
+/// buffer and its 16-byte header fill one 1 KiB slot of locked memory.
+const READ_AHEAD_LEN: usize = 31 * STRENGTH;
+/// The read-ahead's header: the `ARMED` mark, then the count of unread bytes.
+const HEADER: usize = 16;
+/// Written into each read-ahead page when it is made. The page is marked `MADV_WIPEONFORK`,
+/// so a forked child reads zero here instead: the sign that its DRBG state is a copy of its
+/// parent's and must take fresh entropy before it produces anything.
+const ARMED: u64 = 0x6372_6174_6f6e_2101;
 
 /// Failures of random generation. After a health-test failure the generator stays failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -236,7 +254,95 @@ impl std::fmt::Debug for Rng {
 
 /// One DRBG, alone on its cache lines so shards used by different cores never share one.
 #[repr(align(128))]
-struct Shard(Mutex<HmacDrbg>);
+struct Shard(Mutex<ShardState>);
+
+struct ShardState {
+    drbg: HmacDrbg,
+    /// `None` only if locked memory could not be mapped; the shard then serves every request
+    /// with a generate call of its own (and cannot notice a fork).
+    ahead: Option<ReadAhead>,
+}
+
+/// Output of one generate request, handed out to later small requests and wiped as it goes.
+///
+/// An HMAC_DRBG request costs the same re-keying (six SHA-256 compressions) whether it asks
+/// for 32 bytes or a kilobyte; drawing ahead spreads that over 31 small requests. Bytes not
+/// yet handed out are output the DRBG has already produced and moved past: someone who reads
+/// this memory learns the next keys, as they would from the DRBG state itself, and nothing
+/// about bytes already handed out (they are wiped on the way out). The buffer lives in locked,
+/// dump-excluded, wipe-on-fork memory like key material.
+struct ReadAhead {
+    /// `[ARMED as u64][unread count as u64][READ_AHEAD_LEN bytes]`; the unread bytes are the
+    /// first `unread` of the buffer.
+    page: LockedPages,
+}
+
+impl ReadAhead {
+    fn new() -> Option<Self> {
+        let mut ahead = ReadAhead {
+            page: LockedPages::new(HEADER + READ_AHEAD_LEN)?,
+        };
+        ahead.arm();
+        Some(ahead)
+    }
+
+    fn word(&self, at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.page.as_slice()[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+
+    fn set_word(&mut self, at: usize, v: u64) {
+        self.page.as_mut_slice()[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Whether this process wrote the page: `false` in a forked child (the kernel zeroed it).
+    fn armed(&self) -> bool {
+        self.word(0) == ARMED
+    }
+
+    /// Marks the page as this process's, with nothing unread.
+    fn arm(&mut self) {
+        self.discard();
+        self.set_word(0, ARMED);
+    }
+
+    fn unread(&self) -> usize {
+        usize::try_from(self.word(8)).map_or(0, |n| n.min(READ_AHEAD_LEN))
+    }
+
+    /// Copies the last `out.len()` unread bytes out and wipes them; `false` (nothing taken)
+    /// if fewer are left.
+    fn take(&mut self, out: &mut [u8]) -> bool {
+        let unread = self.unread();
+        let Some(rest) = unread.checked_sub(out.len()) else {
+            return false;
+        };
+        let bytes = &mut self.page.as_mut_slice()[HEADER + rest..HEADER + unread];
+        out.copy_from_slice(bytes);
+        bytes.zeroize();
+        self.set_word(8, rest as u64);
+        true
+    }
+
+    /// Wipes whatever is unread.
+    fn discard(&mut self) {
+        self.page.as_mut_slice()[HEADER..].zeroize();
+        self.set_word(8, 0);
+    }
+
+    /// Replaces the contents with one generate request's output. On failure nothing is left
+    /// unread (a partial output is wiped).
+    fn refill(&mut self, drbg: &mut HmacDrbg) -> Result<(), RngError> {
+        self.discard();
+        let result = drbg.generate(&mut self.page.as_mut_slice()[HEADER..], &[]);
+        match result {
+            Ok(()) => self.set_word(8, READ_AHEAD_LEN as u64),
+            Err(_) => self.discard(),
+        }
+        result
+    }
+}
 
 impl Rng {
     /// Instantiates every shard from `source` (entropy, a nonce, and the shard number as
@@ -257,12 +363,15 @@ impl Rng {
             source.draw(&mut seed[..])?;
             let (entropy, nonce) = seed.split_at(STRENGTH);
             let personalization = format!("craton-hsm drbg shard {i}");
-            shards.push(Shard(Mutex::new(HmacDrbg::instantiate(
-                entropy,
-                nonce,
-                personalization.as_bytes(),
-                config.reseed_interval.max(1),
-            ))));
+            shards.push(Shard(Mutex::new(ShardState {
+                drbg: HmacDrbg::instantiate(
+                    entropy,
+                    nonce,
+                    personalization.as_bytes(),
+                    config.reseed_interval.max(1),
+                ),
+                ahead: ReadAhead::new(),
+            })));
         }
         Ok(Rng {
             shards: shards.into_boxed_slice(),
@@ -296,9 +405,13 @@ impl Rng {
         Ok(())
     }
 
+    /// Runs `f` on a shard (the calling thread's home shard when it is free), after making
+    /// sure the shard's state is this process's own: in a forked child (its read-ahead page
+    /// wiped by the kernel) the inherited state first takes fresh entropy, so parent and
+    /// child never produce the same bytes.
     fn with_shard<T>(
         &self,
-        f: impl FnOnce(&mut HmacDrbg) -> Result<T, RngError>,
+        f: impl FnOnce(&mut ShardState) -> Result<T, RngError>,
     ) -> Result<T, RngError> {
         if self.is_failed() {
             return Err(RngError::Failed);
@@ -313,33 +426,81 @@ impl Rng {
         }
         let n = self.shards.len();
         let start = HOME.with(|h| *h) % n;
-        for i in 0..n {
-            if let Ok(mut guard) = self.shards[(start + i) % n].0.try_lock() {
-                return f(&mut guard);
-            }
+        let mut guard = (0..n)
+            .find_map(|i| self.shards[(start + i) % n].0.try_lock().ok())
+            .map_or_else(|| self.shards[start].0.lock(), Ok)
+            .map_err(|_| RngError::Failed)?;
+        let state = &mut *guard;
+        if let Some(ahead) = state.ahead.as_mut().filter(|a| !a.armed()) {
+            self.reseed(&mut state.drbg, b"craton-hsm drbg: forked child")?;
+            ahead.arm();
         }
-        let mut guard = self.shards[start].0.lock().map_err(|_| RngError::Failed)?;
-        f(&mut guard)
+        f(state)
     }
 
     /// Fills `out` with random bytes.
     pub fn fill(&self, out: &mut [u8]) -> Result<(), RngError> {
-        self.fill_inner(out, false)
+        if out.len() > READ_AHEAD_REQUEST {
+            return self.fill_inner(out, false);
+        }
+        self.with_shard(|state| {
+            let Some(ahead) = state.ahead.as_mut() else {
+                return self.generate(&mut state.drbg, out, false);
+            };
+            if !ahead.take(out) {
+                if state.drbg.needs_reseed() {
+                    self.reseed(&mut state.drbg, &[])?;
+                }
+                ahead.refill(&mut state.drbg).map_err(|e| self.fail(e))?;
+                if !ahead.take(out) {
+                    return Err(RngError::Failed);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Fills `out` after reseeding from the entropy source first (prediction resistance).
+    /// The output comes from a generate request of its own, never from the read-ahead.
     pub fn fill_with_prediction_resistance(&self, out: &mut [u8]) -> Result<(), RngError> {
         self.fill_inner(out, true)
     }
 
     fn fill_inner(&self, out: &mut [u8], prediction_resistance: bool) -> Result<(), RngError> {
         for chunk in out.chunks_mut(MAX_REQUEST) {
-            self.with_shard(|drbg| {
-                if prediction_resistance || drbg.needs_reseed() {
-                    self.reseed(drbg, &[])?;
-                }
-                drbg.generate(chunk, &[]).map_err(|e| self.fail(e))
-            })?;
+            self.with_shard(|state| self.generate(&mut state.drbg, chunk, prediction_resistance))?;
+        }
+        Ok(())
+    }
+
+    /// One generate request straight into `out` (at most `MAX_REQUEST` bytes), reseeding
+    /// first when asked to or when the interval is up.
+    fn generate(
+        &self,
+        drbg: &mut HmacDrbg,
+        out: &mut [u8],
+        prediction_resistance: bool,
+    ) -> Result<(), RngError> {
+        if prediction_resistance || drbg.needs_reseed() {
+            self.reseed(drbg, &[])?;
+        }
+        drbg.generate(out, &[]).map_err(|e| self.fail(e))
+    }
+
+    /// Reseeds every shard from the entropy source with `additional` as additional input
+    /// (SP 800-90A §9.2), and wipes every read-ahead, so that all later output depends on
+    /// `additional` and on fresh entropy (`C_SeedRandom`).
+    pub fn reseed_all(&self, additional: &[u8]) -> Result<(), RngError> {
+        if self.is_failed() {
+            return Err(RngError::Failed);
+        }
+        for shard in self.shards.iter() {
+            let mut guard = shard.0.lock().map_err(|_| RngError::Failed)?;
+            let state = &mut *guard;
+            self.reseed(&mut state.drbg, additional)?;
+            if let Some(ahead) = state.ahead.as_mut() {
+                ahead.arm();
+            }
         }
         Ok(())
     }
@@ -454,6 +615,7 @@ pub(crate) fn test_rng() -> Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn stuck_entropy_is_caught_and_latches() {
@@ -507,6 +669,166 @@ mod tests {
         assert_eq!(d.generate(&mut out, b""), Err(RngError::Failed));
         d.reseed(&[3; 32], b"");
         d.generate(&mut out, b"").expect("after reseed");
+    }
+
+    /// A one-shard `Rng` on deterministic entropy, with the reference DRBG its shard starts
+    /// from (same entropy, nonce and personalisation), and a count of entropy draws.
+    fn one_shard(seed: [u8; 32]) -> (Rng, HmacDrbg, std::sync::Arc<AtomicUsize>) {
+        struct Counting(testing::DeterministicEntropy, std::sync::Arc<AtomicUsize>);
+        impl EntropySource for Counting {
+            fn fill(&mut self, buf: &mut [u8]) -> Result<(), RngError> {
+                self.1.fetch_add(1, Ordering::Relaxed);
+                self.0.fill(buf)
+            }
+        }
+        let draws = std::sync::Arc::new(AtomicUsize::new(0));
+        let cfg = RngConfig {
+            reseed_interval: 1 << 20,
+            shards: 1,
+        };
+        let rng = Rng::new(
+            Box::new(Counting(
+                testing::DeterministicEntropy::new(seed),
+                draws.clone(),
+            )),
+            cfg,
+        )
+        .expect("rng");
+        let mut src = testing::DeterministicEntropy::new(seed);
+        let (mut entropy, mut nonce) = ([0u8; 32], [0u8; 32]);
+        src.fill(&mut entropy).expect("entropy");
+        src.fill(&mut nonce).expect("nonce");
+        let reference =
+            HmacDrbg::instantiate(&entropy, &nonce[..16], b"craton-hsm drbg shard 0", 1 << 20);
+        (rng, reference, draws)
+    }
+
+    #[test]
+    fn small_requests_are_handed_the_drbg_output_itself() {
+        let (rng, mut reference, draws) = one_shard([3; 32]);
+        assert!(rng.shards[0].0.lock().expect("shard").ahead.is_some());
+        let mut first = vec![0u8; READ_AHEAD_LEN];
+        reference.generate(&mut first, b"").expect("reference");
+        // Handed out from the end of one generate request's output, request by request.
+        let mut expected_end = READ_AHEAD_LEN;
+        for len in [32usize, 16, 64, 0, 1, 12] {
+            let mut out = vec![0u8; len];
+            rng.fill(&mut out).expect("fill");
+            assert_eq!(out, first[expected_end - len..expected_end], "{len} bytes");
+            expected_end -= len;
+        }
+        // Once too little is left, the rest is dropped and the next request's output used.
+        let mut second = vec![0u8; READ_AHEAD_LEN];
+        reference.generate(&mut second, b"").expect("reference");
+        for _ in 0..expected_end / 64 {
+            rng.fill(&mut [0u8; 64]).expect("fill");
+        }
+        let mut out = [0u8; 64];
+        rng.fill(&mut out).expect("fill");
+        assert_eq!(out[..], second[READ_AHEAD_LEN - 64..]);
+        // Longer and prediction-resistant requests never come from the read-ahead.
+        let mut long = [0u8; READ_AHEAD_REQUEST + 1];
+        rng.fill(&mut long).expect("fill");
+        let mut direct = [0u8; READ_AHEAD_REQUEST + 1];
+        reference.generate(&mut direct, b"").expect("reference");
+        assert_eq!(long, direct);
+        let before = draws.load(Ordering::Relaxed);
+        let mut pr = [0u8; 16];
+        rng.fill_with_prediction_resistance(&mut pr).expect("fill");
+        assert_eq!(
+            draws.load(Ordering::Relaxed),
+            before + 1,
+            "one fresh entropy draw"
+        );
+        assert!(!second[..READ_AHEAD_LEN - 64].windows(16).any(|w| w == pr));
+    }
+
+    #[test]
+    fn handed_out_bytes_are_wiped_from_the_read_ahead() {
+        let (rng, _, _) = one_shard([4; 32]);
+        let mut out = [0u8; 48];
+        rng.fill(&mut out).expect("fill");
+        let shard = rng.shards[0].0.lock().expect("shard");
+        let page = shard.ahead.as_ref().expect("read-ahead").page.as_slice();
+        let tail = &page[HEADER + READ_AHEAD_LEN - 48..];
+        assert!(tail.iter().all(|b| *b == 0), "taken bytes are gone");
+        assert_eq!(
+            shard.ahead.as_ref().expect("read-ahead").unread(),
+            READ_AHEAD_LEN - 48
+        );
+        assert!(
+            page[HEADER..HEADER + 64].iter().any(|b| *b != 0),
+            "the rest is still there"
+        );
+    }
+
+    #[test]
+    fn a_wiped_read_ahead_page_makes_the_shard_take_fresh_entropy_first() {
+        // What a forked child sees: the kernel zeroes the page, mark and unread bytes alike.
+        let (rng, mut reference, draws) = one_shard([5; 32]);
+        rng.fill(&mut [0u8; 32]).expect("fill");
+        let mut parent_next = vec![0u8; READ_AHEAD_LEN];
+        reference
+            .generate(&mut parent_next, b"")
+            .expect("reference");
+        {
+            let mut shard = rng.shards[0].0.lock().expect("shard");
+            let ahead = shard.ahead.as_mut().expect("read-ahead");
+            ahead.page.as_mut_slice().zeroize();
+            assert!(!ahead.armed());
+        }
+        let before = draws.load(Ordering::Relaxed);
+        let mut child = [0u8; 32];
+        rng.fill(&mut child).expect("fill");
+        assert_eq!(draws.load(Ordering::Relaxed), before + 1, "reseeded once");
+        assert_ne!(
+            child[..],
+            parent_next[READ_AHEAD_LEN - 64..READ_AHEAD_LEN - 32]
+        );
+        assert!(!parent_next.windows(32).any(|w| w == child));
+        assert!(
+            rng.shards[0]
+                .0
+                .lock()
+                .expect("shard")
+                .ahead
+                .as_ref()
+                .expect("ahead")
+                .armed()
+        );
+        // Only once: the page is this process's again.
+        rng.fill(&mut child).expect("fill");
+        assert_eq!(draws.load(Ordering::Relaxed), before + 1);
+    }
+
+    #[test]
+    fn reseeding_all_shards_puts_the_seed_into_every_later_output() {
+        let outputs = |seed: &[u8]| {
+            let rng = Rng::new(
+                Box::new(testing::DeterministicEntropy::new([6; 32])),
+                RngConfig {
+                    reseed_interval: 1 << 20,
+                    shards: 3,
+                },
+            )
+            .expect("rng");
+            // Draw first so every shard has output drawn ahead that must be dropped.
+            let mut before = [0u8; 32];
+            rng.fill(&mut before).expect("fill");
+            rng.reseed_all(seed).expect("reseed");
+            let mut after = [0u8; 32];
+            rng.fill(&mut after).expect("fill");
+            (before, after)
+        };
+        let (before_a, after_a) = outputs(b"caller seed a");
+        let (before_b, after_b) = outputs(b"caller seed b");
+        let (_, after_a_again) = outputs(b"caller seed a");
+        assert_eq!(
+            before_a, before_b,
+            "same entropy, same output before the seed"
+        );
+        assert_ne!(after_a, after_b, "the seed changes what follows");
+        assert_eq!(after_a, after_a_again);
     }
 
     #[test]

@@ -987,14 +987,15 @@ impl Hsm {
         Ok(())
     }
 
-    /// `C_SeedRandom`: our DRBG reseeds itself from the OS; caller seed material is mixed in
-    /// as a prediction-resistance request, never used alone.
-    pub fn seed_random(&self, h: SessionHandle, _seed: &[u8]) -> Result<()> {
+    /// `C_SeedRandom`: every DRBG instance reseeds from the operating system's entropy with
+    /// the caller's seed as additional input, and drops the output it had drawn ahead, so
+    /// all later random bytes depend on the seed. The seed is never the generator's only
+    /// input: a constant or guessable seed adds nothing but takes nothing away.
+    pub fn seed_random(&self, h: SessionHandle, seed: &[u8]) -> Result<()> {
         self.check_module()?;
         self.session(h)?;
-        let mut discard = [0u8; 32];
         self.rng
-            .fill_with_prediction_resistance(&mut discard)
+            .reseed_all(seed)
             .map_err(|e| HsmError::Crypto(craton_core::CryptoError::Rng(e)))
     }
 

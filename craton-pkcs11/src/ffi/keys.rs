@@ -178,8 +178,8 @@ pub unsafe extern "C" fn C_DeriveKey(
     })
 }
 
-/// `C_SeedRandom`: the seed is taken as a request for fresh entropy, never as the only
-/// input to the generator.
+/// `C_SeedRandom`: the seed is mixed into every DRBG instance as additional input to a
+/// reseed from fresh operating-system entropy, never used as the generator's only input.
 ///
 /// # Safety
 /// Every pointer argument is null or valid for what the PKCS#11 specification says it

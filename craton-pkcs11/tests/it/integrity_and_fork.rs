@@ -157,3 +157,59 @@ fn a_forked_child_finds_key_memory_wiped() {
     assert!(small.expose().iter().all(|b| *b == 0xa5));
     assert!(large.expose().iter().all(|b| *b == 0x5a));
 }
+
+#[test]
+fn a_forked_child_never_repeats_its_parents_random_bytes() {
+    // The engine a child initialises has a DRBG of its own; this covers a generator used
+    // straight across fork(), as a program embedding craton-store might.
+    let rng = craton_core::rng::Rng::from_os().expect("rng");
+    let mut warm = [0u8; 32];
+    rng.fill(&mut warm).expect("fill");
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child draws from a generator no other thread uses (its locks are free),
+    // which allocates nothing, writes to the pipe and calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut out = [0u8; 64];
+        let ok = rng.fill(&mut out[..32]).is_ok() && rng.fill(&mut out[32..]).is_ok();
+        // SAFETY: writes 64 bytes from a live buffer to the pipe's write end.
+        let written = unsafe { libc::write(fds[1], out.as_ptr().cast(), out.len()) };
+        // SAFETY: ends the child at once, running no destructors.
+        unsafe { libc::_exit(if ok && written == 64 { 0 } else { 1 }) };
+    }
+    // Well past the next few generate requests: an inherited state would hand the child
+    // bytes the parent also gets, from its read-ahead or from its next request.
+    let parent: Vec<[u8; 32]> = (0..200)
+        .map(|_| {
+            let mut b = [0u8; 32];
+            rng.fill(&mut b).expect("fill");
+            b
+        })
+        .collect();
+    let mut child = [0u8; 64];
+    // SAFETY: reads at most 64 bytes into a live buffer from the pipe's read end.
+    let read = unsafe { libc::read(fds[0], child.as_mut_ptr().cast(), child.len()) };
+    let mut status = 0;
+    // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: closes the two descriptors pipe(2) made.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed"
+    );
+    assert_eq!(read, 64);
+    for c in child.chunks(32) {
+        assert!(
+            !parent.iter().any(|p| p[..] == *c),
+            "parent and child drew the same bytes"
+        );
+    }
+}
