@@ -1314,6 +1314,15 @@ fn key_management_functions_refuse_what_the_spec_says() {
             rv!(CKR_ARGUMENTS_BAD, C_GenerateRandom(h, null_mut(), 16));
             ok(c!(C_GenerateRandom(h, null_mut(), 0)));
             rv!(CKR_ARGUMENTS_BAD, C_SeedRandom(h, null_mut(), 16));
+            // A seed is accepted (mixed into a reseed, locally or in the daemon), and random
+            // bytes keep coming, different ones each call.
+            let mut seed = [0x42u8; 32];
+            ok(c!(C_SeedRandom(h, seed.as_mut_ptr(), 32)));
+            let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+            ok(c!(C_GenerateRandom(h, a.as_mut_ptr(), 32)));
+            ok(c!(C_GenerateRandom(h, b.as_mut_ptr(), 32)));
+            assert_ne!(a, b);
+            assert_ne!(a, [0u8; 32]);
         },
     );
 }
