@@ -331,11 +331,14 @@ impl ReadAhead {
         self.set_word(8, 0);
     }
 
-    /// Replaces the contents with one generate request's output. On failure nothing is left
-    /// unread (a partial output is wiped).
-    fn refill(&mut self, drbg: &mut HmacDrbg) -> Result<(), RngError> {
+    /// Replaces the contents with what `generate` writes (one generate request's output). On
+    /// failure nothing is left unread (a partial output is wiped).
+    fn refill(
+        &mut self,
+        generate: impl FnOnce(&mut [u8]) -> Result<(), RngError>,
+    ) -> Result<(), RngError> {
         self.discard();
-        let result = drbg.generate(&mut self.page.as_mut_slice()[HEADER..], &[]);
+        let result = generate(&mut self.page.as_mut_slice()[HEADER..]);
         match result {
             Ok(()) => self.set_word(8, READ_AHEAD_LEN as u64),
             Err(_) => self.discard(),
@@ -443,15 +446,13 @@ impl Rng {
         if out.len() > READ_AHEAD_REQUEST {
             return self.fill_inner(out, false);
         }
-        self.with_shard(|state| {
-            let Some(ahead) = state.ahead.as_mut() else {
-                return self.generate(&mut state.drbg, out, false);
+        self.with_shard(|ShardState { drbg, ahead }| {
+            let Some(ahead) = ahead else {
+                return self.generate(drbg, out, false);
             };
             if !ahead.take(out) {
-                if state.drbg.needs_reseed() {
-                    self.reseed(&mut state.drbg, &[])?;
-                }
-                ahead.refill(&mut state.drbg).map_err(|e| self.fail(e))?;
+                ahead.refill(|buf| self.generate(drbg, buf, false))?;
+                // Cannot fail: a request here is at most 64 bytes, a refill 992.
                 if !ahead.take(out) {
                     return Err(RngError::Failed);
                 }
