@@ -353,16 +353,23 @@ pub enum AttributeError {
     Inconsistent(AttributeType),
 }
 
-/// An object's attributes: one value per attribute type, kept in one vector sorted by type.
+/// An object's attributes: one value per attribute type, in type order.
 ///
-/// An object has a few dozen attributes, built once and then mostly read. A sorted vector
-/// takes one allocation where a B-tree takes one per node, finds a type by binary search in
-/// contiguous memory, and drops without walking nodes; the API is the part of `BTreeMap`'s
-/// that the engine uses, with the same meaning (a later insert of a type replaces its value,
-/// iteration is in type order).
-#[derive(Clone, Default, PartialEq, Eq)]
+/// An object has a few dozen attributes, built once and then mostly read. They live in one
+/// vector sorted by type: one allocation where a B-tree takes one per node, a binary search
+/// in contiguous memory, no nodes to walk on drop. Most of an object's attributes are its
+/// class's defaults ([`default_attributes`]), the same for every object of the class, so
+/// those stay in a static table beside the vector and only the values an object sets are
+/// its own: creating, copying and dropping an object moves a dozen values instead of forty.
+/// A value in the vector hides the default of its type; every method sees the two as one
+/// map. The API is the part of `BTreeMap`'s that the engine uses, with the same meaning (a
+/// later insert of a type replaces its value, iteration is in type order).
+#[derive(Clone, Default)]
 pub struct Attributes {
+    /// The values set on this map, sorted by type.
     entries: Vec<(AttributeType, AttrValue)>,
+    /// Sorted defaults for the types `entries` lacks (a class's table), or none.
+    defaults: &'static [(AttributeType, AttrValue)],
 }
 
 impl Attributes {
@@ -375,19 +382,51 @@ impl Attributes {
         self.entries.binary_search_by(|(k, _)| k.cmp(&a))
     }
 
+    fn default_of(&self, a: AttributeType) -> Option<&'static AttrValue> {
+        let defaults: &'static [(AttributeType, AttrValue)] = self.defaults;
+        defaults
+            .binary_search_by(|(k, _)| k.cmp(&a))
+            .ok()
+            .map(|i| &defaults[i].1)
+    }
+
+    /// Copies the defaults not hidden by a value into the vector, for the operations that
+    /// change or take values wholesale.
+    fn own_defaults(&mut self) {
+        if self.defaults.is_empty() {
+            return;
+        }
+        let defaults = std::mem::take(&mut self.defaults);
+        self.merge(
+            defaults.iter().map(|(a, v)| (*a, v.clone())).collect(),
+            false,
+        );
+    }
+
     /// The value of `a`, if present.
     pub fn get(&self, a: &AttributeType) -> Option<&AttrValue> {
-        self.find(*a).ok().map(|i| &self.entries[i].1)
+        match self.find(*a) {
+            Ok(i) => Some(&self.entries[i].1),
+            Err(_) => self.default_of(*a),
+        }
     }
 
     /// The value of `a` to change in place, if present.
     pub fn get_mut(&mut self, a: &AttributeType) -> Option<&mut AttrValue> {
-        self.find(*a).ok().map(|i| &mut self.entries[i].1)
+        let i = match self.find(*a) {
+            Ok(i) => i,
+            Err(i) => {
+                let v = self.default_of(*a)?.clone();
+                self.entries.insert(i, (*a, v));
+                i
+            }
+        };
+        Some(&mut self.entries[i].1)
     }
 
     /// Whether `a` is present.
     pub fn contains_key(&self, a: &AttributeType) -> bool {
-        self.find(*a).is_ok()
+        self.find(*a).is_ok() || self.default_of(*a).is_some()
     }
 
     /// Sets `a` to `v`, returning the value it replaces.
@@ -396,44 +435,61 @@ impl Attributes {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, v)),
             Err(i) => {
                 self.entries.insert(i, (a, v));
-                None
+                self.default_of(a).cloned()
             }
         }
     }
 
     /// Takes `a` out, returning its value.
     pub fn remove(&mut self, a: &AttributeType) -> Option<AttrValue> {
+        if self.default_of(*a).is_some() {
+            self.own_defaults();
+        }
         self.find(*a).ok().map(|i| self.entries.remove(i).1)
     }
 
     /// How many attributes there are.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        let hidden = self
+            .entries
+            .iter()
+            .filter(|(a, _)| self.default_of(*a).is_some())
+            .count();
+        self.entries.len() + self.defaults.len() - hidden
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.defaults.is_empty()
     }
 
     /// The attributes in type order.
-    pub fn iter(&self) -> <&Self as IntoIterator>::IntoIter {
+    pub fn iter(&self) -> Iter<'_> {
         self.into_iter()
     }
 
     /// The attributes in type order, values to change in place.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&AttributeType, &mut AttrValue)> + '_ {
+        self.own_defaults();
+        self.entries.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// The values set on this map, to change in place: not the defaults it shows for the
+    /// types it has no value of (which never include key material).
+    pub fn own_values_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&AttributeType, &mut AttrValue)> + '_ {
         self.entries.iter_mut().map(|(k, v)| (&*k, v))
     }
 
     /// The attribute types in order.
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &AttributeType> + '_ {
-        self.entries.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &AttributeType> + '_ {
+        self.iter().map(|(k, _)| k)
     }
 
     /// The values in type order.
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &AttrValue> + '_ {
-        self.entries.iter().map(|(_, v)| v)
+    pub fn values(&self) -> impl Iterator<Item = &AttrValue> + '_ {
+        self.iter().map(|(_, v)| v)
     }
 
     /// Adds each of `more` whose type is not present yet (of repeated types in `more`, the
@@ -443,10 +499,14 @@ impl Attributes {
         self.merge(more.into_iter().collect(), false);
     }
 
-    /// Merges `more` in: sorted by type (stably, so repeats keep their order), then walked
-    /// beside the present entries once. Where a type repeats, `later_wins` keeps the last
-    /// value given (present entries count as given first), otherwise the first.
+    /// Merges `more` into the vector: sorted by type (stably, so repeats keep their order),
+    /// then walked beside the present entries once. Where a type repeats, `later_wins` keeps
+    /// the last value given (present entries, defaults included, count as given first),
+    /// otherwise the first.
     fn merge(&mut self, mut more: Vec<(AttributeType, AttrValue)>, later_wins: bool) {
+        if !later_wins && !self.defaults.is_empty() {
+            more.retain(|(a, _)| self.default_of(*a).is_none());
+        }
         // A few: each found by binary search and put in place (an insertion moves the entries
         // after it, about a kilobyte at most). Many: sorted and merged in one walk.
         if more.len() <= 8 {
@@ -490,9 +550,18 @@ impl Attributes {
 
     /// Keeps only the attributes for which `keep` says so.
     pub fn retain(&mut self, mut keep: impl FnMut(&AttributeType, &mut AttrValue) -> bool) {
+        self.own_defaults();
         self.entries.retain_mut(|(k, v)| keep(k, v));
     }
 }
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Attributes {}
 
 impl std::fmt::Debug for Attributes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -520,19 +589,52 @@ impl Extend<(AttributeType, AttrValue)> for Attributes {
 impl IntoIterator for Attributes {
     type Item = (AttributeType, AttrValue);
     type IntoIter = std::vec::IntoIter<(AttributeType, AttrValue)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
+    fn into_iter(mut self) -> Self::IntoIter {
+        self.own_defaults();
+        std::mem::take(&mut self.entries).into_iter()
+    }
+}
+
+/// The attributes of an [`Attributes`] in type order: its own values and the defaults they
+/// do not hide, walked side by side.
+pub struct Iter<'a> {
+    entries: std::iter::Peekable<std::slice::Iter<'a, (AttributeType, AttrValue)>>,
+    defaults: std::iter::Peekable<std::slice::Iter<'a, (AttributeType, AttrValue)>>,
+}
+
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a AttributeType, &'a AttrValue);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = match (self.entries.peek(), self.defaults.peek()) {
+            (Some(e), Some(d)) if d.0 < e.0 => self.defaults.next(),
+            (Some(e), Some(d)) => {
+                if d.0 == e.0 {
+                    self.defaults.next();
+                }
+                self.entries.next()
+            }
+            (Some(_), None) => self.entries.next(),
+            (None, _) => self.defaults.next(),
+        };
+        next.map(|(k, v)| (k, v))
     }
 }
 
 impl<'a> IntoIterator for &'a Attributes {
     type Item = (&'a AttributeType, &'a AttrValue);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (AttributeType, AttrValue)>,
-        fn(&'a (AttributeType, AttrValue)) -> (&'a AttributeType, &'a AttrValue),
-    >;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(k, v)| (k, v))
+        Iter {
+            entries: self.entries.iter().peekable(),
+            defaults: self.defaults.iter().peekable(),
+        }
     }
 }
 
@@ -603,10 +705,25 @@ pub fn fixed_after_creation(attr: AttributeType) -> bool {
 }
 
 /// The defaults of `class` ([`defaults`]) as an attribute map, for a template to be merged
-/// into (its values win).
+/// into (its values win). The map refers to one static table per class; nothing is copied
+/// until a default is changed or taken out.
 pub fn default_attributes(class: ObjectClass) -> Attributes {
-    Attributes {
-        entries: sorted_defaults(class).to_vec(),
+    Attributes::new().over_defaults(class)
+}
+
+/// How many values a new object's map has room for beyond its template's.
+const NEW_OBJECT_ROOM: usize = 12;
+
+impl Attributes {
+    /// These attributes over the defaults of `class`: what `default_attributes(class)`
+    /// extended with them holds (their values win), without copying the defaults.
+    pub fn over_defaults(mut self, class: ObjectClass) -> Attributes {
+        self.own_defaults();
+        self.defaults = sorted_defaults(class);
+        // Room for what the token adds to a new object (class, key type, the key's own
+        // attributes, LOCAL, the generation mechanism, UNIQUE_ID ...) without regrowing.
+        self.entries.reserve(NEW_OBJECT_ROOM);
+        self
     }
 }
 
@@ -901,6 +1018,37 @@ mod tests {
     /// every kind of change, over a few thousand pseudo-random steps.
     #[test]
     fn attributes_behave_like_a_sorted_map() {
+        let pool: Vec<AttributeType> = (0..24).map(AttributeType).collect();
+        follow_the_model(Attributes::new(), &pool);
+        // Over a class's defaults (kept apart from the values set, see `Attributes`) the map
+        // must show the same as a map holding every default as a value: a value hides its
+        // type's default, a removed default stays removed, merges count defaults as present.
+        for c in [
+            ObjectClass::SECRET_KEY,
+            ObjectClass::PUBLIC_KEY,
+            ObjectClass::DATA,
+        ] {
+            let mut pool: Vec<AttributeType> = defaults(c).into_iter().map(|(a, _)| a).collect();
+            pool.extend((0..12).map(|i| AttributeType(0x8000_0000 + i)));
+            pool.extend([AttributeType::VALUE, AttributeType::CLASS]);
+            follow_the_model(default_attributes(c), &pool);
+            let template: Attributes = [
+                (AttributeType::LABEL, AttrValue::Bytes(b"k".to_vec())),
+                (AttributeType::VALUE, AttrValue::Bytes(vec![7; 4])),
+            ]
+            .into_iter()
+            .collect();
+            let mut all = default_attributes(c);
+            all.extend(template.clone());
+            assert_eq!(template.clone().over_defaults(c), all, "{c:?}");
+            assert!(template.over_defaults(c).into_iter().eq(all));
+        }
+    }
+
+    /// Drives `ours` and a `BTreeMap` holding the same attributes through the same few
+    /// thousand pseudo-random changes of types drawn from `pool`, checking that they agree
+    /// after each.
+    fn follow_the_model(mut ours: Attributes, pool: &[AttributeType]) {
         use std::collections::BTreeMap;
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut draw = |n: u64| {
@@ -909,46 +1057,70 @@ mod tests {
             state ^= state << 17;
             state % n
         };
-        let mut ours = Attributes::new();
-        let mut model: BTreeMap<AttributeType, AttrValue> = BTreeMap::new();
+        let mut model: BTreeMap<AttributeType, AttrValue> =
+            ours.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let n = pool.len() as u64;
         for step in 0..4000u64 {
-            let a = AttributeType(draw(24));
+            let a = pool[draw(n) as usize];
             let v = AttrValue::Ulong(step);
-            match draw(6) {
+            match draw(8) {
                 0 => assert_eq!(ours.insert(a, v.clone()), model.insert(a, v)),
                 1 => assert_eq!(ours.remove(&a), model.remove(&a)),
                 2 => {
                     let more: Vec<_> = (0..draw(14))
-                        .map(|i| (AttributeType(draw(24)), AttrValue::Ulong(step * 10 + i)))
+                        .map(|i| (pool[draw(n) as usize], AttrValue::Ulong(step * 10 + i)))
                         .collect();
                     ours.extend(more.clone());
                     model.extend(more);
                 }
                 3 => {
                     let more: Vec<_> = (0..draw(14))
-                        .map(|i| (AttributeType(draw(24)), AttrValue::Ulong(step * 10 + i)))
+                        .map(|i| (pool[draw(n) as usize], AttrValue::Ulong(step * 10 + i)))
                         .collect();
                     ours.fill_from(more.clone());
                     for (k, v) in more {
                         model.entry(k).or_insert(v);
                     }
                 }
-                4 => {
-                    ours.retain(|k, _| k.0 % 5 != step % 5);
-                    model.retain(|k, _| k.0 % 5 != step % 5);
+                4 if draw(20) == 0 => {
+                    let m = pool[draw(n) as usize].0 % 5;
+                    ours.retain(|k, _| k.0 % 5 != m);
+                    model.retain(|k, _| k.0 % 5 != m);
+                }
+                5 => {
+                    // A copy behaves the same as the original from here on.
+                    ours = ours.clone();
+                }
+                6 => {
+                    for (k, v) in ours.own_values_mut() {
+                        if k.0 % 3 == step % 3 {
+                            *v = AttrValue::Ulong(step);
+                            model.insert(*k, AttrValue::Ulong(step));
+                        }
+                    }
                 }
                 _ => {
                     if let (Some(x), Some(y)) = (ours.get_mut(&a), model.get_mut(&a)) {
                         *x = AttrValue::Bool(true);
                         *y = AttrValue::Bool(true);
                     }
+                    assert_eq!(ours.get_mut(&a).is_some(), model.contains_key(&a));
                 }
             }
             assert_eq!(ours.get(&a), model.get(&a));
             assert_eq!(ours.contains_key(&a), model.contains_key(&a));
             assert_eq!(ours.len(), model.len());
+            assert_eq!(ours.is_empty(), model.is_empty());
             assert!(ours.iter().eq(model.iter()), "step {step}");
+            assert!(ours.keys().eq(model.keys()), "step {step}");
         }
+        let as_values: Attributes = model.clone().into_iter().collect();
+        assert_eq!(ours, as_values);
+        assert!(ours.into_iter().eq(model));
+    }
+
+    #[test]
+    fn collecting_keeps_the_last_value_of_a_type() {
         let collected: Attributes = [
             (AttributeType(3), AttrValue::Ulong(1)),
             (AttributeType(1), AttrValue::Ulong(2)),

@@ -247,7 +247,9 @@ impl Object {
 /// dump-excluded pages; the heap copies are wiped as they drop. An object keeps its secrets
 /// only there, for as long as it lives.
 fn lock_secret_parts(attrs: &mut Attributes) {
-    for (a, v) in attrs.iter_mut() {
+    // Its own values only: the class's defaults hold no key material, and `iter_mut` would
+    // copy them into the object.
+    for (a, v) in attrs.own_values_mut() {
         if let AttrValue::Bytes(b) = v
             && (*a == A::VALUE || a.is_secret_component())
         {
@@ -331,9 +333,7 @@ fn natural_usage(spec: KeySpec, class: ObjectClass) -> &'static [A] {
 
 /// Applies `defaults` for what the template leaves out.
 fn with_defaults(class: ObjectClass, attrs: Attributes) -> Attributes {
-    let mut all = attribute::default_attributes(class);
-    all.extend(attrs);
-    all
+    attrs.over_defaults(class)
 }
 
 pub(crate) use crate::clock::today;
