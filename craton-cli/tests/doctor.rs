@@ -166,7 +166,9 @@ fn pki() -> &'static Pki {
     use craton_daemon::devpki::{DevPki, Usage};
     static PKI: std::sync::OnceLock<Pki> = std::sync::OnceLock::new();
     PKI.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("craton-doctor-pki-{}", std::process::id()));
+        // Under the target directory: the material outlives every test of the process, so
+        // no test can remove it, and cargo's scratch directory is the place for that.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("craton-doctor-pki");
         let _ = std::fs::remove_dir_all(&dir);
         let ca = DevPki::create(&dir, "clients-ca").unwrap();
         let crl = dir.join("fresh.crl");

@@ -44,8 +44,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let lock = fuzz_dir().join("Cargo.lock");
     let lock_before = std::fs::read(&lock).ok();
+    // The harness keeps its token's state in the temporary directory; one of its own, so
+    // each run's state goes when the run passes (and stays, beside the build, when not).
+    let scratch = workspace_root().join("target").join("fuzz-tmp");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
     let mut fuzz = cargo();
-    fuzz.current_dir(fuzz_dir()).args([
+    fuzz.current_dir(fuzz_dir()).env("TMPDIR", &scratch).args([
         "fuzz",
         "run",
         "-s",
@@ -57,6 +62,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "-print_final_stats=1",
     ]);
     exec(fuzz)?;
+    let _ = std::fs::remove_dir_all(&scratch);
     if std::fs::read(&lock).ok() != lock_before {
         return Err(
             "fuzz/Cargo.lock was out of date and cargo rewrote it during the build; \
