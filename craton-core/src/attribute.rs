@@ -496,7 +496,33 @@ impl Attributes {
     /// first): what `entry(a).or_insert(v)` does for each, in one merge instead of an
     /// insertion into the middle per attribute.
     pub fn fill_from(&mut self, more: impl IntoIterator<Item = (AttributeType, AttrValue)>) {
-        self.merge(more.into_iter().collect(), false);
+        self.add_all(more.into_iter(), false);
+    }
+
+    /// [`Self::merge`] of `more`, with a few (by the iterator's own bound) put in place one
+    /// by one without collecting them first.
+    fn add_all(
+        &mut self,
+        more: impl Iterator<Item = (AttributeType, AttrValue)>,
+        later_wins: bool,
+    ) {
+        if more.size_hint().1.is_some_and(|n| n <= FEW) {
+            more.for_each(|(a, v)| self.put(a, v, later_wins));
+        } else {
+            self.merge(more.collect(), later_wins);
+        }
+    }
+
+    /// One value put in place by binary search; an insertion moves the entries after it
+    /// (about half a kilobyte at most). With `later_wins` it replaces a present value, else
+    /// a present value (or default) stays.
+    fn put(&mut self, a: AttributeType, v: AttrValue, later_wins: bool) {
+        match self.find(a) {
+            Ok(i) if later_wins => self.entries[i].1 = v,
+            Ok(_) => {}
+            Err(_) if !later_wins && self.default_of(a).is_some() => {}
+            Err(i) => self.entries.insert(i, (a, v)),
+        }
     }
 
     /// Merges `more` into the vector: sorted by type (stably, so repeats keep their order),
@@ -504,20 +530,15 @@ impl Attributes {
     /// the last value given (present entries, defaults included, count as given first),
     /// otherwise the first.
     fn merge(&mut self, mut more: Vec<(AttributeType, AttrValue)>, later_wins: bool) {
-        if !later_wins && !self.defaults.is_empty() {
-            more.retain(|(a, _)| self.default_of(*a).is_none());
-        }
-        // A few: each found by binary search and put in place (an insertion moves the entries
-        // after it, about a kilobyte at most). Many: sorted and merged in one walk.
-        if more.len() <= 8 {
+        // A few: each put in place. Many: sorted and merged in one walk.
+        if more.len() <= FEW {
             for (a, v) in more {
-                match self.find(a) {
-                    Ok(i) if later_wins => self.entries[i].1 = v,
-                    Ok(_) => {}
-                    Err(i) => self.entries.insert(i, (a, v)),
-                }
+                self.put(a, v, later_wins);
             }
             return;
+        }
+        if !later_wins && !self.defaults.is_empty() {
+            more.retain(|(a, _)| self.default_of(*a).is_none());
         }
         // Stable, so repeats keep their order; short lists sort in place without allocating.
         more.sort_by_key(|(k, _)| *k);
@@ -582,7 +603,7 @@ impl FromIterator<(AttributeType, AttrValue)> for Attributes {
 impl Extend<(AttributeType, AttrValue)> for Attributes {
     /// Like inserting each in turn: a type given again replaces the value it has.
     fn extend<I: IntoIterator<Item = (AttributeType, AttrValue)>>(&mut self, iter: I) {
-        self.merge(iter.into_iter().collect(), true);
+        self.add_all(iter.into_iter(), true);
     }
 }
 
@@ -710,6 +731,9 @@ pub fn fixed_after_creation(attr: AttributeType) -> bool {
 pub fn default_attributes(class: ObjectClass) -> Attributes {
     Attributes::new().over_defaults(class)
 }
+
+/// Up to how many values are put into a map one by one rather than merged in one walk.
+const FEW: usize = 8;
 
 /// How many values a new object's map has room for beyond its template's.
 const NEW_OBJECT_ROOM: usize = 12;
