@@ -483,12 +483,12 @@ impl Attributes {
     }
 
     /// The attribute types in order.
-    pub fn keys(&self) -> impl Iterator<Item = &AttributeType> + '_ {
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &AttributeType> + '_ {
         self.iter().map(|(k, _)| k)
     }
 
     /// The values in type order.
-    pub fn values(&self) -> impl Iterator<Item = &AttrValue> + '_ {
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &AttrValue> + '_ {
         self.iter().map(|(_, v)| v)
     }
 
@@ -514,7 +514,7 @@ impl Attributes {
     }
 
     /// One value put in place by binary search; an insertion moves the entries after it
-    /// (about half a kilobyte at most). With `later_wins` it replaces a present value, else
+    /// (under a kilobyte: a map holds its own values, not its class's defaults). With `later_wins` it replaces a present value, else
     /// a present value (or default) stays.
     fn put(&mut self, a: AttributeType, v: AttrValue, later_wins: bool) {
         match self.find(a) {
@@ -617,10 +617,10 @@ impl IntoIterator for Attributes {
 }
 
 /// The attributes of an [`Attributes`] in type order: its own values and the defaults they
-/// do not hide, walked side by side.
+/// do not hide, walked side by side (from either end).
 pub struct Iter<'a> {
-    entries: std::iter::Peekable<std::slice::Iter<'a, (AttributeType, AttrValue)>>,
-    defaults: std::iter::Peekable<std::slice::Iter<'a, (AttributeType, AttrValue)>>,
+    entries: &'a [(AttributeType, AttrValue)],
+    defaults: &'a [(AttributeType, AttrValue)],
 }
 
 impl std::fmt::Debug for Iter<'_> {
@@ -629,22 +629,49 @@ impl std::fmt::Debug for Iter<'_> {
     }
 }
 
+type Entry<'a> = &'a (AttributeType, AttrValue);
+
+impl<'a> Iter<'a> {
+    /// The next entry from the front (`back` false) or the back, and what is left of each
+    /// side: an entry's own value goes with any default it hides.
+    fn step(&mut self, back: bool) -> Option<Entry<'a>> {
+        let end = |s: &'a [(AttributeType, AttrValue)]| if back { s.last() } else { s.first() };
+        let trim = |s: &mut &'a [(AttributeType, AttrValue)]| {
+            *s = if back { &s[..s.len() - 1] } else { &s[1..] };
+        };
+        let (take_default, hidden) = match (end(self.entries), end(self.defaults)) {
+            (None, None) => return None,
+            (None, Some(_)) => (true, false),
+            (Some(_), None) => (false, false),
+            (Some(e), Some(d)) if d.0 == e.0 => (false, true),
+            (Some(e), Some(d)) => (if back { d.0 > e.0 } else { d.0 < e.0 }, false),
+        };
+        let next = if take_default {
+            end(self.defaults)
+        } else {
+            end(self.entries)
+        };
+        if take_default || hidden {
+            trim(&mut self.defaults);
+        }
+        if !take_default {
+            trim(&mut self.entries);
+        }
+        next
+    }
+}
+
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a AttributeType, &'a AttrValue);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let next = match (self.entries.peek(), self.defaults.peek()) {
-            (Some(e), Some(d)) if d.0 < e.0 => self.defaults.next(),
-            (Some(e), Some(d)) => {
-                if d.0 == e.0 {
-                    self.defaults.next();
-                }
-                self.entries.next()
-            }
-            (Some(_), None) => self.entries.next(),
-            (None, _) => self.defaults.next(),
-        };
-        next.map(|(k, v)| (k, v))
+        self.step(false).map(|(k, v)| (k, v))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step(true).map(|(k, v)| (k, v))
     }
 }
 
@@ -653,8 +680,8 @@ impl<'a> IntoIterator for &'a Attributes {
     type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
         Iter {
-            entries: self.entries.iter().peekable(),
-            defaults: self.defaults.iter().peekable(),
+            entries: &self.entries,
+            defaults: self.defaults,
         }
     }
 }
@@ -1137,6 +1164,23 @@ mod tests {
             assert_eq!(ours.is_empty(), model.is_empty());
             assert!(ours.iter().eq(model.iter()), "step {step}");
             assert!(ours.keys().eq(model.keys()), "step {step}");
+            assert!(ours.values().rev().eq(model.values().rev()), "step {step}");
+            // From both ends at once, meeting in the middle.
+            let mut both = ours.iter();
+            let mut model_both = model.iter();
+            loop {
+                let (x, y) = if step % 2 == 0 {
+                    (both.next(), model_both.next())
+                } else {
+                    (both.next_back(), model_both.next_back())
+                };
+                assert_eq!(x, y, "step {step}");
+                let (x, y) = (both.next_back(), model_both.next_back());
+                assert_eq!(x, y, "step {step}");
+                if x.is_none() {
+                    break;
+                }
+            }
         }
         let as_values: Attributes = model.clone().into_iter().collect();
         assert_eq!(ours, as_values);
