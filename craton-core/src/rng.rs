@@ -618,6 +618,17 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    /// Distinct blocks while the counter runs down, then the same block for ever.
+    struct StuckAfter(u8);
+
+    impl EntropySource for StuckAfter {
+        fn fill(&mut self, buf: &mut [u8]) -> Result<(), RngError> {
+            buf.fill(self.0);
+            self.0 = self.0.saturating_sub(1);
+            Ok(())
+        }
+    }
+
     #[test]
     fn stuck_entropy_is_caught_and_latches() {
         // Start-up draws two blocks (entropy and nonce): the second repeats the first.
@@ -628,15 +639,6 @@ mod tests {
         let r = Rng::new(Box::new(testing::StuckEntropy), cfg);
         assert_eq!(r.map(|_| ()).unwrap_err(), RngError::HealthTest);
 
-        /// Distinct blocks while the counter runs down, then the same block for ever.
-        struct StuckAfter(u8);
-        impl EntropySource for StuckAfter {
-            fn fill(&mut self, buf: &mut [u8]) -> Result<(), RngError> {
-                buf.fill(self.0);
-                self.0 = self.0.saturating_sub(1);
-                Ok(())
-            }
-        }
         // Blocks 1, 0 at start-up; the first reseed draws 0 again and fails.
         let r = Rng::new(Box::new(StuckAfter(1)), cfg).expect("start-up");
         let mut buf = [0u8; 16];
@@ -646,6 +648,31 @@ mod tests {
         );
         assert!(r.is_failed());
         assert_eq!(r.fill(&mut buf), Err(RngError::Failed));
+    }
+
+    #[test]
+    fn a_failed_refill_leaves_nothing_to_hand_out_and_latches() {
+        // Start-up draws blocks 1 and 0. The first refill needs no reseed (interval 1); the
+        // second does, draws 0 again, and its generate request fails the continuous test.
+        let cfg = RngConfig {
+            reseed_interval: 1,
+            shards: 1,
+        };
+        let rng = Rng::new(Box::new(StuckAfter(1)), cfg).expect("start-up");
+        let mut out = [0u8; 32];
+        for _ in 0..READ_AHEAD_LEN / 32 {
+            rng.fill(&mut out).expect("served from the first refill");
+        }
+        assert_eq!(rng.fill(&mut out), Err(RngError::HealthTest));
+        assert!(rng.is_failed());
+        {
+            let shard = rng.shards[0].0.lock().expect("shard");
+            let ahead = shard.ahead.as_ref().expect("read-ahead");
+            assert_eq!(ahead.unread(), 0, "nothing left to hand out");
+            assert!(ahead.page.as_slice()[HEADER..].iter().all(|b| *b == 0));
+        }
+        assert_eq!(rng.fill(&mut out), Err(RngError::Failed));
+        assert_eq!(rng.fill(&mut [0u8; 8]), Err(RngError::Failed));
     }
 
     #[test]
