@@ -331,11 +331,6 @@ fn natural_usage(spec: KeySpec, class: ObjectClass) -> &'static [A] {
     }
 }
 
-/// Applies `defaults` for what the template leaves out.
-fn with_defaults(class: ObjectClass, attrs: Attributes) -> Attributes {
-    attrs.over_defaults(class)
-}
-
 pub(crate) use crate::clock::today;
 
 /// Whether the key is inside its `CKA_START_DATE`..=`CKA_END_DATE` window. Keys without
@@ -532,7 +527,7 @@ impl Hsm {
         let tpl = to_map(template)?;
         refuse_token_managed(&tpl)?;
         let class = ObjectClass(ulong(&tpl, A::CLASS).ok_or(AttributeError::Incomplete(A::CLASS))?);
-        let mut attrs = with_defaults(class, tpl);
+        let mut attrs = tpl.over_defaults(class);
         match class {
             ObjectClass::DATA => {}
             ObjectClass::CERTIFICATE => {
@@ -686,7 +681,7 @@ impl Hsm {
                 tpl.insert(*a, AttrValue::Bool(true));
             }
         }
-        let mut attrs = with_defaults(class, tpl);
+        let mut attrs = tpl.over_defaults(class);
         // What the token sets, over the template and the defaults, in one pass.
         attrs.extend(
             [
@@ -1068,7 +1063,7 @@ impl Hsm {
         }
         let key_type =
             KeyType(ulong(&tpl, A::KEY_TYPE).ok_or(AttributeError::Incomplete(A::KEY_TYPE))?);
-        let mut attrs = with_defaults(class, tpl);
+        let mut attrs = tpl.over_defaults(class);
         if force_sensitive {
             if matches!(attrs.get(&A::SENSITIVE), Some(AttrValue::Bool(false))) {
                 return Err(AttributeError::Inconsistent(A::SENSITIVE).into());
