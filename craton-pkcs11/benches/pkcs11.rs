@@ -575,7 +575,7 @@ impl Cell {
 
 /// Runs `body` on `threads` threads for one slice of a cell's time; returns the operations
 /// done and the seconds taken.
-fn rate(threads: usize, body: &(dyn Fn(&AtomicBool) -> u64 + Sync)) -> (u64, f64) {
+fn slice(threads: usize, body: &(dyn Fn(&AtomicBool) -> u64 + Sync)) -> (u64, f64) {
     let stop = AtomicBool::new(false);
     let total = AtomicU64::new(0);
     let started = Instant::now();
@@ -595,7 +595,7 @@ fn rate(threads: usize, body: &(dyn Fn(&AtomicBool) -> u64 + Sync)) -> (u64, f64
 }
 
 /// One slice of `row` on `m` (operations, seconds), or the code the module answered instead.
-fn module_rate(m: &Module, row: usize, threads: usize) -> Result<(u64, f64), CK_RV> {
+fn module_slice(m: &Module, row: usize, threads: usize) -> Result<(u64, f64), CK_RV> {
     let op = ROWS[row].1;
     {
         let h = m.session();
@@ -606,7 +606,7 @@ fn module_rate(m: &Module, row: usize, threads: usize) -> Result<(u64, f64), CK_
             return Err(rv);
         }
     }
-    Ok(rate(threads, &|stop| {
+    Ok(slice(threads, &|stop| {
         let h = m.session();
         let mut out = vec![0u8; 8192];
         let mut n = 0;
@@ -619,8 +619,8 @@ fn module_rate(m: &Module, row: usize, threads: usize) -> Result<(u64, f64), CK_
     }))
 }
 
-fn raw_rate(raw: &Raw, row: usize, threads: usize) -> (u64, f64) {
-    rate(threads, &|stop| {
+fn raw_slice(raw: &Raw, row: usize, threads: usize) -> (u64, f64) {
+    slice(threads, &|stop| {
         let mut out = Vec::with_capacity(8192);
         let mut n = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -748,7 +748,7 @@ fn main() {
         let soft = |threads| {
             theirs
                 .as_ref()
-                .map_or(Err(CKR_GENERAL_ERROR), |t| module_rate(t, i, threads))
+                .map_or(Err(CKR_GENERAL_ERROR), |t| module_slice(t, i, threads))
         };
         let (mut c1, mut r1, mut c2, mut r2) = Default::default();
         let (mut s1, mut s2): (Result<Cell, CK_RV>, Result<Cell, CK_RV>) =
@@ -756,18 +756,18 @@ fn main() {
         for _ in 0..slices() {
             c1 = Cell::add(
                 c1,
-                module_rate(&ours, i, 1).expect("our module runs every row"),
+                module_slice(&ours, i, 1).expect("our module runs every row"),
             );
             s1 = s1.and_then(|c| soft(1).map(|v| c.add(v)));
-            r1 = Cell::add(r1, raw_rate(&raw, i, 1));
+            r1 = Cell::add(r1, raw_slice(&raw, i, 1));
             c2 = Cell::add(
                 c2,
-                module_rate(&ours, i, 2).expect("our module runs every row"),
+                module_slice(&ours, i, 2).expect("our module runs every row"),
             );
             s2 = s2.and_then(|c| soft(2).map(|v| c.add(v)));
             // What the machine itself gives two threads, for the scale column to be read
             // against.
-            r2 = Cell::add(r2, raw_rate(&raw, i, 2));
+            r2 = Cell::add(r2, raw_slice(&raw, i, 2));
         }
         let (c1, r1, c2, r2) = (c1.rate(), r1.rate(), c2.rate(), r2.rate());
         let (s1, s2) = (s1.map(|c| c.rate()), s2.map(|c| c.rate()));
